@@ -1,0 +1,25 @@
+//! mpu-janitor reclaims the storage held by stale S3 multipart uploads: it lists the incomplete
+//! uploads of each configured bucket, aborts those older than a threshold, and repeats each abort
+//! until ListParts comes back empty, because a part in flight during an abort can still land.
+//!
+//! # Layout
+//!
+//! - [`config`]: serde structs, figment layers (defaults, file, `MPU_JANITOR_*` env, flags), validation.
+//! - [`store`]: the only module that calls aws-sdk-s3: list uploads (two markers), list parts, abort.
+//! - [`policy`]: pure stale/keep decision: upload + newest part + now + rules -> abort or keep(reason).
+//! - [`sweep`]: one target: list -> policy -> abort -> verify until empty, bounded concurrency.
+//! - [`report`]: the run's figures, as text or JSON.
+//! - [`metrics`]: the Prometheus registry, recorded from reports; text, textfile.
+//!
+//! `main.rs` wires these together for the commands of spec.md.
+
+pub mod config;
+pub mod metrics;
+pub mod policy;
+pub mod report;
+pub mod store;
+pub mod sweep;
+
+pub use config::{Config, ConfigError};
+pub use report::{RunReport, TargetReport};
+pub use store::StoreError;

@@ -1,0 +1,196 @@
+//! The binary: parse the command line, set up logging, load the configuration, run the command and
+//! turn the outcome into an exit code (0 clean, 1 a target failed or an upload stayed unverified,
+//! 2 invalid configuration or usage).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mpu_janitor::config::{self, CliOverrides, Config};
+use mpu_janitor::metrics::Metrics;
+use mpu_janitor::report::{self, RunReport};
+use mpu_janitor::store::Connector;
+use mpu_janitor::sweep::{self, Progress, SweepOptions};
+
+/// Reclaims the storage held by stale S3 multipart uploads, and proves it.
+#[derive(Parser, Debug)]
+#[command(name = "mpu-janitor", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file [default: $MPU_JANITOR_CONFIG, then /etc/mpu-janitor/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log line format (logs go to stderr)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log level or filter (error, warn, info, debug, trace, or a RUST_LOG-style filter) [default: $RUST_LOG, then info]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Daemon: sweep every target on its cron schedule, serve /metrics, /healthz, /readyz
+    Run,
+    /// One sweep of every target, then exit (Kubernetes CronJob, systemd timer)
+    Once {
+        /// Change nothing; report what would be aborted
+        #[arg(long)]
+        dry_run: bool,
+        /// Report format on stdout
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Most aborted uploads listed per target in the JSON report (problems are always listed)
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        max_listed: usize,
+    },
+    /// List the stale uploads each target would abort; change nothing
+    Plan {
+        /// Report format on stdout
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Validate the configuration and print the effective one, secrets redacted
+    CheckConfig,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
+}
+
+/// Our own info lines; the SDK's only from warn up (it logs every credential lookup at info).
+const DEFAULT_LOG_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn";
+
+/// Targets swept at the same time in one run.
+const PARALLEL_TARGETS: usize = 8;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(cli.log_format, cli.log_level.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let cli_overrides = CliOverrides {
+        dry_run: matches!(cli.command, Command::Once { dry_run: true, .. } | Command::Plan { .. }),
+    };
+    let path = config::config_path(cli.config.as_deref());
+    let config = match Config::load(&path, &cli_overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Command::CheckConfig => {
+            print!("{}", config::render_effective(&config));
+            ExitCode::SUCCESS
+        }
+        Command::Plan { output } => {
+            let run = runtime.block_on(sweep_once(&config, usize::MAX));
+            match output {
+                Output::Text => print!("{}", report::render_plan_text(&run)),
+                Output::Json => println!("{}", to_json(&run)),
+            }
+            ExitCode::from(run.exit_code())
+        }
+        Command::Once {
+            output, max_listed, ..
+        } => {
+            let run = runtime.block_on(sweep_once(&config, max_listed));
+            match output {
+                Output::Text => print!("{}", report::render_run_text(&run)),
+                Output::Json => println!("{}", to_json(&run)),
+            }
+            let mut code = run.exit_code();
+            let metrics = Metrics::new();
+            run.targets.iter().for_each(|t| metrics.record(t));
+            if !config.metrics.textfile.is_empty() {
+                if let Err(e) = metrics.write_textfile(config.metrics.textfile.as_ref()) {
+                    tracing::error!(path = %config.metrics.textfile, error = %e, "Writing the metrics textfile failed");
+                    code = 1;
+                }
+            }
+            ExitCode::from(code)
+        }
+        Command::Run => {
+            eprintln!("error: `run` is not available in this build yet; use `once` from a timer");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn to_json(run: &RunReport) -> String {
+    serde_json::to_string_pretty(run).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// One sweep of every target, with a live progress line on a terminal.
+async fn sweep_once(config: &Config, max_listed: usize) -> RunReport {
+    let progress = Arc::new(Progress::default());
+    let opts = SweepOptions {
+        max_listed,
+        progress: progress.clone(),
+        ..Default::default()
+    };
+    let ticker = std::io::stderr()
+        .is_terminal()
+        .then(|| tokio::spawn(show_progress(progress.clone())));
+    let connector = Connector::new();
+    let run = sweep::sweep_targets(&config.targets, &connector, &opts, PARALLEL_TARGETS).await;
+    if let Some(t) = ticker {
+        t.abort();
+        eprint!("\r\x1b[2K");
+    }
+    run
+}
+
+/// Rewrites one status line on stderr twice a second.
+async fn show_progress(p: Arc<Progress>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        eprint!(
+            "\r\x1b[2Klisted {}  processed {}  aborted {}  reclaimed {}",
+            p.listed.load(Ordering::Relaxed),
+            p.processed.load(Ordering::Relaxed),
+            p.aborted.load(Ordering::Relaxed),
+            report::human_bytes(p.reclaimed_bytes.load(Ordering::Relaxed)),
+        );
+    }
+}
+
+fn init_logging(format: LogFormat, level: Option<&str>) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l).map_err(|e| format!("--log-level {l:?}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
+}

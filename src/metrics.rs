@@ -1,0 +1,274 @@
+//! The Prometheus metrics of spec.md, on one registry, recorded from each target's report. Also
+//! renders the text exposition and writes it where batch runs need it (a node_exporter textfile,
+//! atomically). Bucket is the only per-target label: keys and upload ids never become labels.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::report::TargetReport;
+
+/// Every metric of the janitor.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    reclaimed_bytes: IntCounterVec,
+    uploads_aborted: IntCounterVec,
+    abort_attempts: IntCounterVec,
+    uploads_unverified: IntCounterVec,
+    errors: IntCounterVec,
+    sweeps_skipped: IntCounterVec,
+    stale_uploads: IntGaugeVec,
+    stale_bytes: IntGaugeVec,
+    incomplete_uploads: IntGaugeVec,
+    sweep_duration: HistogramVec,
+    last_sweep: GaugeVec,
+    last_success: GaugeVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric on a fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("registered once");
+            c
+        };
+        let int_gauge = |name: &str, help: &str| {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["bucket"]).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("registered once");
+            g
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = GaugeVec::new(Opts::new(name, help), &["bucket"]).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("registered once");
+            g
+        };
+        let m = Metrics {
+            reclaimed_bytes: counter(
+                "mpu_janitor_reclaimed_bytes_total",
+                "Bytes of parts freed by verified aborts.",
+                &["bucket"],
+            ),
+            uploads_aborted: counter(
+                "mpu_janitor_uploads_aborted_total",
+                "Uploads aborted and verified empty.",
+                &["bucket"],
+            ),
+            abort_attempts: counter(
+                "mpu_janitor_abort_attempts_total",
+                "AbortMultipartUpload calls (the excess over aborted is re-aborts).",
+                &["bucket"],
+            ),
+            uploads_unverified: counter(
+                "mpu_janitor_uploads_unverified_total",
+                "Uploads still holding parts after max_abort_attempts.",
+                &["bucket"],
+            ),
+            errors: counter(
+                "mpu_janitor_errors_total",
+                "Failed S3 calls after retries.",
+                &["bucket", "operation", "kind"],
+            ),
+            sweeps_skipped: counter(
+                "mpu_janitor_sweeps_skipped_total",
+                "Scheduled sweeps skipped because the previous sweep of the target was still running.",
+                &["bucket"],
+            ),
+            stale_uploads: int_gauge(
+                "mpu_janitor_stale_uploads",
+                "Stale uploads found by the last sweep.",
+            ),
+            stale_bytes: int_gauge("mpu_janitor_stale_bytes", "Bytes the stale uploads held."),
+            incomplete_uploads: int_gauge(
+                "mpu_janitor_incomplete_uploads",
+                "All incomplete uploads seen by the last sweep.",
+            ),
+            sweep_duration: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "mpu_janitor_sweep_duration_seconds",
+                        "Wall time of a sweep.",
+                    )
+                    .buckets(vec![
+                        0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+                        3600.0,
+                    ]),
+                    &["bucket"],
+                )
+                .expect("valid metric");
+                registry.register(Box::new(h.clone())).expect("registered once");
+                h
+            },
+            last_sweep: gauge(
+                "mpu_janitor_last_sweep_timestamp_seconds",
+                "End of the last sweep (Unix seconds).",
+            ),
+            last_success: gauge(
+                "mpu_janitor_last_success_timestamp_seconds",
+                "End of the last sweep without failure (Unix seconds).",
+            ),
+            registry,
+        };
+        let build = IntGaugeVec::new(
+            Opts::new("mpu_janitor_build_info", "Always 1; the version label says which build."),
+            &["version"],
+        )
+        .expect("valid metric");
+        m.registry
+            .register(Box::new(build.clone()))
+            .expect("registered once");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m
+    }
+
+    /// Records one target's sweep.
+    pub fn record(&self, r: &TargetReport) {
+        let b = [r.bucket.as_str()];
+        self.reclaimed_bytes
+            .with_label_values(&b)
+            .inc_by(r.reclaimed_bytes);
+        self.uploads_aborted.with_label_values(&b).inc_by(r.aborted);
+        self.abort_attempts
+            .with_label_values(&b)
+            .inc_by(r.abort_attempts);
+        self.uploads_unverified
+            .with_label_values(&b)
+            .inc_by(r.unverified);
+        for e in &r.errors {
+            self.errors
+                .with_label_values(&[&r.bucket, e.operation.as_str(), e.kind.as_str()])
+                .inc_by(e.count);
+        }
+        self.stale_uploads.with_label_values(&b).set(r.stale as i64);
+        self.stale_bytes
+            .with_label_values(&b)
+            .set(r.stale_bytes as i64);
+        self.incomplete_uploads
+            .with_label_values(&b)
+            .set(r.uploads_seen as i64);
+        self.sweep_duration
+            .with_label_values(&b)
+            .observe(r.duration_seconds);
+        let end = chrono::DateTime::parse_from_rfc3339(&r.finished_at)
+            .map(|t| t.timestamp() as f64)
+            .unwrap_or_else(|_| chrono::Utc::now().timestamp() as f64);
+        self.last_sweep.with_label_values(&b).set(end);
+        if !r.is_failure() {
+            self.last_success.with_label_values(&b).set(end);
+        }
+    }
+
+    /// Counts a scheduled sweep skipped because the previous one still runs.
+    pub fn sweep_skipped(&self, bucket: &str) {
+        self.sweeps_skipped.with_label_values(&[bucket]).inc();
+    }
+
+    /// Makes a target's counters appear (at 0) before its first sweep, so rates work from the start.
+    pub fn touch(&self, bucket: &str) {
+        let b = [bucket];
+        self.reclaimed_bytes.with_label_values(&b);
+        self.uploads_aborted.with_label_values(&b);
+        self.abort_attempts.with_label_values(&b);
+        self.uploads_unverified.with_label_values(&b);
+        self.sweeps_skipped.with_label_values(&b);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Writes the exposition to `path` atomically: a temp file in the same directory, then rename,
+    /// so node_exporter's textfile collector never reads half a file.
+    pub fn write_textfile(&self, path: &Path) -> std::io::Result<()> {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "mpu_janitor.prom".into());
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(self.render().as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ErrorCount;
+    use crate::store::{ErrorKind, Operation};
+
+    #[test]
+    fn report_figures_become_series() {
+        let m = Metrics::new();
+        let r = TargetReport {
+            bucket: "b1".into(),
+            aborted: 3,
+            abort_attempts: 5,
+            reclaimed_bytes: 3_145_728,
+            stale: 4,
+            unverified: 1,
+            finished_at: "2026-11-21T10:00:04Z".into(),
+            errors: vec![ErrorCount {
+                operation: Operation::Abort,
+                kind: ErrorKind::Throttled,
+                count: 2,
+            }],
+            ..Default::default()
+        };
+        m.record(&r);
+        m.record(&r);
+        let text = m.render();
+        for line in [
+            "mpu_janitor_reclaimed_bytes_total{bucket=\"b1\"} 6291456",
+            "mpu_janitor_uploads_aborted_total{bucket=\"b1\"} 6",
+            "mpu_janitor_abort_attempts_total{bucket=\"b1\"} 10",
+            "mpu_janitor_uploads_unverified_total{bucket=\"b1\"} 2",
+            "mpu_janitor_errors_total{bucket=\"b1\",kind=\"throttled\",operation=\"abort\"} 4",
+            "mpu_janitor_stale_uploads{bucket=\"b1\"} 4",
+            "mpu_janitor_last_sweep_timestamp_seconds{bucket=\"b1\"} 1795255204",
+            "mpu_janitor_build_info{version=\"",
+            "mpu_janitor_sweep_duration_seconds_count{bucket=\"b1\"} 2",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        // An unverified upload is a failure: no success timestamp.
+        assert!(!text.contains("mpu_janitor_last_success_timestamp_seconds{bucket=\"b1\"}"));
+    }
+
+    #[test]
+    fn textfile_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("janitor.prom");
+        let m = Metrics::new();
+        m.write_textfile(&path).unwrap();
+        m.write_textfile(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("mpu_janitor_build_info"));
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+}

@@ -1,0 +1,245 @@
+//! The stale/keep decision, as pure functions: no I/O, no clock, no randomness. Given an upload (and,
+//! later, its newest part), the time now and the target's rules, say whether to abort it or why to keep
+//! it. Everything here errs towards keeping: an upload is only ever aborted for a positive reason.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// The rules of one target that the decision depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules<'a> {
+    /// The target's key prefix: an upload outside it is never touched, whatever the server listed.
+    pub prefix: &'a str,
+    /// Key prefixes never touched.
+    pub exclude_prefixes: &'a [String],
+    /// An upload initiated longer ago than this is stale.
+    pub older_than: Duration,
+    /// When > 0, a stale upload whose newest part is younger than this is kept.
+    pub idle_for: Duration,
+}
+
+/// Why an upload is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepReason {
+    /// The key is under one of `exclude_prefixes`.
+    Excluded,
+    /// The key is outside the target's `prefix` (the server ignored the prefix filter).
+    OutsidePrefix,
+    /// Initiated less than `older_than` ago.
+    Fresh,
+    /// A part arrived less than `idle_for` ago.
+    RecentPart,
+    /// The server gave no initiation time, or one that cannot be read.
+    UnknownInitiated,
+    /// The initiation time is in the future: a clock is wrong, so no age can be trusted.
+    FutureInitiated,
+}
+
+/// The outcome of the decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Stale: abort it (subject to `idle_for`, checked once its parts are known).
+    Abort,
+    /// Leave it alone.
+    Keep(KeepReason),
+}
+
+/// First look, from the listing alone: prefix, exclusions, initiation time.
+pub fn screen(
+    key: &str,
+    initiated: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> Decision {
+    if !key.starts_with(rules.prefix) {
+        return Decision::Keep(KeepReason::OutsidePrefix);
+    }
+    if rules
+        .exclude_prefixes
+        .iter()
+        .any(|p| key.starts_with(p.as_str()))
+    {
+        return Decision::Keep(KeepReason::Excluded);
+    }
+    let Some(initiated) = initiated else {
+        return Decision::Keep(KeepReason::UnknownInitiated);
+    };
+    if initiated > now {
+        return Decision::Keep(KeepReason::FutureInitiated);
+    }
+    if !older_than(initiated, now, rules.older_than) {
+        return Decision::Keep(KeepReason::Fresh);
+    }
+    Decision::Abort
+}
+
+/// Second look, once the parts are listed: `idle_for` against the newest part's LastModified.
+/// `newest_part` is `None` when the upload has no parts (nothing is being written to it).
+pub fn check_idle(
+    newest_part: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> Decision {
+    if rules.idle_for.is_zero() {
+        return Decision::Abort;
+    }
+    match newest_part {
+        None => Decision::Abort,
+        // A part stamped in the future is as recent as it gets.
+        Some(t) if t > now => Decision::Keep(KeepReason::RecentPart),
+        Some(t) if !older_than(t, now, rules.idle_for) => Decision::Keep(KeepReason::RecentPart),
+        Some(_) => Decision::Abort,
+    }
+}
+
+/// Age in whole seconds, 0 for times in the future.
+pub fn age_seconds(t: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    (now - t).num_seconds().max(0) as u64
+}
+
+/// True when `t` lies strictly more than `limit` before `now`.
+fn older_than(t: DateTime<Utc>, now: DateTime<Utc>, limit: Duration) -> bool {
+    match (now - t).to_std() {
+        Ok(age) => age > limit,
+        Err(_) => false, // negative age: in the future
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const DAY: u64 = 86_400;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap()
+    }
+
+    fn ago(secs: i64) -> Option<DateTime<Utc>> {
+        Some(now() - chrono::Duration::seconds(secs))
+    }
+
+    #[test]
+    fn screen_table() {
+        let excl = vec!["keep/".to_string(), "logs/live".to_string()];
+        let rules = Rules {
+            prefix: "",
+            exclude_prefixes: &excl,
+            older_than: Duration::from_secs(7 * DAY),
+            idle_for: Duration::ZERO,
+        };
+        use Decision::*;
+        use KeepReason::*;
+        let table: &[(&str, Option<DateTime<Utc>>, Decision)] = &[
+            ("a", ago(8 * DAY as i64), Abort),
+            ("a", ago(7 * DAY as i64 + 1), Abort),
+            ("a", ago(7 * DAY as i64), Keep(Fresh)), // exactly the threshold is not "longer ago"
+            ("a", ago(60), Keep(Fresh)),
+            ("a", ago(0), Keep(Fresh)),
+            ("a", ago(-5), Keep(FutureInitiated)),
+            ("a", None, Keep(UnknownInitiated)),
+            ("keep/x", ago(30 * DAY as i64), Keep(Excluded)),
+            ("keep", ago(30 * DAY as i64), Abort),
+            ("logs/live-2026", ago(30 * DAY as i64), Keep(Excluded)),
+            ("logs/old", ago(30 * DAY as i64), Abort),
+            ("ünï cødé/ key+%", ago(30 * DAY as i64), Abort),
+        ];
+        for (key, initiated, want) in table {
+            assert_eq!(
+                screen(key, *initiated, now(), &rules),
+                *want,
+                "{key} {initiated:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn screen_never_touches_keys_outside_the_prefix() {
+        let rules = Rules {
+            prefix: "tmp/",
+            exclude_prefixes: &[],
+            older_than: Duration::from_secs(1),
+            idle_for: Duration::ZERO,
+        };
+        let old = ago(100 * DAY as i64);
+        assert_eq!(screen("tmp/a", old, now(), &rules), Decision::Abort);
+        assert_eq!(
+            screen("tmpx", old, now(), &rules),
+            Decision::Keep(KeepReason::OutsidePrefix)
+        );
+        assert_eq!(
+            screen("other/a", old, now(), &rules),
+            Decision::Keep(KeepReason::OutsidePrefix)
+        );
+    }
+
+    #[test]
+    fn idle_table() {
+        let on = Rules {
+            prefix: "",
+            exclude_prefixes: &[],
+            older_than: Duration::from_secs(DAY),
+            idle_for: Duration::from_secs(3600),
+        };
+        let off = Rules {
+            idle_for: Duration::ZERO,
+            ..on
+        };
+        use Decision::*;
+        let table: &[(&Rules, Option<DateTime<Utc>>, Decision)] = &[
+            (&on, None, Abort),
+            (&on, ago(7200), Abort),
+            (&on, ago(3601), Abort),
+            (&on, ago(3600), Keep(KeepReason::RecentPart)),
+            (&on, ago(10), Keep(KeepReason::RecentPart)),
+            (&on, ago(-10), Keep(KeepReason::RecentPart)),
+            (&off, ago(10), Abort),
+            (&off, None, Abort),
+        ];
+        for (rules, newest, want) in table {
+            assert_eq!(check_idle(*newest, now(), rules), *want, "{newest:?}");
+        }
+    }
+
+    #[test]
+    fn age_is_never_negative() {
+        assert_eq!(age_seconds(ago(-100).unwrap(), now()), 0);
+        assert_eq!(age_seconds(ago(100).unwrap(), now()), 100);
+    }
+
+    /// Property: over a dense grid of ages and thresholds, an upload younger than `older_than` is
+    /// never chosen, whatever the other rules say.
+    #[test]
+    fn a_fresh_upload_is_never_chosen() {
+        let thresholds = [1u64, 59, 3600, DAY, 7 * DAY, 400 * DAY];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            // xorshift: deterministic pseudo-random ages, including negative ones
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let older = thresholds[(state % thresholds.len() as u64) as usize];
+            let idle = thresholds[((state >> 8) % thresholds.len() as u64) as usize];
+            let age = (state >> 16) as i64 % (500 * DAY as i64) - DAY as i64;
+            let part_age = (state >> 24) as i64 % (500 * DAY as i64) - DAY as i64;
+            let rules = Rules {
+                prefix: "",
+                exclude_prefixes: &[],
+                older_than: Duration::from_secs(older),
+                idle_for: Duration::from_secs(idle),
+            };
+            let first = screen("k", ago(age), now(), &rules);
+            let second = check_idle(ago(part_age), now(), &rules);
+            if first == Decision::Abort {
+                assert!(age > older as i64, "age {age} older_than {older}");
+            }
+            if second == Decision::Abort {
+                assert!(part_age > idle as i64, "part age {part_age} idle_for {idle}");
+            }
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! What a sweep found and did, and its rendering as text or JSON (the schema of spec.md). The types
+//! here are plain data: the sweep fills them, metrics and the CLI read them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::policy::KeepReason;
+use crate::store::{ErrorKind, Operation};
+
+/// What happened to one upload the report lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Aborted and verified empty by ListParts.
+    Aborted,
+    /// Still listed parts after `max_abort_attempts` aborts.
+    Unverified,
+    /// An S3 call failed (after retries); the upload may still exist.
+    Failed,
+    /// Dry run or plan: would be aborted.
+    WouldAbort,
+    /// Stale, but `max_aborts_per_run` was reached: left for the next sweep.
+    Capped,
+    /// Stale, but a shutdown began before its abort started: left for the next sweep.
+    Interrupted,
+    /// Kept although old enough, because something about it cannot be trusted (see `reason`).
+    Kept,
+}
+
+/// One upload in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct UploadReport {
+    /// Object key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+    /// Initiation time (RFC 3339), when known.
+    pub initiated: Option<String>,
+    /// Seconds since initiation at the start of the sweep.
+    pub age_seconds: u64,
+    /// Distinct parts seen.
+    pub parts: u64,
+    /// Bytes of the distinct parts seen.
+    pub bytes: u64,
+    /// What happened.
+    pub outcome: Outcome,
+    /// AbortMultipartUpload calls made for it.
+    pub abort_attempts: u32,
+    /// Parts still listed after the last abort (unverified uploads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts_remaining: Option<u64>,
+    /// Why it was kept (outcome `kept`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<KeepReason>,
+    /// The error (outcome `failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Failed calls of one operation and kind.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ErrorCount {
+    /// Which call.
+    pub operation: Operation,
+    /// Why.
+    pub kind: ErrorKind,
+    /// How many.
+    pub count: u64,
+}
+
+/// One target's sweep.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TargetReport {
+    /// Bucket.
+    pub bucket: String,
+    /// Prefix swept.
+    pub prefix: String,
+    /// Incomplete uploads listed under the prefix.
+    pub uploads_seen: u64,
+    /// Uploads old enough, not excluded, not idle-protected: aborted, unverified, failed, would_abort, capped or interrupted.
+    pub stale: u64,
+    /// Aborted and verified empty.
+    pub aborted: u64,
+    /// Still holding parts after `max_abort_attempts`.
+    pub unverified: u64,
+    /// An S3 call on the upload failed.
+    pub failed: u64,
+    /// Kept because a part arrived less than `idle_for` ago.
+    pub skipped_idle: u64,
+    /// Kept because under `exclude_prefixes` (or, defensively, outside `prefix`).
+    pub skipped_excluded: u64,
+    /// AbortMultipartUpload calls.
+    pub abort_attempts: u64,
+    /// Bytes of verified uploads' distinct parts.
+    pub reclaimed_bytes: u64,
+    /// The target-level error, if the sweep could not complete (listing failed, bucket missing...).
+    pub error: Option<String>,
+    /// Kept because initiated less than `older_than` ago.
+    pub skipped_fresh: u64,
+    /// Kept because the initiation time is missing or in the future.
+    pub skipped_suspicious: u64,
+    /// Stale by listing, but gone by the time its parts were listed (completed or aborted elsewhere).
+    pub vanished: u64,
+    /// Would be aborted (dry run / plan).
+    pub would_abort: u64,
+    /// Stale but left alone because `max_aborts_per_run` was reached.
+    pub capped: u64,
+    /// True when `max_aborts_per_run` stopped the sweep from aborting more.
+    pub cap_reached: bool,
+    /// Stale but not started because a shutdown began.
+    pub interrupted: u64,
+    /// Bytes held by the stale uploads.
+    pub stale_bytes: u64,
+    /// Wall time of the sweep.
+    pub duration_seconds: f64,
+    /// When it ended (RFC 3339).
+    pub finished_at: String,
+    /// Failed S3 calls by operation and kind, after retries.
+    pub errors: Vec<ErrorCount>,
+    /// The stale (and suspicious) uploads, up to the listing limit.
+    pub uploads: Vec<UploadReport>,
+    /// Uploads left out of `uploads` because of the listing limit.
+    pub uploads_omitted: u64,
+}
+
+impl TargetReport {
+    /// True when the target needs attention: an error, a failed or an unverified upload.
+    pub fn is_failure(&self) -> bool {
+        self.error.is_some() || self.failed > 0 || self.unverified > 0
+    }
+
+    /// Adds one failed call to the error counts.
+    pub fn count_error(&mut self, operation: Operation, kind: ErrorKind) {
+        match self
+            .errors
+            .iter_mut()
+            .find(|e| e.operation == operation && e.kind == kind)
+        {
+            Some(e) => e.count += 1,
+            None => self.errors.push(ErrorCount {
+                operation,
+                kind,
+                count: 1,
+            }),
+        }
+    }
+}
+
+/// A whole run: every target.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// Start (RFC 3339).
+    pub started_at: String,
+    /// End (RFC 3339).
+    pub finished_at: String,
+    /// True when every target ran in dry-run mode.
+    pub dry_run: bool,
+    /// One entry per target, in configuration order.
+    pub targets: Vec<TargetReport>,
+}
+
+impl RunReport {
+    /// Exit code as spec.md defines it: 0 all clean, 1 a target failed or an upload stayed unverified.
+    pub fn exit_code(&self) -> u8 {
+        if self.targets.iter().any(TargetReport::is_failure) {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// RFC 3339 with a `Z`, to the second.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Human-readable byte count (binary units).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Human-readable age: the largest unit or two.
+pub fn human_age(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h{m:02}m"),
+        (d, h, _) => format!("{d}d{h:02}h"),
+    }
+}
+
+/// The plan as a table per target.
+pub fn render_plan_text(run: &RunReport) -> String {
+    let mut out = String::new();
+    for t in &run.targets {
+        let _ = writeln!(
+            out,
+            "{}: {} stale of {} incomplete uploads, {} ({} kept: {} fresh, {} excluded, {} idle, {} suspicious)",
+            target_name(t),
+            t.would_abort,
+            t.uploads_seen,
+            human_bytes(t.stale_bytes),
+            t.skipped_fresh + t.skipped_excluded + t.skipped_idle + t.skipped_suspicious,
+            t.skipped_fresh,
+            t.skipped_excluded,
+            t.skipped_idle,
+            t.skipped_suspicious,
+        );
+        if let Some(e) = &t.error {
+            let _ = writeln!(out, "  ERROR: {e}");
+        }
+        if !t.uploads.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {:<10} {:>6} {:>10}  {:<12} {:<36} KEY",
+                "AGE", "PARTS", "BYTES", "ACTION", "UPLOAD ID"
+            );
+            for u in &t.uploads {
+                let action = match (u.outcome, u.reason) {
+                    (Outcome::Kept, Some(r)) => format!("keep:{}", keep_word(r)),
+                    (o, _) => outcome_word(o).to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<10} {:>6} {:>10}  {:<12} {:<36} {:?}",
+                    human_age(u.age_seconds),
+                    u.parts,
+                    human_bytes(u.bytes),
+                    action,
+                    u.upload_id,
+                    u.key
+                );
+            }
+        }
+        if t.uploads_omitted > 0 {
+            let _ = writeln!(out, "  ... and {} more", t.uploads_omitted);
+        }
+    }
+    out
+}
+
+/// The report of a sweep as text: one block per target and a total line.
+pub fn render_run_text(run: &RunReport) -> String {
+    let mut out = String::new();
+    let mut total = BTreeMap::<&str, u64>::new();
+    for t in &run.targets {
+        let status = if t.error.is_some() {
+            "FAILED"
+        } else if t.unverified > 0 || t.failed > 0 {
+            "ATTENTION"
+        } else {
+            "ok"
+        };
+        let _ = writeln!(out, "{} [{status}] in {:.2}s", target_name(t), t.duration_seconds);
+        let _ = writeln!(
+            out,
+            "  seen {}  stale {}  aborted {}  unverified {}  failed {}  would-abort {}  abort calls {}  reclaimed {} ({} bytes)",
+            t.uploads_seen,
+            t.stale,
+            t.aborted,
+            t.unverified,
+            t.failed,
+            t.would_abort,
+            t.abort_attempts,
+            human_bytes(t.reclaimed_bytes),
+            t.reclaimed_bytes
+        );
+        let _ = writeln!(
+            out,
+            "  kept: fresh {}  excluded {}  idle {}  suspicious {}  vanished {}  capped {}{}  interrupted {}",
+            t.skipped_fresh,
+            t.skipped_excluded,
+            t.skipped_idle,
+            t.skipped_suspicious,
+            t.vanished,
+            t.capped,
+            if t.cap_reached { " (max_aborts_per_run reached)" } else { "" },
+            t.interrupted
+        );
+        if let Some(e) = &t.error {
+            let _ = writeln!(out, "  error: {e}");
+        }
+        for u in t.uploads.iter().filter(|u| {
+            matches!(
+                u.outcome,
+                Outcome::Unverified | Outcome::Failed | Outcome::Kept
+            )
+        }) {
+            let detail = match u.outcome {
+                Outcome::Unverified => format!(
+                    "{} parts still listed after {} aborts",
+                    u.parts_remaining.unwrap_or(0),
+                    u.abort_attempts
+                ),
+                Outcome::Kept => format!("kept: {}", u.reason.map(keep_word).unwrap_or("?")),
+                _ => u.error.clone().unwrap_or_default(),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {:?} upload {}: {detail}",
+                outcome_word(u.outcome),
+                u.key,
+                u.upload_id
+            );
+        }
+        *total.entry("aborted").or_default() += t.aborted;
+        *total.entry("bytes").or_default() += t.reclaimed_bytes;
+        *total.entry("unverified").or_default() += t.unverified;
+        *total.entry("failed").or_default() += t.failed;
+        *total.entry("failed_targets").or_default() += u64::from(t.error.is_some());
+    }
+    let _ = writeln!(
+        out,
+        "total: {} targets, {} uploads aborted, {} reclaimed, {} unverified, {} failed uploads, {} failed targets{}",
+        run.targets.len(),
+        total["aborted"],
+        human_bytes(total["bytes"]),
+        total["unverified"],
+        total["failed"],
+        total["failed_targets"],
+        if run.dry_run { " (dry run: nothing changed)" } else { "" }
+    );
+    out
+}
+
+fn target_name(t: &TargetReport) -> String {
+    if t.prefix.is_empty() {
+        format!("s3://{}", t.bucket)
+    } else {
+        format!("s3://{}/{}", t.bucket, t.prefix)
+    }
+}
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Aborted => "aborted",
+        Outcome::Unverified => "UNVERIFIED",
+        Outcome::Failed => "FAILED",
+        Outcome::WouldAbort => "would-abort",
+        Outcome::Capped => "capped",
+        Outcome::Interrupted => "interrupted",
+        Outcome::Kept => "kept",
+    }
+}
+
+fn keep_word(r: KeepReason) -> &'static str {
+    match r {
+        KeepReason::Excluded => "excluded",
+        KeepReason::OutsidePrefix => "outside-prefix",
+        KeepReason::Fresh => "fresh",
+        KeepReason::RecentPart => "recent-part",
+        KeepReason::UnknownInitiated => "unknown-initiated",
+        KeepReason::FutureInitiated => "future-initiated",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        let table = [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (3_145_728, "3.0 MiB"),
+        ];
+        for (n, want) in table {
+            assert_eq!(human_bytes(n), want);
+        }
+        let ages = [(5, "5s"), (60, "1m"), (3_660, "1h01m"), (700_000, "8d02h")];
+        for (n, want) in ages {
+            assert_eq!(human_age(n), want);
+        }
+    }
+
+    #[test]
+    fn exit_code_reflects_failures() {
+        let ok = TargetReport::default();
+        let unverified = TargetReport {
+            unverified: 1,
+            ..Default::default()
+        };
+        let failed = TargetReport {
+            error: Some("NoSuchBucket".into()),
+            ..Default::default()
+        };
+        let run = |targets: Vec<TargetReport>| RunReport {
+            started_at: String::new(),
+            finished_at: String::new(),
+            dry_run: false,
+            targets,
+        };
+        assert_eq!(run(vec![ok.clone()]).exit_code(), 0);
+        assert_eq!(run(vec![ok.clone(), unverified]).exit_code(), 1);
+        assert_eq!(run(vec![failed, ok]).exit_code(), 1);
+    }
+}

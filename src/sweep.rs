@@ -1,0 +1,588 @@
+//! One target's sweep: list the incomplete uploads page by page, screen each with the policy, and for
+//! each candidate list its parts, check `idle_for`, abort it and verify with ListParts until it is
+//! empty. Listing and processing run at the same time through a small channel, and at most
+//! `concurrency` uploads are in flight, so memory is bounded by concurrency, not by bucket size.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Target;
+use crate::policy::{self, Decision, KeepReason, Rules};
+use crate::report::{Outcome, RunReport, TargetReport, UploadReport, timestamp};
+use crate::store::{
+    Aborted, Connector, Marker, Operation, Part, Parts, S3Store, StoreError, Upload, UploadStore,
+};
+
+/// Live counters across all targets, for a progress line.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Uploads listed.
+    pub listed: AtomicU64,
+    /// Candidates fully processed (any outcome).
+    pub processed: AtomicU64,
+    /// Uploads aborted and verified.
+    pub aborted: AtomicU64,
+    /// Bytes reclaimed so far.
+    pub reclaimed_bytes: AtomicU64,
+}
+
+/// What a sweep needs besides the store and the target.
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    /// "Now" for every age computed in this sweep.
+    pub now: DateTime<Utc>,
+    /// Most entries kept in `TargetReport::uploads` for successful outcomes; problems
+    /// (unverified, failed, kept) are always listed.
+    pub max_listed: usize,
+    /// Cancelled on shutdown: no new abort starts, in-flight ones finish and are verified.
+    pub cancel: CancellationToken,
+    /// Live counters.
+    pub progress: Arc<Progress>,
+    /// A cap on uploads in flight across every target of the run, on top of each target's own.
+    pub global_limit: Option<Arc<Semaphore>>,
+    /// Base delay before a re-abort; doubled each time, with jitter.
+    pub reabort_backoff: Duration,
+}
+
+impl Default for SweepOptions {
+    fn default() -> Self {
+        SweepOptions {
+            now: Utc::now(),
+            max_listed: usize::MAX,
+            cancel: CancellationToken::new(),
+            progress: Arc::default(),
+            global_limit: None,
+            reabort_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Everything a per-upload task shares.
+struct Ctx<S> {
+    store: Arc<S>,
+    target: Target,
+    opts: SweepOptions,
+    /// Aborts started, against `max_aborts_per_run`.
+    aborts_started: AtomicU64,
+}
+
+impl<S> Ctx<S> {
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            prefix: &self.target.prefix,
+            exclude_prefixes: &self.target.exclude_prefixes,
+            older_than: self.target.settings.older_than.0,
+            idle_for: self.target.settings.idle_for.0,
+        }
+    }
+}
+
+/// The result of processing one candidate.
+struct Processed {
+    report: UploadReport,
+    /// The failed call, for error counts.
+    error: Option<StoreError>,
+    /// Kept by `idle_for`.
+    idle: bool,
+    /// Gone before we acted.
+    vanished: bool,
+}
+
+/// Sweeps one target and reports. Never fails as a whole: errors land in the report.
+pub async fn sweep<S: UploadStore>(
+    store: Arc<S>,
+    target: &Target,
+    opts: &SweepOptions,
+) -> TargetReport {
+    let started = Instant::now();
+    let settings = &target.settings;
+    let ctx = Arc::new(Ctx {
+        store,
+        target: target.clone(),
+        opts: opts.clone(),
+        aborts_started: AtomicU64::new(0),
+    });
+    let (tx, mut rx) = mpsc::channel::<Upload>(settings.concurrency * 2);
+
+    let lister = {
+        let ctx = ctx.clone();
+        async move { list_candidates(&ctx, tx).await }
+    };
+    let worker = {
+        let ctx = ctx.clone();
+        let candidates = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        candidates
+            .map(move |u| {
+                let ctx = ctx.clone();
+                // Spawned so that signing and parsing spread over the runtime's threads.
+                tokio::spawn(async move { process(&ctx, u).await })
+            })
+            .buffer_unordered(settings.concurrency)
+            .fold(Tally::new(opts.max_listed), |mut tally, joined| async move {
+                match joined {
+                    Ok(p) => tally.record(p),
+                    Err(e) => tally.panic(e.to_string()),
+                }
+                tally
+            })
+    };
+    let (listed, tally) = tokio::join!(lister, worker);
+
+    let mut report = tally.report;
+    report.bucket = target.bucket.clone();
+    report.prefix = target.prefix.clone();
+    report.uploads_seen = listed.seen;
+    report.skipped_excluded = listed.excluded;
+    report.skipped_fresh = listed.fresh;
+    report.skipped_suspicious = listed.suspicious.len() as u64;
+    report.uploads.extend(listed.suspicious);
+    if let Some(e) = listed.error {
+        report.count_error(e.operation, e.kind);
+        report.error = Some(format!("listing uploads of bucket {:?}: {e}", target.bucket));
+    }
+    report.cap_reached = report.capped > 0;
+    report.uploads.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+    report.duration_seconds = started.elapsed().as_secs_f64();
+    report.finished_at = timestamp(Utc::now());
+    log_summary(&report, settings.dry_run);
+    report
+}
+
+/// Counts from the listing side.
+#[derive(Default)]
+struct Listed {
+    seen: u64,
+    excluded: u64,
+    fresh: u64,
+    suspicious: Vec<UploadReport>,
+    error: Option<StoreError>,
+}
+
+/// Folds per-upload outcomes into the report as they arrive, so nothing grows with the number of
+/// uploads but the (capped) list of entries.
+struct Tally {
+    report: TargetReport,
+    max_listed: usize,
+    listed_ok: usize,
+}
+
+impl Tally {
+    fn new(max_listed: usize) -> Self {
+        Tally {
+            report: TargetReport::default(),
+            max_listed,
+            listed_ok: 0,
+        }
+    }
+
+    fn record(&mut self, p: Processed) {
+        let report = &mut self.report;
+        if let Some(e) = &p.error {
+            report.count_error(e.operation, e.kind);
+        }
+        if p.idle {
+            report.skipped_idle += 1;
+            return;
+        }
+        if p.vanished {
+            report.vanished += 1;
+            return;
+        }
+        let r = &p.report;
+        report.stale += 1;
+        report.stale_bytes += r.bytes;
+        report.abort_attempts += u64::from(r.abort_attempts);
+        match r.outcome {
+            Outcome::Aborted => {
+                report.aborted += 1;
+                report.reclaimed_bytes += r.bytes;
+            }
+            Outcome::Unverified => report.unverified += 1,
+            Outcome::Failed => report.failed += 1,
+            Outcome::WouldAbort => report.would_abort += 1,
+            Outcome::Capped => report.capped += 1,
+            Outcome::Interrupted => report.interrupted += 1,
+            Outcome::Kept => {}
+        }
+        // Problems are always listed; the rest up to the limit.
+        let problem = matches!(r.outcome, Outcome::Unverified | Outcome::Failed);
+        if problem || self.listed_ok < self.max_listed {
+            self.listed_ok += usize::from(!problem);
+            report.uploads.push(p.report);
+        } else {
+            report.uploads_omitted += 1;
+        }
+    }
+
+    fn panic(&mut self, what: String) {
+        self.report.failed += 1;
+        self.report
+            .error
+            .get_or_insert(format!("internal error: {what}"));
+    }
+}
+
+/// Lists every page, screens each upload and sends the candidates on. Stops at the first listing
+/// error (what was already listed is still processed: each upload stands on its own) or on shutdown.
+async fn list_candidates<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Upload>) -> Listed {
+    let mut listed = Listed::default();
+    let rules = ctx.rules();
+    let now = ctx.opts.now;
+    let mut marker: Option<Marker> = None;
+    let bucket = ctx.store.bucket().to_string();
+    loop {
+        if ctx.opts.cancel.is_cancelled() {
+            break;
+        }
+        let page = tokio::select! {
+            page = ctx.store.list_uploads(&ctx.target.prefix, marker.as_ref()) => page,
+            () = ctx.opts.cancel.cancelled() => break,
+        };
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(bucket = %bucket, error = %e, "Listing uploads failed");
+                listed.error = Some(e);
+                break;
+            }
+        };
+        for u in page.uploads {
+            listed.seen += 1;
+            ctx.opts.progress.listed.fetch_add(1, Ordering::Relaxed);
+            match policy::screen(&u.key, u.initiated, now, &rules) {
+                Decision::Abort => {
+                    if tx.send(u).await.is_err() {
+                        return listed;
+                    }
+                }
+                Decision::Keep(KeepReason::Fresh) => listed.fresh += 1,
+                Decision::Keep(KeepReason::Excluded | KeepReason::OutsidePrefix) => {
+                    listed.excluded += 1
+                }
+                Decision::Keep(reason) => {
+                    tracing::warn!(bucket = %bucket, key = %u.key, upload_id = %u.upload_id,
+                        initiated = ?u.initiated, reason = ?reason, "Keeping upload with untrustworthy initiation time");
+                    listed.suspicious.push(UploadReport {
+                        initiated: u.initiated.map(timestamp),
+                        key: u.key,
+                        upload_id: u.upload_id,
+                        age_seconds: 0,
+                        parts: 0,
+                        bytes: 0,
+                        outcome: Outcome::Kept,
+                        abort_attempts: 0,
+                        parts_remaining: None,
+                        reason: Some(reason),
+                        error: None,
+                    });
+                }
+            }
+        }
+        match page.next {
+            None => break,
+            Some(next) => {
+                if let Some(problem) = not_advancing(marker.as_ref(), &next) {
+                    let e = StoreError::protocol(Operation::ListUploads, problem);
+                    tracing::error!(bucket = %bucket, error = %e, "Listing uploads stopped");
+                    listed.error = Some(e);
+                    break;
+                }
+                marker = Some(next);
+            }
+        }
+    }
+    listed
+}
+
+/// Why a next-page marker cannot be followed, if it cannot: it repeats the current one, or goes back
+/// to an earlier key. (Upload ids are opaque, so only keys are compared for order.)
+fn not_advancing(current: Option<&Marker>, next: &Marker) -> Option<String> {
+    let current = current?;
+    if current == next {
+        return Some(format!(
+            "the server returned the same page marker twice (key {:?}, upload id {:?}): refusing to loop",
+            next.key, next.upload_id
+        ));
+    }
+    if next.key < current.key {
+        return Some(format!(
+            "the server's next key marker {:?} goes back before {:?}: refusing to loop",
+            next.key, current.key
+        ));
+    }
+    None
+}
+
+/// Distinct parts seen over the life of one upload, by part number and ETag.
+#[derive(Default)]
+struct SeenParts {
+    seen: HashSet<(i32, String)>,
+    bytes: u64,
+}
+
+impl SeenParts {
+    fn add(&mut self, parts: &[Part]) {
+        for p in parts {
+            if self.seen.insert((p.number, p.etag.clone())) {
+                self.bytes += p.size;
+            }
+        }
+    }
+}
+
+/// ListParts, idle check, abort, verify; abort again while parts are still listed.
+async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload) -> Processed {
+    let _permit = match &ctx.opts.global_limit {
+        Some(sem) => sem.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    let now = ctx.opts.now;
+    let settings = &ctx.target.settings;
+    let bucket = ctx.store.bucket();
+    let mut seen = SeenParts::default();
+    let mut report = UploadReport {
+        initiated: u.initiated.map(timestamp),
+        age_seconds: u.initiated.map(|t| policy::age_seconds(t, now)).unwrap_or(0),
+        key: u.key,
+        upload_id: u.upload_id,
+        parts: 0,
+        bytes: 0,
+        outcome: Outcome::Failed,
+        abort_attempts: 0,
+        parts_remaining: None,
+        reason: None,
+        error: None,
+    };
+    let (key, id) = (report.key.clone(), report.upload_id.clone());
+    let finish = |mut report: UploadReport, seen: &SeenParts, outcome, error: Option<StoreError>| {
+        report.parts = seen.seen.len() as u64;
+        report.bytes = seen.bytes;
+        report.outcome = outcome;
+        report.error = error.as_ref().map(|e| e.to_string());
+        ctx.opts.progress.processed.fetch_add(1, Ordering::Relaxed);
+        if outcome == Outcome::Aborted {
+            ctx.opts.progress.aborted.fetch_add(1, Ordering::Relaxed);
+            ctx.opts
+                .progress
+                .reclaimed_bytes
+                .fetch_add(seen.bytes, Ordering::Relaxed);
+        }
+        Processed {
+            report,
+            error,
+            idle: false,
+            vanished: false,
+        }
+    };
+
+    let parts = match ctx.store.list_parts(&key, &id).await {
+        Ok(Parts::Gone) => {
+            tracing::debug!(bucket = %bucket, key = %key, upload_id = %id, "Upload vanished before its abort");
+            let mut p = finish(report, &seen, Outcome::Kept, None);
+            p.vanished = true;
+            return p;
+        }
+        Ok(Parts::Listed(parts)) => parts,
+        Err(e) => {
+            tracing::warn!(bucket = %bucket, key = %key, upload_id = %id, error = %e, "Listing parts failed; upload kept");
+            return finish(report, &seen, Outcome::Failed, Some(e));
+        }
+    };
+    seen.add(&parts);
+    let newest = parts.iter().filter_map(|p| p.last_modified).max();
+    if let Decision::Keep(reason) = policy::check_idle(newest, now, &ctx.rules()) {
+        report.reason = Some(reason);
+        let mut p = finish(report, &seen, Outcome::Kept, None);
+        p.idle = true;
+        return p;
+    }
+    if settings.dry_run {
+        return finish(report, &seen, Outcome::WouldAbort, None);
+    }
+    if ctx.opts.cancel.is_cancelled() {
+        return finish(report, &seen, Outcome::Interrupted, None);
+    }
+    let cap = settings.max_aborts_per_run;
+    if cap > 0 && ctx.aborts_started.fetch_add(1, Ordering::Relaxed) >= cap {
+        return finish(report, &seen, Outcome::Capped, None);
+    }
+
+    let mut remaining: Vec<Part> = parts;
+    for attempt in 1..=settings.max_abort_attempts {
+        if attempt > 1 {
+            tokio::time::sleep(backoff(ctx.opts.reabort_backoff, attempt)).await;
+        }
+        report.abort_attempts = attempt;
+        match ctx.store.abort(&key, &id).await {
+            Ok(Aborted::Accepted) => {
+                tracing::debug!(bucket = %bucket, key = %key, upload_id = %id, attempt, "Aborted upload")
+            }
+            Ok(Aborted::NoSuchUpload) => {
+                tracing::debug!(bucket = %bucket, key = %key, upload_id = %id, attempt, "Abort answered NoSuchUpload; verifying")
+            }
+            Err(e) => {
+                tracing::warn!(bucket = %bucket, key = %key, upload_id = %id, attempt, error = %e, "Abort failed");
+                return finish(report, &seen, Outcome::Failed, Some(e));
+            }
+        }
+        match ctx.store.list_parts(&key, &id).await {
+            Ok(Parts::Gone) => return finish(report, &seen, Outcome::Aborted, None),
+            Ok(Parts::Listed(p)) if p.is_empty() => {
+                return finish(report, &seen, Outcome::Aborted, None);
+            }
+            Ok(Parts::Listed(p)) => {
+                tracing::debug!(bucket = %bucket, key = %key, upload_id = %id, attempt, parts = p.len(), "Parts still listed after abort");
+                seen.add(&p);
+                remaining = p;
+            }
+            Err(e) => {
+                tracing::warn!(bucket = %bucket, key = %key, upload_id = %id, attempt, error = %e, "Verifying abort failed");
+                return finish(report, &seen, Outcome::Failed, Some(e));
+            }
+        }
+    }
+    tracing::warn!(bucket = %bucket, key = %key, upload_id = %id, attempts = settings.max_abort_attempts,
+        parts_remaining = remaining.len(), bytes_remaining = remaining.iter().map(|p| p.size).sum::<u64>(),
+        "Upload still holds parts after every abort: unverified");
+    report.parts_remaining = Some(remaining.len() as u64);
+    finish(report, &seen, Outcome::Unverified, None)
+}
+
+/// Delay before abort number `attempt` (>= 2): base * 2^(attempt-2), capped at 5 s, times a random
+/// factor in [0.5, 1) so that many re-aborts do not hit the store in lockstep.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1 << (attempt.saturating_sub(2)).min(16));
+    let capped = exp.min(Duration::from_secs(5));
+    capped.mul_f64(rand::random_range(0.5..1.0))
+}
+
+fn log_summary(r: &TargetReport, dry_run: bool) {
+    tracing::info!(
+        bucket = %r.bucket,
+        prefix = %r.prefix,
+        seen = r.uploads_seen,
+        stale = r.stale,
+        aborted = r.aborted,
+        would_abort = r.would_abort,
+        unverified = r.unverified,
+        failed = r.failed,
+        skipped_idle = r.skipped_idle,
+        skipped_excluded = r.skipped_excluded,
+        abort_attempts = r.abort_attempts,
+        reclaimed_bytes = r.reclaimed_bytes,
+        capped = r.capped,
+        dry_run,
+        seconds = r.duration_seconds,
+        error = r.error.as_deref().unwrap_or(""),
+        "Swept target"
+    );
+}
+
+/// Sweeps every target, `parallel_targets` at a time, and reports them in configuration order. A
+/// target whose client cannot be built (bad CA bundle...) gets an error entry; the others still run.
+pub async fn sweep_targets(
+    targets: &[Target],
+    connector: &Connector,
+    opts: &SweepOptions,
+    parallel_targets: usize,
+) -> RunReport {
+    let started_at = timestamp(Utc::now());
+    let mut reports: Vec<(usize, TargetReport)> = futures::stream::iter(targets.iter().enumerate())
+        .map(|(i, target)| async move {
+            let report = match connector.client(&target.settings).await {
+                Ok(client) => {
+                    let store = Arc::new(S3Store::new(client, &target.bucket, &target.settings));
+                    sweep(store, target, opts).await
+                }
+                Err(e) => {
+                    tracing::error!(bucket = %target.bucket, error = %e, "Cannot reach the store");
+                    let mut r = TargetReport {
+                        bucket: target.bucket.clone(),
+                        prefix: target.prefix.clone(),
+                        error: Some(e.to_string()),
+                        finished_at: timestamp(Utc::now()),
+                        ..Default::default()
+                    };
+                    r.count_error(e.operation, e.kind);
+                    r
+                }
+            };
+            (i, report)
+        })
+        .buffer_unordered(parallel_targets.max(1))
+        .collect()
+        .await;
+    reports.sort_by_key(|(i, _)| *i);
+    RunReport {
+        started_at,
+        finished_at: timestamp(Utc::now()),
+        dry_run: !targets.is_empty() && targets.iter().all(|t| t.settings.dry_run),
+        targets: reports.into_iter().map(|(_, r)| r).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(key: &str, id: Option<&str>) -> Marker {
+        Marker {
+            key: key.into(),
+            upload_id: id.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn markers_must_advance() {
+        let table = [
+            (None, m("a", None), false),
+            (Some(m("a", Some("2"))), m("a", Some("3")), false),
+            (Some(m("a", Some("3"))), m("a", Some("2")), false), // ids are opaque: no order check
+            (Some(m("a", None)), m("b", None), false),
+            (Some(m("a", Some("1"))), m("a", Some("1")), true),
+            (Some(m("a", None)), m("a", None), true),
+            (Some(m("b", None)), m("a", Some("9")), true),
+        ];
+        for (cur, next, stuck) in table {
+            assert_eq!(
+                not_advancing(cur.as_ref(), &next).is_some(),
+                stuck,
+                "{cur:?} -> {next:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn distinct_parts_are_counted_once() {
+        let part = |n, e: &str, size| Part {
+            number: n,
+            etag: e.into(),
+            size,
+            last_modified: None,
+        };
+        let mut s = SeenParts::default();
+        s.add(&[part(1, "a", 10), part(2, "b", 20)]);
+        s.add(&[part(1, "a", 10), part(2, "c", 25)]); // part 2 re-uploaded with new content
+        assert_eq!(s.seen.len(), 3);
+        assert_eq!(s.bytes, 55);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_millis(100);
+        for attempt in 2..40 {
+            let d = backoff(base, attempt);
+            let full = base
+                .saturating_mul(1 << (attempt - 2).min(16))
+                .min(Duration::from_secs(5));
+            assert!(d >= full / 2 && d < full, "attempt {attempt}: {d:?}");
+        }
+    }
+}
