@@ -139,6 +139,52 @@ settings! {
     retry_max_attempts: u32 = 5;
     /// SDK retry mode: "standard" or "adaptive" (client-side rate limiting on throttling). Default standard.
     retry_mode: String = "standard".to_string();
+    /// `run` waits a random delay up to this long before each scheduled sweep, so a fleet does not
+    /// hit S3 in the same second. Default 0s.
+    start_jitter: HumanDuration = HumanDuration::secs(0);
+}
+
+/// `[daemon]`: process-wide limits and shutdown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// On SIGTERM/SIGINT, how long in-flight aborts may take to finish and be verified before the
+    /// process exits anyway. Below Kubernetes' default 30 s grace. Default 20s.
+    pub shutdown_grace: HumanDuration,
+    /// Targets swept at the same time. Default 8.
+    pub parallel_targets: usize,
+    /// Uploads in flight across all targets at once (each target also has its `concurrency`). Default 256.
+    pub max_in_flight: usize,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            shutdown_grace: HumanDuration::secs(20),
+            parallel_targets: 8,
+            max_in_flight: 256,
+        }
+    }
+}
+
+/// `[sharding]`: split the targets across several processes (Kubernetes Indexed Jobs). A process
+/// sweeps the targets whose stable hash of bucket and prefix, modulo `count`, equals `index`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardingConfig {
+    /// This process's shard, 0-based. Default: `$JOB_COMPLETION_INDEX` when set, else 0.
+    pub index: Option<u32>,
+    /// Number of shards. Default 1 (no sharding).
+    pub count: u32,
+}
+
+impl Default for ShardingConfig {
+    fn default() -> Self {
+        ShardingConfig {
+            index: None,
+            count: 1,
+        }
+    }
 }
 
 /// `[metrics]`: how the figures leave the process.
@@ -164,7 +210,7 @@ impl Default for MetricsConfig {
 }
 
 /// The whole file as written.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Settings every target inherits.
@@ -173,6 +219,12 @@ pub struct FileConfig {
     /// Metrics export.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Process-wide limits and shutdown.
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    /// Splitting targets across processes.
+    #[serde(default)]
+    pub sharding: ShardingConfig,
     /// What to sweep.
     #[serde(default)]
     pub targets: Vec<TargetFile>,
@@ -198,7 +250,11 @@ pub struct Config {
     pub defaults: Settings,
     /// `[metrics]` as resolved.
     pub metrics: MetricsConfig,
-    /// Every target, settings resolved.
+    /// `[daemon]` as resolved.
+    pub daemon: DaemonConfig,
+    /// `[sharding]` as resolved (index filled from `$JOB_COMPLETION_INDEX` when unset).
+    pub sharding: ShardingConfig,
+    /// The targets of this shard, settings resolved.
     pub targets: Vec<Target>,
     /// Where each layer came from, for `check-config`.
     pub sources: Vec<String>,
@@ -241,11 +297,7 @@ pub fn config_path(flag: Option<&Path>) -> PathBuf {
 /// The figment layers, later wins: built-in defaults, the file, `MPU_JANITOR_<SECTION>__<KEY>`.
 pub fn figment(path: &Path) -> Figment {
     Figment::new()
-        .merge(Serialized::defaults(FileConfig {
-            defaults: Settings::default(),
-            metrics: MetricsConfig::default(),
-            targets: Vec::new(),
-        }))
+        .merge(Serialized::defaults(FileConfig::default()))
         .merge(Toml::file_exact(path))
         .merge(env_layer())
 }
@@ -304,18 +356,41 @@ impl Config {
                 }
             })
             .collect();
+        let mut sharding = file.sharding;
+        if sharding.index.is_none() {
+            sharding.index = std::env::var("JOB_COMPLETION_INDEX")
+                .ok()
+                .and_then(|v| v.trim().parse().ok());
+        }
         let config = Config {
             defaults: file.defaults,
             metrics: file.metrics,
+            daemon: file.daemon,
+            sharding,
             targets,
             sources,
         };
         let problems = config.problems(&fig);
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError { problems })
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
         }
+        let mut config = config;
+        let (index, count) = (config.sharding.index.unwrap_or(0), config.sharding.count);
+        if count > 1 {
+            config.sources.push(format!(
+                "sharding: shard {index} of {count} keeps {} of {} targets",
+                config
+                    .targets
+                    .iter()
+                    .filter(|t| shard_of(&t.bucket, &t.prefix, count) == index)
+                    .count(),
+                config.targets.len()
+            ));
+            config
+                .targets
+                .retain(|t| shard_of(&t.bucket, &t.prefix, count) == index);
+        }
+        Ok(config)
     }
 
     /// Everything wrong with the configuration, one line each naming key, value and source.
@@ -356,6 +431,25 @@ impl Config {
                 out.extend(own);
             }
         }
+        let d = &self.daemon;
+        if d.parallel_targets == 0 || d.max_in_flight == 0 {
+            out.push(format!(
+                "daemon.parallel_targets and daemon.max_in_flight must be at least 1 (got {} and {}){}",
+                d.parallel_targets,
+                d.max_in_flight,
+                source("daemon")
+            ));
+        }
+        let sh = &self.sharding;
+        if sh.count == 0 {
+            out.push(format!("sharding.count: must be at least 1{}", source("sharding.count")));
+        } else if let Some(i) = sh.index.filter(|i| *i >= sh.count) {
+            out.push(format!(
+                "sharding.index: {i} is out of range for sharding.count = {} (index is 0-based){}",
+                sh.count,
+                source("sharding")
+            ));
+        }
         let m = &self.metrics;
         if !m.listen.is_empty() && SocketAddr::from_str(&m.listen).is_err() {
             out.push(format!(
@@ -373,6 +467,17 @@ impl Config {
         }
         out
     }
+}
+
+/// The shard (0..count) a target belongs to: FNV-1a of bucket and prefix, stable across versions,
+/// platforms and processes (unlike std's hasher), so N processes cover every target exactly once.
+pub fn shard_of(bucket: &str, prefix: &str, count: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bucket.bytes().chain([0]).chain(prefix.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(count.max(1))) as u32
 }
 
 /// Parses a schedule exactly as tokio-cron-scheduler will: 6 fields, seconds first.
@@ -501,6 +606,8 @@ pub fn render_effective(config: &Config) -> String {
     struct Out {
         defaults: Settings,
         metrics: MetricsConfig,
+        daemon: DaemonConfig,
+        sharding: ShardingConfig,
         targets: Vec<BTreeMap<String, toml::Value>>,
     }
     let redact = |s: &Settings| Settings {
@@ -545,6 +652,8 @@ pub fn render_effective(config: &Config) -> String {
             pushgateway_url: redact_url(&config.metrics.pushgateway_url),
             ..config.metrics.clone()
         },
+        daemon: config.daemon.clone(),
+        sharding: config.sharding.clone(),
         targets,
     };
     let mut text = String::from("# Effective configuration (secrets redacted). Layers, later wins:\n");
@@ -563,11 +672,7 @@ mod tests {
 
     fn load(toml_text: &str) -> Result<Config, ConfigError> {
         let fig = Figment::new()
-            .merge(Serialized::defaults(FileConfig {
-                defaults: Settings::default(),
-                metrics: MetricsConfig::default(),
-                targets: Vec::new(),
-            }))
+            .merge(Serialized::defaults(FileConfig::default()))
             .merge(Toml::string(toml_text));
         Config::from_figment(fig, &CliOverrides::default(), vec![])
     }
@@ -691,6 +796,27 @@ mod tests {
         let text = render_effective(&c);
         assert!(!text.contains("hunter2") && !text.contains("secret@"), "{text}");
         assert!(text.contains("bucket = \"a\""), "{text}");
+    }
+
+    #[test]
+    fn shards_cover_every_target_exactly_once() {
+        let mut text = String::new();
+        for i in 0..60 {
+            text.push_str(&format!("[[targets]]\nbucket=\"b{i}\"\nprefix=\"p{}/\"\n", i % 3));
+        }
+        let mut seen = Vec::new();
+        for index in 0..3 {
+            let c = load(&format!("[sharding]\nindex={index}\ncount=3\n{text}")).unwrap();
+            assert!(!c.targets.is_empty() && c.targets.len() < 60, "shard {index}");
+            seen.extend(c.targets.into_iter().map(|t| (t.bucket, t.prefix)));
+        }
+        seen.sort();
+        let before = seen.len();
+        seen.dedup();
+        assert_eq!((before, seen.len()), (60, 60));
+        // Stable: the same inputs always land in the same shard.
+        assert_eq!(shard_of("uploads", "", 7), shard_of("uploads", "", 7));
+        assert!(err("[sharding]\nindex=3\ncount=3\n[[targets]]\nbucket=\"a\"").contains("out of range"));
     }
 
     #[test]

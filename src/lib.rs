@@ -9,14 +9,20 @@
 //! - [`policy`]: pure stale/keep decision: upload + newest part + now + rules -> abort or keep(reason).
 //! - [`sweep`]: one target: list -> policy -> abort -> verify until empty, bounded concurrency.
 //! - [`report`]: the run's figures, as text or JSON.
-//! - [`metrics`]: the Prometheus registry, recorded from reports; text, textfile.
+//! - [`metrics`]: the Prometheus registry, recorded from reports; text, textfile, Pushgateway.
+//! - [`schedule`]: the `run` daemon: cron jobs per target, no overlap, drain on SIGTERM.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`notify`]: systemd's sd_notify protocol (READY, WATCHDOG, STATUS, STOPPING).
 //!
 //! `main.rs` wires these together for the commands of spec.md.
 
 pub mod config;
+pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod report;
+pub mod schedule;
 pub mod store;
 pub mod sweep;
 

@@ -13,8 +13,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mpu_janitor::config::{self, CliOverrides, Config};
 use mpu_janitor::metrics::Metrics;
 use mpu_janitor::report::{self, RunReport};
+use mpu_janitor::schedule;
 use mpu_janitor::store::Connector;
 use mpu_janitor::sweep::{self, Progress, SweepOptions};
+use tokio_util::sync::CancellationToken;
 
 /// Reclaims the storage held by stale S3 multipart uploads, and proves it.
 #[derive(Parser, Debug)]
@@ -133,10 +135,13 @@ fn main() -> ExitCode {
             }
             ExitCode::from(code)
         }
-        Command::Run => {
-            eprintln!("error: `run` is not available in this build yet; use `once` from a timer");
-            ExitCode::from(2)
-        }
+        Command::Run => match runtime.block_on(schedule::run(config, CancellationToken::new())) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

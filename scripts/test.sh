@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this). Installs what it needs when
+# missing: Garage 2.5.0 (the real S3 server the integration tests start), and the linters of the
+# deployment artifacts. Then: rustfmt, clippy -D warnings, every test, the deployment lint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GARAGE_VERSION=2.5.0
+if [ -z "${GARAGE_BIN:-}" ]; then
+  for candidate in "$(command -v garage || true)" "$HOME/.cargo/bin/garage"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" --version 2>/dev/null | grep -q "v\?$GARAGE_VERSION"; then
+      GARAGE_BIN=$candidate
+      break
+    fi
+  done
+fi
+if [ -z "${GARAGE_BIN:-}" ]; then
+  echo "==> Installing Garage $GARAGE_VERSION (cargo install, about 8 minutes once)"
+  cargo install garage --locked --version "$GARAGE_VERSION"
+  GARAGE_BIN=$HOME/.cargo/bin/garage
+fi
+export GARAGE_BIN
+echo "==> Garage: $("$GARAGE_BIN" --version 2>&1 | head -n1)"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+echo "==> cargo test"
+cargo test --locked -- --test-threads=4
+if [ -f tests/deploy/lint.sh ]; then
+  echo "==> deployment artifacts"
+  bash tests/deploy/lint.sh
+fi
+echo "==> all tests passed"
