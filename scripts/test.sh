@@ -30,6 +30,6 @@ echo "==> cargo test"
 cargo test --locked -- --test-threads=4
 if [ -f tests/deploy/lint.sh ]; then
   echo "==> deployment artifacts"
-  bash tests/deploy/lint.sh
+  MPU_JANITOR_BIN=${MPU_JANITOR_BIN:-target/debug/mpu-janitor} bash tests/deploy/lint.sh
 fi
 echo "==> all tests passed"

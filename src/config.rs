@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Where the configuration comes from when `--config` is not given and `$MPU_JANITOR_CONFIG` is unset.
@@ -442,7 +442,10 @@ impl Config {
         }
         let sh = &self.sharding;
         if sh.count == 0 {
-            out.push(format!("sharding.count: must be at least 1{}", source("sharding.count")));
+            out.push(format!(
+                "sharding.count: must be at least 1{}",
+                source("sharding.count")
+            ));
         } else if let Some(i) = sh.index.filter(|i| *i >= sh.count) {
             out.push(format!(
                 "sharding.index: {i} is out of range for sharding.count = {} (index is 0-based){}",
@@ -656,13 +659,16 @@ pub fn render_effective(config: &Config) -> String {
         sharding: config.sharding.clone(),
         targets,
     };
-    let mut text = String::from("# Effective configuration (secrets redacted). Layers, later wins:\n");
+    let mut text =
+        String::from("# Effective configuration (secrets redacted). Layers, later wins:\n");
     text.push_str("#   built-in defaults\n");
     for s in &config.sources {
         text.push_str(&format!("#   {s}\n"));
     }
     text.push('\n');
-    text.push_str(&toml::to_string_pretty(&out).unwrap_or_else(|e| format!("# cannot render: {e}\n")));
+    text.push_str(
+        &toml::to_string_pretty(&out).unwrap_or_else(|e| format!("# cannot render: {e}\n")),
+    );
     text
 }
 
@@ -697,10 +703,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let cases = [
-            ("a", 3 * 86_400, 8, ""),
-            ("b", 36 * 3_600, 8, "tmp/"),
-        ];
+        let cases = [("a", 3 * 86_400, 8, ""), ("b", 36 * 3_600, 8, "tmp/")];
         for (t, (bucket, older, conc, prefix)) in c.targets.iter().zip(cases) {
             assert_eq!(t.bucket, bucket);
             assert_eq!(t.settings.older_than.0.as_secs(), older);
@@ -713,23 +716,56 @@ mod tests {
     #[test]
     fn bad_inputs_name_the_key_and_the_value() {
         let table = [
-            ("[defaults]\nolder_then = \"3d\"\n[[targets]]\nbucket=\"a\"", "older_then"),
-            ("[defaults]\nolder_than = \"3 parsecs\"\n[[targets]]\nbucket=\"a\"", "3 parsecs"),
-            ("[defaults]\nolder_than = \"3 parsecs\"\n[[targets]]\nbucket=\"a\"", "defaults.older_than"),
-            ("[[targets]]\nbucket=\"a\"\nschedule=\"every day\"", "targets[0].schedule"),
-            ("[[targets]]\nbucket=\"a\"\nschedule=\"0 * * * *\"", "6-field"),
-            ("[[targets]]\nprefix=\"x\"", "targets[0].bucket: missing bucket name"),
-            ("[[targets]]\nbucket=\"a\"\ntimezone=\"Mars/Olympus\"", "Mars/Olympus"),
+            (
+                "[defaults]\nolder_then = \"3d\"\n[[targets]]\nbucket=\"a\"",
+                "older_then",
+            ),
+            (
+                "[defaults]\nolder_than = \"3 parsecs\"\n[[targets]]\nbucket=\"a\"",
+                "3 parsecs",
+            ),
+            (
+                "[defaults]\nolder_than = \"3 parsecs\"\n[[targets]]\nbucket=\"a\"",
+                "defaults.older_than",
+            ),
+            (
+                "[[targets]]\nbucket=\"a\"\nschedule=\"every day\"",
+                "targets[0].schedule",
+            ),
+            (
+                "[[targets]]\nbucket=\"a\"\nschedule=\"0 * * * *\"",
+                "6-field",
+            ),
+            (
+                "[[targets]]\nprefix=\"x\"",
+                "targets[0].bucket: missing bucket name",
+            ),
+            (
+                "[[targets]]\nbucket=\"a\"\ntimezone=\"Mars/Olympus\"",
+                "Mars/Olympus",
+            ),
             ("[[targets]]\nbucket=\"a\"\nbukket=\"b\"", "bukket"),
-            ("[metrics]\nlisten=\"nowhere\"\n[[targets]]\nbucket=\"a\"", "metrics.listen"),
-            ("[[targets]]\nbucket=\"a\"\nmax_abort_attempts=0", "max_abort_attempts"),
+            (
+                "[metrics]\nlisten=\"nowhere\"\n[[targets]]\nbucket=\"a\"",
+                "metrics.listen",
+            ),
+            (
+                "[[targets]]\nbucket=\"a\"\nmax_abort_attempts=0",
+                "max_abort_attempts",
+            ),
             ("[[targets]]\nbucket=\"a\"\nconcurrency=0", "concurrency"),
             ("", "no [[targets]]"),
-            ("[[targets]]\nbucket=\"a\"\nexclude_prefixes=[\"\"]", "exclude_prefixes"),
+            (
+                "[[targets]]\nbucket=\"a\"\nexclude_prefixes=[\"\"]",
+                "exclude_prefixes",
+            ),
         ];
         for (input, needle) in table {
             let e = err(input);
-            assert!(e.contains(needle), "{input:?}: {e:?} should contain {needle:?}");
+            assert!(
+                e.contains(needle),
+                "{input:?}: {e:?} should contain {needle:?}"
+            );
         }
     }
 
@@ -743,6 +779,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
     fn env_layer_overrides_file_and_ignores_non_keys() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
@@ -764,7 +801,10 @@ mod tests {
             let e = Config::load(Path::new("c.toml"), &CliOverrides::default())
                 .unwrap_err()
                 .to_string();
-            assert!(e.contains("soon") && e.contains("MPU_JANITOR_DEFAULTS__OLDER_THAN"), "{e}");
+            assert!(
+                e.contains("soon") && e.contains("MPU_JANITOR_DEFAULTS__OLDER_THAN"),
+                "{e}"
+            );
             Ok(())
         });
     }
@@ -781,7 +821,10 @@ mod tests {
     #[test]
     fn redaction_hides_url_passwords() {
         let table = [
-            ("https://user:pw@push.example:9091/x", "https://REDACTED@push.example:9091/x"),
+            (
+                "https://user:pw@push.example:9091/x",
+                "https://REDACTED@push.example:9091/x",
+            ),
             ("http://host:9091", "http://host:9091"),
             ("http://h/path@x", "http://h/path@x"),
             ("", ""),
@@ -794,7 +837,10 @@ mod tests {
         )
         .unwrap();
         let text = render_effective(&c);
-        assert!(!text.contains("hunter2") && !text.contains("secret@"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("secret@"),
+            "{text}"
+        );
         assert!(text.contains("bucket = \"a\""), "{text}");
     }
 
@@ -802,12 +848,18 @@ mod tests {
     fn shards_cover_every_target_exactly_once() {
         let mut text = String::new();
         for i in 0..60 {
-            text.push_str(&format!("[[targets]]\nbucket=\"b{i}\"\nprefix=\"p{}/\"\n", i % 3));
+            text.push_str(&format!(
+                "[[targets]]\nbucket=\"b{i}\"\nprefix=\"p{}/\"\n",
+                i % 3
+            ));
         }
         let mut seen = Vec::new();
         for index in 0..3 {
             let c = load(&format!("[sharding]\nindex={index}\ncount=3\n{text}")).unwrap();
-            assert!(!c.targets.is_empty() && c.targets.len() < 60, "shard {index}");
+            assert!(
+                !c.targets.is_empty() && c.targets.len() < 60,
+                "shard {index}"
+            );
             seen.extend(c.targets.into_iter().map(|t| (t.bucket, t.prefix)));
         }
         seen.sort();
@@ -816,7 +868,9 @@ mod tests {
         assert_eq!((before, seen.len()), (60, 60));
         // Stable: the same inputs always land in the same shard.
         assert_eq!(shard_of("uploads", "", 7), shard_of("uploads", "", 7));
-        assert!(err("[sharding]\nindex=3\ncount=3\n[[targets]]\nbucket=\"a\"").contains("out of range"));
+        assert!(
+            err("[sharding]\nindex=3\ncount=3\n[[targets]]\nbucket=\"a\"").contains("out of range")
+        );
     }
 
     #[test]

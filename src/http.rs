@@ -34,7 +34,10 @@ fn router(metrics: Metrics, ready: ReadyCheck) -> Router {
 
 async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.metrics.render(),
     )
 }
@@ -42,7 +45,10 @@ async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
 async fn ready_handler(State(s): State<AppState>) -> impl IntoResponse {
     match (s.ready)() {
         Ok(msg) => (StatusCode::OK, format!("ready: {msg}\n")),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 

@@ -86,7 +86,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let cli_overrides = CliOverrides {
-        dry_run: matches!(cli.command, Command::Once { dry_run: true, .. } | Command::Plan { .. }),
+        dry_run: matches!(
+            cli.command,
+            Command::Once { dry_run: true, .. } | Command::Plan { .. }
+        ),
     };
     let path = config::config_path(cli.config.as_deref());
     let config = match Config::load(&path, &cli_overrides) {
@@ -96,7 +99,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -127,11 +133,12 @@ fn main() -> ExitCode {
             let mut code = run.exit_code();
             let metrics = Metrics::new();
             run.targets.iter().for_each(|t| metrics.record(t));
-            if !config.metrics.textfile.is_empty() {
-                if let Err(e) = metrics.write_textfile(config.metrics.textfile.as_ref()) {
-                    tracing::error!(path = %config.metrics.textfile, error = %e, "Writing the metrics textfile failed");
-                    code = 1;
-                }
+            let textfile = &config.metrics.textfile;
+            if !textfile.is_empty()
+                && let Err(e) = metrics.write_textfile(textfile.as_ref())
+            {
+                tracing::error!(path = %textfile, error = %e, "Writing the metrics textfile failed");
+                code = 1;
             }
             ExitCode::from(code)
         }
@@ -188,10 +195,13 @@ fn init_logging(format: LogFormat, level: Option<&str>) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let filter = match level {
         Some(l) => EnvFilter::try_new(l).map_err(|e| format!("--log-level {l:?}: {e}"))?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
+        None => {
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
+        }
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -42,17 +42,23 @@ impl Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("registered once");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registered once");
             c
         };
         let int_gauge = |name: &str, help: &str| {
             let g = IntGaugeVec::new(Opts::new(name, help), &["bucket"]).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("registered once");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registered once");
             g
         };
         let gauge = |name: &str, help: &str| {
             let g = GaugeVec::new(Opts::new(name, help), &["bucket"]).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("registered once");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registered once");
             g
         };
         let m = Metrics {
@@ -108,7 +114,9 @@ impl Metrics {
                     &["bucket"],
                 )
                 .expect("valid metric");
-                registry.register(Box::new(h.clone())).expect("registered once");
+                registry
+                    .register(Box::new(h.clone()))
+                    .expect("registered once");
                 h
             },
             last_sweep: gauge(
@@ -122,7 +130,10 @@ impl Metrics {
             registry,
         };
         let build = IntGaugeVec::new(
-            Opts::new("mpu_janitor_build_info", "Always 1; the version label says which build."),
+            Opts::new(
+                "mpu_janitor_build_info",
+                "Always 1; the version label says which build.",
+            ),
             &["version"],
         )
         .expect("valid metric");
@@ -196,7 +207,10 @@ impl Metrics {
     /// Writes the exposition to `path` atomically: a temp file in the same directory, then rename,
     /// so node_exporter's textfile collector never reads half a file.
     pub fn write_textfile(&self, path: &Path) -> std::io::Result<()> {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -48,10 +48,10 @@ impl Notifier {
 
     /// Sends one notification (e.g. "READY=1"); failures are logged, never fatal.
     pub fn send(&self, message: &str) {
-        if let Some((sock, addr)) = &self.target {
-            if let Err(e) = sock.send_to_addr(message.as_bytes(), addr) {
-                tracing::warn!(error = %e, "Notifying systemd failed");
-            }
+        if let Some((sock, addr)) = &self.target
+            && let Err(e) = sock.send_to_addr(message.as_bytes(), addr)
+        {
+            tracing::warn!(error = %e, "Notifying systemd failed");
         }
     }
 

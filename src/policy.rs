@@ -238,7 +238,10 @@ mod tests {
                 assert!(age > older as i64, "age {age} older_than {older}");
             }
             if second == Decision::Abort {
-                assert!(part_age > idle as i64, "part age {part_age} idle_for {idle}");
+                assert!(
+                    part_age > idle as i64,
+                    "part age {part_age} idle_for {idle}"
+                );
             }
         }
     }

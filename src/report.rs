@@ -267,7 +267,12 @@ pub fn render_run_text(run: &RunReport) -> String {
         } else {
             "ok"
         };
-        let _ = writeln!(out, "{} [{status}] in {:.2}s", target_name(t), t.duration_seconds);
+        let _ = writeln!(
+            out,
+            "{} [{status}] in {:.2}s",
+            target_name(t),
+            t.duration_seconds
+        );
         let _ = writeln!(
             out,
             "  seen {}  stale {}  aborted {}  unverified {}  failed {}  would-abort {}  abort calls {}  reclaimed {} ({} bytes)",
@@ -290,7 +295,11 @@ pub fn render_run_text(run: &RunReport) -> String {
             t.skipped_suspicious,
             t.vanished,
             t.capped,
-            if t.cap_reached { " (max_aborts_per_run reached)" } else { "" },
+            if t.cap_reached {
+                " (max_aborts_per_run reached)"
+            } else {
+                ""
+            },
             t.interrupted
         );
         if let Some(e) = &t.error {
@@ -334,7 +343,11 @@ pub fn render_run_text(run: &RunReport) -> String {
         total["unverified"],
         total["failed"],
         total["failed_targets"],
-        if run.dry_run { " (dry run: nothing changed)" } else { "" }
+        if run.dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
     );
     out
 }

@@ -107,12 +107,14 @@ impl Daemon {
             for s in &d.targets {
                 let last = s.last_sweep.lock().map(|l| *l).unwrap_or(None);
                 let since = last.unwrap_or(d.started);
-                let limit = chrono::Duration::from_std(s.period * 2).unwrap_or(chrono::Duration::MAX);
+                let limit =
+                    chrono::Duration::from_std(s.period * 2).unwrap_or(chrono::Duration::MAX);
                 if now - since > limit {
                     late.push(format!(
                         "{} (last sweep {})",
                         s.target.bucket,
-                        last.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())
+                        last.map(|t| t.to_rfc3339())
+                            .unwrap_or_else(|| "never".into())
                     ));
                 }
             }
@@ -185,13 +187,11 @@ impl Daemon {
         if let Ok(mut last) = self.targets[i].last_sweep.lock() {
             *last = Some(Utc::now());
         }
-        if !self.config.metrics.textfile.is_empty() {
-            if let Err(e) = self
-                .metrics
-                .write_textfile(self.config.metrics.textfile.as_ref())
-            {
-                tracing::error!(path = %self.config.metrics.textfile, error = %e, "Writing the metrics textfile failed");
-            }
+        let textfile = &self.config.metrics.textfile;
+        if !textfile.is_empty()
+            && let Err(e) = self.metrics.write_textfile(textfile.as_ref())
+        {
+            tracing::error!(path = %textfile, error = %e, "Writing the metrics textfile failed");
         }
         self.notifier.send(&format!(
             "STATUS=Last sweep of {}: {} aborted, {} bytes reclaimed, {} unverified, {} failed{}",
@@ -200,7 +200,11 @@ impl Daemon {
             r.reclaimed_bytes,
             r.unverified,
             r.failed,
-            if r.error.is_some() { " (target failed)" } else { "" }
+            if r.error.is_some() {
+                " (target failed)"
+            } else {
+                ""
+            }
         ));
     }
 }
@@ -261,7 +265,9 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, Daemon
     }
     scheduler.start().await.map_err(scheduler_error)?;
     tracing::info!(targets = daemon.targets.len(), "Daemon started");
-    daemon.notifier.send("READY=1\nSTATUS=Waiting for the first scheduled sweep");
+    daemon
+        .notifier
+        .send("READY=1\nSTATUS=Waiting for the first scheduled sweep");
 
     let watchdog = daemon.notifier.watchdog_interval().map(|every| {
         let d = daemon.clone();
@@ -277,11 +283,17 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, Daemon
     wait_for_signal(&cancel).await;
     daemon.notifier.send("STOPPING=1");
     let in_flight = daemon.tracker.len();
-    tracing::info!(sweeps_in_flight = in_flight, grace_seconds = grace.as_secs_f64(), "Shutting down: no new aborts; finishing the ones in flight");
+    tracing::info!(
+        sweeps_in_flight = in_flight,
+        grace_seconds = grace.as_secs_f64(),
+        "Shutting down: no new aborts; finishing the ones in flight"
+    );
     cancel.cancel();
     let _ = scheduler.shutdown().await;
     daemon.tracker.close();
-    let drained = tokio::time::timeout(grace, daemon.tracker.wait()).await.is_ok();
+    let drained = tokio::time::timeout(grace, daemon.tracker.wait())
+        .await
+        .is_ok();
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -293,7 +305,10 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, Daemon
         tracing::info!("Shut down cleanly");
         Ok(0)
     } else {
-        tracing::error!(grace_seconds = grace.as_secs_f64(), "Sweeps still running after the grace period; exiting anyway");
+        tracing::error!(
+            grace_seconds = grace.as_secs_f64(),
+            "Sweeps still running after the grace period; exiting anyway"
+        );
         Ok(1)
     }
 }
@@ -346,7 +361,11 @@ mod tests {
             ("0 30 2 * * *", 86_400),
         ];
         for (expr, secs) in table {
-            assert_eq!(schedule_period(expr, now), Duration::from_secs(secs), "{expr}");
+            assert_eq!(
+                schedule_period(expr, now),
+                Duration::from_secs(secs),
+                "{expr}"
+            );
         }
     }
 }

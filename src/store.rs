@@ -13,7 +13,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::RequestPayer;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use chrono::{DateTime, Utc};
@@ -365,6 +365,10 @@ where
             let kind = match code {
                 "SlowDown" | "Throttling" | "ThrottlingException" | "TooManyRequests"
                 | "RequestLimitExceeded" | "TooManyRequestsException" => ErrorKind::Throttled,
+                // Some stores (Garage) answer a bad signature with AccessDenied.
+                "AccessDenied" if text.to_ascii_lowercase().contains("signature") => {
+                    ErrorKind::Credentials
+                }
                 "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => ErrorKind::AccessDenied,
                 "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken"
                 | "TokenRefreshRequired" | "InvalidSecurity" => ErrorKind::Credentials,
@@ -390,9 +394,10 @@ where
             let text = if text.is_empty() { String::new() } else { format!(": {text}") };
             (kind, format!("{code}{text}{hint}"))
         }
-        SdkError::TimeoutError(_) => (
-            ErrorKind::Timeout,
-            format!("timed out: {}", DisplayErrorContext(&e)),
+        SdkError::TimeoutError(_) => (ErrorKind::Timeout, format!("timed out: {}", chain(&e))),
+        SdkError::DispatchFailure(_) if chain(&e).contains("credential") => (
+            ErrorKind::Credentials,
+            "no AWS credentials found by the default chain (environment, profile, SSO, web identity, container, instance metadata): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role".to_string(),
         ),
         SdkError::DispatchFailure(d) => {
             let kind = if d.is_timeout() {
@@ -402,11 +407,11 @@ where
             } else {
                 ErrorKind::Network
             };
-            (kind, DisplayErrorContext(&e).to_string())
+            (kind, format!("{} (check endpoint_url, region and the network path to the store)", chain(&e)))
         }
-        SdkError::ResponseError(_) => (ErrorKind::Network, DisplayErrorContext(&e).to_string()),
+        SdkError::ResponseError(_) => (ErrorKind::Network, chain(&e)),
         SdkError::ConstructionFailure(_) => {
-            let text = DisplayErrorContext(&e).to_string();
+            let text = chain(&e);
             if text.to_ascii_lowercase().contains("credential") {
                 (
                     ErrorKind::Credentials,
@@ -416,13 +421,29 @@ where
                 (ErrorKind::Other, text)
             }
         }
-        _ => (ErrorKind::Other, DisplayErrorContext(&e).to_string()),
+        _ => (ErrorKind::Other, chain(&e)),
     };
     StoreError {
         operation,
         kind,
         message,
     }
+}
+
+/// An error and its sources on one line ("a: b: c"), without the Debug dumps the SDK's own
+/// `DisplayErrorContext` appends, and without repeating a cause that its wrapper already printed.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string().replace('\n', "; ");
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string().replace('\n', "; ");
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }
 
 /// Builds and shares SDK clients: targets with the same connection settings share one client and
@@ -468,7 +489,9 @@ fn ca_bundle_path(s: &Settings) -> Option<String> {
     if !s.ca_bundle.is_empty() {
         return Some(s.ca_bundle.clone());
     }
-    std::env::var("AWS_CA_BUNDLE").ok().filter(|v| !v.is_empty())
+    std::env::var("AWS_CA_BUNDLE")
+        .ok()
+        .filter(|v| !v.is_empty())
 }
 
 async fn build_client(s: &Settings, ca_bundle: Option<&str>) -> Result<Client, StoreError> {

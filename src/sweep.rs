@@ -125,13 +125,16 @@ pub async fn sweep<S: UploadStore>(
                 tokio::spawn(async move { process(&ctx, u).await })
             })
             .buffer_unordered(settings.concurrency)
-            .fold(Tally::new(opts.max_listed), |mut tally, joined| async move {
-                match joined {
-                    Ok(p) => tally.record(p),
-                    Err(e) => tally.panic(e.to_string()),
-                }
-                tally
-            })
+            .fold(
+                Tally::new(opts.max_listed),
+                |mut tally, joined| async move {
+                    match joined {
+                        Ok(p) => tally.record(p),
+                        Err(e) => tally.panic(e.to_string()),
+                    }
+                    tally
+                },
+            )
     };
     let (listed, tally) = tokio::join!(lister, worker);
 
@@ -145,10 +148,15 @@ pub async fn sweep<S: UploadStore>(
     report.uploads.extend(listed.suspicious);
     if let Some(e) = listed.error {
         report.count_error(e.operation, e.kind);
-        report.error = Some(format!("listing uploads of bucket {:?}: {e}", target.bucket));
+        report.error = Some(format!(
+            "listing uploads of bucket {:?}: {e}",
+            target.bucket
+        ));
     }
     report.cap_reached = report.capped > 0;
-    report.uploads.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+    report
+        .uploads
+        .sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
     report.duration_seconds = started.elapsed().as_secs_f64();
     report.finished_at = timestamp(Utc::now());
     log_summary(&report, settings.dry_run);
@@ -349,7 +357,10 @@ async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload) -> Processed {
     let mut seen = SeenParts::default();
     let mut report = UploadReport {
         initiated: u.initiated.map(timestamp),
-        age_seconds: u.initiated.map(|t| policy::age_seconds(t, now)).unwrap_or(0),
+        age_seconds: u
+            .initiated
+            .map(|t| policy::age_seconds(t, now))
+            .unwrap_or(0),
         key: u.key,
         upload_id: u.upload_id,
         parts: 0,
@@ -361,26 +372,27 @@ async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload) -> Processed {
         error: None,
     };
     let (key, id) = (report.key.clone(), report.upload_id.clone());
-    let finish = |mut report: UploadReport, seen: &SeenParts, outcome, error: Option<StoreError>| {
-        report.parts = seen.seen.len() as u64;
-        report.bytes = seen.bytes;
-        report.outcome = outcome;
-        report.error = error.as_ref().map(|e| e.to_string());
-        ctx.opts.progress.processed.fetch_add(1, Ordering::Relaxed);
-        if outcome == Outcome::Aborted {
-            ctx.opts.progress.aborted.fetch_add(1, Ordering::Relaxed);
-            ctx.opts
-                .progress
-                .reclaimed_bytes
-                .fetch_add(seen.bytes, Ordering::Relaxed);
-        }
-        Processed {
-            report,
-            error,
-            idle: false,
-            vanished: false,
-        }
-    };
+    let finish =
+        |mut report: UploadReport, seen: &SeenParts, outcome, error: Option<StoreError>| {
+            report.parts = seen.seen.len() as u64;
+            report.bytes = seen.bytes;
+            report.outcome = outcome;
+            report.error = error.as_ref().map(|e| e.to_string());
+            ctx.opts.progress.processed.fetch_add(1, Ordering::Relaxed);
+            if outcome == Outcome::Aborted {
+                ctx.opts.progress.aborted.fetch_add(1, Ordering::Relaxed);
+                ctx.opts
+                    .progress
+                    .reclaimed_bytes
+                    .fetch_add(seen.bytes, Ordering::Relaxed);
+            }
+            Processed {
+                report,
+                error,
+                idle: false,
+                vanished: false,
+            }
+        };
 
     let parts = match ctx.store.list_parts(&key, &id).await {
         Ok(Parts::Gone) => {

@@ -23,28 +23,53 @@ fn bad_configs_exit_2_with_the_key_the_value_and_nothing_contacted() {
     let (listener, url) = tripwire();
     let table = [
         ("[defaults]\nolder_then = \"3d\"\n", "older_then"),
-        ("[defaults]\nolder_than = \"3 parsecs\"\n", "defaults.older_than: invalid duration \"3 parsecs\""),
-        ("[defaults]\nschedule = \"0 0 * * *\"\n", "defaults.schedule: \"0 0 * * *\" is not a 6-field cron"),
+        (
+            "[defaults]\nolder_than = \"3 parsecs\"\n",
+            "defaults.older_than: invalid duration \"3 parsecs\"",
+        ),
+        (
+            "[defaults]\nschedule = \"0 0 * * *\"\n",
+            "defaults.schedule: \"0 0 * * *\" is not a 6-field cron",
+        ),
         ("", "targets[1].bucket: missing bucket name"),
     ];
     for (extra, needle) in table {
         let text = format!(
             "{extra}\n[[targets]]\nbucket = \"b\"\nendpoint_url = \"{url}\"\n[[targets]]\nprefix = \"x/\"\nbucket = \"{}\"\n",
-            if needle.contains("missing bucket") { "" } else { "c" }
+            if needle.contains("missing bucket") {
+                ""
+            } else {
+                "c"
+            }
         );
         let out = janitor(&text, &["once"]);
         assert_eq!(out.code, 2, "{extra:?}: {}", out.stderr);
-        assert!(out.stderr.contains(needle), "{extra:?}: {:?} lacks {needle:?}", out.stderr);
-        assert!(out.stderr.contains("config.toml"), "source named: {}", out.stderr);
+        assert!(
+            out.stderr.contains(needle),
+            "{extra:?}: {:?} lacks {needle:?}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("config.toml"),
+            "source named: {}",
+            out.stderr
+        );
     }
-    assert!(listener.accept().is_err(), "a bad config must not contact the endpoint");
+    assert!(
+        listener.accept().is_err(),
+        "a bad config must not contact the endpoint"
+    );
 }
 
 #[test]
 fn a_missing_config_file_says_where_it_looked() {
     let out = common::run_janitor("/nonexistent/janitor.toml".as_ref(), &["once"], &[]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("/nonexistent/janitor.toml"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("/nonexistent/janitor.toml"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -61,17 +86,29 @@ fn check_config_prints_the_effective_config_with_env_layers_and_no_secrets() {
     let out = janitor_with_env(
         text,
         &["check-config"],
-        &[("MPU_JANITOR_DEFAULTS__OLDER_THAN", "3d"), ("MPU_JANITOR_METRICS__LISTEN", "0.0.0.0:9464")],
+        &[
+            ("MPU_JANITOR_DEFAULTS__OLDER_THAN", "3d"),
+            ("MPU_JANITOR_METRICS__LISTEN", "0.0.0.0:9464"),
+        ],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let doc: toml::Value = toml::from_str(&out.stdout).expect("check-config prints TOML");
     assert_eq!(doc["defaults"]["older_than"].as_str(), Some("3days"));
     assert_eq!(doc["metrics"]["listen"].as_str(), Some("0.0.0.0:9464"));
     assert_eq!(doc["targets"][1]["older_than"].as_str(), Some("1day"));
-    assert!(doc["targets"][0].get("older_than").is_none(), "inherited keys are not repeated");
-    assert!(out.stdout.contains("MPU_JANITOR_DEFAULTS__OLDER_THAN"), "layers listed");
+    assert!(
+        doc["targets"][0].get("older_than").is_none(),
+        "inherited keys are not repeated"
+    );
+    assert!(
+        out.stdout.contains("MPU_JANITOR_DEFAULTS__OLDER_THAN"),
+        "layers listed"
+    );
     for secret in ["s3cr3t", "pushpass", super_secret()] {
-        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret), "{secret} leaked");
+        assert!(
+            !out.stdout.contains(secret) && !out.stderr.contains(secret),
+            "{secret} leaked"
+        );
     }
 }
 
@@ -106,17 +143,40 @@ fn once_sweeps_good_buckets_beside_a_missing_one_and_exits_1() {
     assert_eq!(t[0]["aborted"], 5);
     assert_eq!(t[0]["reclaimed_bytes"], 5 * 128);
     assert_eq!(t[0]["error"], Value::Null);
-    assert!(t[1]["error"].as_str().unwrap().contains("NoSuchBucket"), "{}", t[1]);
+    assert!(
+        t[1]["error"].as_str().unwrap().contains("NoSuchBucket"),
+        "{}",
+        t[1]
+    );
     assert_eq!(t[2]["aborted"], 3);
     assert_eq!(t[2]["reclaimed_bytes"], 3000);
     // The schema of spec.md.
     for key in [
-        "bucket", "prefix", "uploads_seen", "stale", "aborted", "unverified", "failed", "skipped_idle",
-        "skipped_excluded", "abort_attempts", "reclaimed_bytes", "error", "uploads",
+        "bucket",
+        "prefix",
+        "uploads_seen",
+        "stale",
+        "aborted",
+        "unverified",
+        "failed",
+        "skipped_idle",
+        "skipped_excluded",
+        "abort_attempts",
+        "reclaimed_bytes",
+        "error",
+        "uploads",
     ] {
         assert!(t[0].get(key).is_some(), "target lacks {key}");
     }
-    for key in ["key", "upload_id", "initiated", "age_seconds", "parts", "bytes", "outcome"] {
+    for key in [
+        "key",
+        "upload_id",
+        "initiated",
+        "age_seconds",
+        "parts",
+        "bytes",
+        "outcome",
+    ] {
         assert!(t[0]["uploads"][0].get(key).is_some(), "upload lacks {key}");
     }
     assert_eq!(t[0]["uploads"][0]["outcome"], "aborted");
@@ -129,7 +189,11 @@ fn once_sweeps_good_buckets_beside_a_missing_one_and_exits_1() {
     // The text report says the same in words.
     let out = janitor(&text, &["once"]);
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains("[FAILED]") && out.stdout.contains("NoSuchBucket"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("[FAILED]") && out.stdout.contains("NoSuchBucket"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -138,7 +202,9 @@ fn plan_and_dry_run_list_uploads_and_change_nothing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = g.client();
     let b = rt.block_on(g.bucket("plan"));
-    rt.block_on(seed_many(&client, &b, 4, |i| (format!("p/{i}"), vec![10, 20, 30])));
+    rt.block_on(seed_many(&client, &b, 4, |i| {
+        (format!("p/{i}"), vec![10, 20, 30])
+    }));
     let before = rt.block_on(list_all(&client, &b));
     let seeded = Utc::now();
     common::wait_until("uploads older than 1s", Duration::from_secs(5), || {
@@ -153,9 +219,17 @@ fn plan_and_dry_run_list_uploads_and_change_nothing() {
     let report: Value = serde_json::from_str(&plan.stdout).unwrap();
     let uploads = report["targets"][0]["uploads"].as_array().unwrap();
     assert_eq!(uploads.len(), 4);
-    assert!(uploads.iter().all(|u| u["outcome"] == "would_abort" && u["bytes"] == 60 && u["parts"] == 3));
+    assert!(
+        uploads
+            .iter()
+            .all(|u| u["outcome"] == "would_abort" && u["bytes"] == 60 && u["parts"] == 3)
+    );
     let table = janitor(&text, &["plan"]);
-    assert!(table.stdout.contains("4 stale of 4") && table.stdout.contains("p/3"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("4 stale of 4") && table.stdout.contains("p/3"),
+        "{}",
+        table.stdout
+    );
     let dry = janitor(&text, &["once", "--dry-run", "--output", "json"]);
     assert_eq!(dry.code, 0);
     let report: Value = serde_json::from_str(&dry.stdout).unwrap();
@@ -175,12 +249,19 @@ fn an_unreachable_endpoint_and_bad_credentials_fail_their_target_with_one_clear_
          [[targets]]\nbucket = \"a\"\nendpoint_url = \"{dead}\"\n[[targets]]\nbucket = \"b\"\nendpoint_url = \"{}\"\n",
         g.endpoint
     );
-    let out = janitor_with_env(&text, &["once", "--output", "json"], &[("AWS_SECRET_ACCESS_KEY", "wrong")]);
+    let out = janitor_with_env(
+        &text,
+        &["once", "--output", "json"],
+        &[("AWS_SECRET_ACCESS_KEY", "wrong")],
+    );
     assert_eq!(out.code, 1, "{}", out.stderr);
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
     let t = &report["targets"];
     assert_eq!(t[0]["errors"][0]["kind"], "network", "{t}");
     assert_eq!(t[1]["errors"][0]["kind"], "credentials", "{t}");
     assert!(!out.stdout.contains("panicked") && !out.stderr.contains("panicked"));
-    assert!(!out.stdout.contains("wrong") || !out.stdout.contains("AWS_SECRET"), "no secret echoed");
+    assert!(
+        !out.stdout.contains("wrong") || !out.stdout.contains("AWS_SECRET"),
+        "no secret echoed"
+    );
 }

@@ -42,7 +42,10 @@ async fn pagination_past_2000_uploads_aborts_every_one() {
     let g = garage();
     let client = g.client();
     let bucket = g.bucket("pages").await;
-    seed_many(&client, &bucket, 2_150, |i| (format!("k/{:04}", i % 700), vec![])).await;
+    seed_many(&client, &bucket, 2_150, |i| {
+        (format!("k/{:04}", i % 700), vec![])
+    })
+    .await;
     assert_eq!(list_all(&client, &bucket).await.len(), 2_150);
 
     let started = Instant::now();
@@ -60,7 +63,10 @@ async fn many_uploads_on_one_key_across_a_page_boundary() {
     let g = garage();
     let client = g.client();
     let bucket = g.bucket("onekey").await;
-    seed_many(&client, &bucket, 1_300, |_| ("same/key".to_string(), vec![])).await;
+    seed_many(&client, &bucket, 1_300, |_| {
+        ("same/key".to_string(), vec![])
+    })
+    .await;
     seed(&client, &bucket, "a-before", &[10]).await;
     seed(&client, &bucket, "z-after", &[20]).await;
 
@@ -121,21 +127,23 @@ async fn a_1100_part_upload_counts_every_byte() {
         .unwrap()
         .upload_id
         .unwrap();
-    futures::future::join_all(
-        sizes
-            .chunks(100)
-            .enumerate()
-            .map(|(chunk, s)| {
-                let (client, bucket, id) = (client.clone(), bucket.clone(), id.clone());
-                let s = s.to_vec();
-                async move {
-                    for (j, size) in s.iter().enumerate() {
-                        put_part(&client, &bucket, "big", &id, (chunk * 100 + j + 1) as i32, *size)
-                            .await;
-                    }
-                }
-            }),
-    )
+    futures::future::join_all(sizes.chunks(100).enumerate().map(|(chunk, s)| {
+        let (client, bucket, id) = (client.clone(), bucket.clone(), id.clone());
+        let s = s.to_vec();
+        async move {
+            for (j, size) in s.iter().enumerate() {
+                put_part(
+                    &client,
+                    &bucket,
+                    "big",
+                    &id,
+                    (chunk * 100 + j + 1) as i32,
+                    *size,
+                )
+                .await;
+            }
+        }
+    }))
     .await;
     let want: u64 = sizes.iter().map(|s| *s as u64).sum();
 
@@ -153,7 +161,14 @@ async fn prefix_and_exclusions_limit_what_is_touched() {
     let g = garage();
     let client = g.client();
     let bucket = g.bucket("prefix").await;
-    for k in ["tmp/a", "tmp/b/c", "tmp/keep/x", "tmpx", "other/a", "keep/a"] {
+    for k in [
+        "tmp/a",
+        "tmp/b/c",
+        "tmp/keep/x",
+        "tmpx",
+        "other/a",
+        "keep/a",
+    ] {
         seed(&client, &bucket, k, &[1]).await;
     }
     let mut t = target(&bucket, settings(g));
@@ -162,7 +177,11 @@ async fn prefix_and_exclusions_limit_what_is_touched() {
     let r = sweep_at(&t, 8).await;
     assert_eq!(r.error, None);
     assert_eq!((r.uploads_seen, r.aborted, r.skipped_excluded), (3, 2, 1));
-    let left: Vec<String> = list_all(&client, &bucket).await.into_iter().map(|(k, _)| k).collect();
+    let left: Vec<String> = list_all(&client, &bucket)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(left, ["keep/a", "other/a", "tmp/keep/x", "tmpx"]);
 }
 
@@ -204,7 +223,10 @@ async fn fresh_uploads_are_untouched() {
     let bucket = g.bucket("fresh").await;
     seed_many(&client, &bucket, 25, |i| (format!("f/{i}"), vec![2])).await;
     let r = sweep_at(&target(&bucket, settings(g)), 0).await;
-    assert_eq!((r.uploads_seen, r.skipped_fresh, r.stale, r.abort_attempts), (25, 25, 0, 0));
+    assert_eq!(
+        (r.uploads_seen, r.skipped_fresh, r.stale, r.abort_attempts),
+        (25, 25, 0, 0)
+    );
     assert_eq!(list_all(&client, &bucket).await.len(), 25);
 }
 
@@ -223,10 +245,17 @@ async fn dry_run_changes_nothing_and_reports_what_it_would_do() {
         },
     );
     let r = sweep_at(&t, 8).await;
-    assert_eq!((r.stale, r.would_abort, r.aborted, r.abort_attempts), (12, 12, 0, 0));
+    assert_eq!(
+        (r.stale, r.would_abort, r.aborted, r.abort_attempts),
+        (12, 12, 0, 0)
+    );
     assert_eq!(r.stale_bytes, 12 * 10);
     assert_eq!(r.reclaimed_bytes, 0);
-    assert!(r.uploads.iter().all(|u| u.outcome == Outcome::WouldAbort && u.parts == 2));
+    assert!(
+        r.uploads
+            .iter()
+            .all(|u| u.outcome == Outcome::WouldAbort && u.parts == 2)
+    );
     assert_eq!(list_all(&client, &bucket).await, before);
 }
 

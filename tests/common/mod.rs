@@ -51,12 +51,14 @@ fn garage_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("GARAGE_BIN").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    if let Ok(out) = Command::new("garage").arg("--version").output() {
-        if out.status.success() {
-            return PathBuf::from("garage");
-        }
+    if let Ok(out) = Command::new("garage").arg("--version").output()
+        && out.status.success()
+    {
+        return PathBuf::from("garage");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let cargo_bin = home.join(".cargo/bin/garage");
     assert!(
         cargo_bin.exists(),
@@ -71,7 +73,9 @@ impl Garage {
         let dir = tempfile::tempdir().expect("temp dir");
         let (s3, rpc, admin) = (free_port(), free_port(), free_port());
         let config = dir.path().join("garage.toml");
-        let secret: String = (0..64).map(|i| b"0123456789abcdef"[(i * 7 + 3) % 16] as char).collect();
+        let secret: String = (0..64)
+            .map(|i| b"0123456789abcdef"[(i * 7 + 3) % 16] as char)
+            .collect();
         std::fs::write(
             &config,
             format!(
@@ -134,7 +138,9 @@ api_bind_addr = "127.0.0.1:{admin}"
         };
         g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node_id]);
         g.cli(&["layout", "apply", "--version", "1"]);
-        g.cli(&["key", "import", "--yes", "-n", "tests", ACCESS_KEY, SECRET_KEY]);
+        g.cli(&[
+            "key", "import", "--yes", "-n", "tests", ACCESS_KEY, SECRET_KEY,
+        ]);
         g.cli(&["key", "allow", "--create-bucket", "tests"]);
         g
     }
@@ -167,8 +173,12 @@ api_bind_addr = "127.0.0.1:{admin}"
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)
             .force_path_style(true)
-            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests"))
-            .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "tests",
+            ))
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
             .build();
         Client::from_conf(conf)
     }
@@ -239,8 +249,17 @@ pub async fn seed(client: &Client, bucket: &str, key: &str, part_sizes: &[usize]
 }
 
 /// Uploads part `number` of `size` bytes (content derived from the number, so ETags differ).
-pub async fn put_part(client: &Client, bucket: &str, key: &str, id: &str, number: i32, size: usize) {
-    let body: Vec<u8> = (0..size).map(|i| (i as u32 ^ number as u32) as u8).collect();
+pub async fn put_part(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    number: i32,
+    size: usize,
+) {
+    let body: Vec<u8> = (0..size)
+        .map(|i| (i as u32 ^ number as u32) as u8)
+        .collect();
     client
         .upload_part()
         .bucket(bucket)
