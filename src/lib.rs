@@ -13,10 +13,12 @@
 //! - [`schedule`]: the `run` daemon: cron jobs per target, no overlap, drain on SIGTERM.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`notify`]: systemd's sd_notify protocol (READY, WATCHDOG, STATUS, STOPPING).
+//! - [`demo`]: the `demo` command and its embedded in-memory S3 endpoint (also used by fault tests).
 //!
 //! `main.rs` wires these together for the commands of spec.md.
 
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod metrics;
 pub mod notify;

@@ -6,16 +6,17 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mpu_janitor::config::{self, CliOverrides, Config};
+use mpu_janitor::demo::{self, DemoOptions};
 use mpu_janitor::metrics::Metrics;
 use mpu_janitor::report::{self, RunReport};
 use mpu_janitor::schedule;
 use mpu_janitor::store::Connector;
 use mpu_janitor::sweep::{self, Progress, SweepOptions};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Reclaims the storage held by stale S3 multipart uploads, and proves it.
@@ -59,6 +60,18 @@ enum Command {
     },
     /// Validate the configuration and print the effective one, secrets redacted
     CheckConfig,
+    /// A self-contained sweep against an embedded S3 endpoint on loopback; no account needed
+    Demo {
+        /// Report format on stdout
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Plain stale uploads to seed (the scene grows with it)
+        #[arg(long, default_value_t = 60, value_name = "N")]
+        uploads: usize,
+        /// Keep the endpoint and /metrics up after the sweep, until Ctrl-C
+        #[arg(long)]
+        serve: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -76,14 +89,42 @@ enum Output {
 /// Our own info lines; the SDK's only from warn up (it logs every credential lookup at info).
 const DEFAULT_LOG_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn";
 
-/// Targets swept at the same time in one run.
-const PARALLEL_TARGETS: usize = 8;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging(cli.log_format, cli.log_level.as_deref()) {
+    // The demo prints its own story on stdout; only warnings belong on stderr there.
+    let default_filter = match cli.command {
+        Command::Demo { .. } => "warn",
+        _ => DEFAULT_LOG_FILTER,
+    };
+    if let Err(e) = init_logging(cli.log_format, cli.log_level.as_deref(), default_filter) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
+    }
+    if let Command::Demo {
+        output,
+        uploads,
+        serve,
+    } = cli.command
+    {
+        let opts = DemoOptions {
+            uploads,
+            serve,
+            json: output == Output::Json,
+            progress: std::io::stderr().is_terminal(),
+        };
+        return match tokio::runtime::Runtime::new().map_err(|e| e.to_string()) {
+            Ok(rt) => match rt.block_on(demo::run(opts)) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            },
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::from(1)
+            }
+        };
     }
     let cli_overrides = CliOverrides {
         dry_run: matches!(
@@ -115,7 +156,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Plan { output } => {
-            let run = runtime.block_on(sweep_once(&config, usize::MAX));
+            let Some(run) = runtime.block_on(sweep_once(&config, usize::MAX)) else {
+                return ExitCode::from(1);
+            };
             match output {
                 Output::Text => print!("{}", report::render_plan_text(&run)),
                 Output::Json => println!("{}", to_json(&run)),
@@ -125,7 +168,9 @@ fn main() -> ExitCode {
         Command::Once {
             output, max_listed, ..
         } => {
-            let run = runtime.block_on(sweep_once(&config, max_listed));
+            let Some(run) = runtime.block_on(sweep_once(&config, max_listed)) else {
+                return ExitCode::from(1);
+            };
             match output {
                 Output::Text => print!("{}", report::render_run_text(&run)),
                 Output::Json => println!("{}", to_json(&run)),
@@ -142,6 +187,7 @@ fn main() -> ExitCode {
             }
             ExitCode::from(code)
         }
+        Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
         Command::Run => match runtime.block_on(schedule::run(config, CancellationToken::new())) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
@@ -156,19 +202,46 @@ fn to_json(run: &RunReport) -> String {
     serde_json::to_string_pretty(run).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// One sweep of every target, with a live progress line on a terminal.
-async fn sweep_once(config: &Config, max_listed: usize) -> RunReport {
+/// One sweep of every target, with a live progress line on a terminal. On SIGTERM/SIGINT no new
+/// abort starts and the ones in flight finish and are verified; `None` when they did not finish
+/// within `daemon.shutdown_grace`.
+async fn sweep_once(config: &Config, max_listed: usize) -> Option<RunReport> {
     let progress = Arc::new(Progress::default());
+    let cancel = CancellationToken::new();
     let opts = SweepOptions {
         max_listed,
         progress: progress.clone(),
+        cancel: cancel.clone(),
+        global_limit: Some(Arc::new(Semaphore::new(config.daemon.max_in_flight))),
         ..Default::default()
     };
-    let ticker = std::io::stderr()
-        .is_terminal()
-        .then(|| tokio::spawn(show_progress(progress.clone())));
+    let ticker = std::io::stderr().is_terminal().then(|| {
+        tokio::spawn(sweep::show_progress(
+            progress.clone(),
+            Duration::from_millis(500),
+        ))
+    });
     let connector = Connector::new();
-    let run = sweep::sweep_targets(&config.targets, &connector, &opts, PARALLEL_TARGETS).await;
+    let sweep = sweep::sweep_targets(
+        &config.targets,
+        &connector,
+        &opts,
+        config.daemon.parallel_targets,
+    );
+    tokio::pin!(sweep);
+    let grace = config.daemon.shutdown_grace.0;
+    let run = tokio::select! {
+        run = &mut sweep => Some(run),
+        () = schedule::wait_for_signal(&cancel) => {
+            tracing::warn!(grace_seconds = grace.as_secs_f64(), "Stopping: no new aborts; finishing and verifying the ones in flight");
+            cancel.cancel();
+            let drained = tokio::time::timeout(grace, &mut sweep).await.ok();
+            if drained.is_none() {
+                tracing::error!(grace_seconds = grace.as_secs_f64(), "Aborts still in flight after the grace period; exiting without a report");
+            }
+            drained
+        }
+    };
     if let Some(t) = ticker {
         t.abort();
         eprint!("\r\x1b[2K");
@@ -176,28 +249,11 @@ async fn sweep_once(config: &Config, max_listed: usize) -> RunReport {
     run
 }
 
-/// Rewrites one status line on stderr twice a second.
-async fn show_progress(p: Arc<Progress>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tick.tick().await;
-        eprint!(
-            "\r\x1b[2Klisted {}  processed {}  aborted {}  reclaimed {}",
-            p.listed.load(Ordering::Relaxed),
-            p.processed.load(Ordering::Relaxed),
-            p.aborted.load(Ordering::Relaxed),
-            report::human_bytes(p.reclaimed_bytes.load(Ordering::Relaxed)),
-        );
-    }
-}
-
-fn init_logging(format: LogFormat, level: Option<&str>) -> Result<(), String> {
+fn init_logging(format: LogFormat, level: Option<&str>, default: &str) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let filter = match level {
         Some(l) => EnvFilter::try_new(l).map_err(|e| format!("--log-level {l:?}: {e}"))?,
-        None => {
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
-        }
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -12,7 +12,9 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::RequestPayer;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
@@ -451,12 +453,24 @@ fn chain(e: &dyn std::error::Error) -> String {
 #[derive(Default)]
 pub struct Connector {
     clients: Mutex<HashMap<String, Client>>,
+    /// Fixed credentials instead of the default chain (the demo's embedded endpoint, tests).
+    credentials: Option<Credentials>,
 }
 
 impl Connector {
-    /// A connector with no clients yet.
+    /// A connector using aws-config's default credential chain (or each target's `profile`).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A connector that signs with these keys instead of looking for credentials.
+    pub fn with_static_credentials(access_key: &str, secret_key: &str) -> Self {
+        Connector {
+            clients: Mutex::default(),
+            credentials: Some(Credentials::new(
+                access_key, secret_key, None, None, "static",
+            )),
+        }
     }
 
     /// The client for these settings, built on first use.
@@ -478,7 +492,7 @@ impl Connector {
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
-        let client = build_client(s, ca_bundle.as_deref()).await?;
+        let client = build_client(s, ca_bundle.as_deref(), self.credentials.clone()).await?;
         clients.insert(key, client.clone());
         Ok(client)
     }
@@ -494,7 +508,11 @@ fn ca_bundle_path(s: &Settings) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-async fn build_client(s: &Settings, ca_bundle: Option<&str>) -> Result<Client, StoreError> {
+async fn build_client(
+    s: &Settings,
+    ca_bundle: Option<&str>,
+    credentials: Option<Credentials>,
+) -> Result<Client, StoreError> {
     let connect_err = |message: String| StoreError {
         operation: Operation::Connect,
         kind: ErrorKind::Other,
@@ -538,6 +556,9 @@ async fn build_client(s: &Settings, ca_bundle: Option<&str>) -> Result<Client, S
         );
     if !s.profile.is_empty() {
         loader = loader.profile_name(&s.profile);
+    }
+    if let Some(c) = credentials {
+        loader = loader.credentials_provider(c);
     }
     let sdk = loader.load().await;
     let mut conf = aws_sdk_s3::config::Builder::from(&sdk)

@@ -1,0 +1,1227 @@
+//! Embedded in-memory S3 endpoint for the `demo` command and fault-injection tests.
+//!
+//! This module is responsible for serving a small, fast, *honest* subset of the S3 REST
+//! protocol on a local TCP port, so that the janitor can be exercised end to end with
+//! real SigV4-signed requests and no external service:
+//!
+//! - protocol parsing, XML rendering and `SigV4` verification are delegated to [`s3s`]
+//!   (with [`s3s::auth::SimpleAuth`]); requests are served by hyper 1 (HTTP/1.1) on a
+//!   tokio listener, path-style addressing, any signing region;
+//! - operations: `CreateBucket`, `HeadBucket`, `ListBuckets`, `CreateMultipartUpload`,
+//!   `UploadPart` (only the size and the MD5 `ETag` of each part are kept, never the
+//!   bytes), `ListMultipartUploads`, `ListParts` and `AbortMultipartUpload`; anything
+//!   else answers `NotImplemented`;
+//! - a controllable clock ([`Endpoint::set_clock_offset`]) that stamps `Initiated` and
+//!   part `LastModified`, so old uploads can be seeded honestly through the protocol;
+//! - runtime fault plans ([`Faults`]): straggling or never-emptying aborts, random
+//!   `503 SlowDown`, random connection resets, added latency, `AccessDenied` buckets;
+//! - counters ([`Stats`]) and state inspection ([`Endpoint::uploads`]) for assertions,
+//!   plus direct in-memory seeding ([`Endpoint::seed_upload`]) for large scenes.
+//!
+//! State lives in ordered maps behind one mutex; uploads of a bucket are keyed by
+//! `(key, upload id)` so every `ListMultipartUploads` page is a range query.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::hash::BuildHasher;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Bound;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use md5::{Digest, Md5};
+use parking_lot::Mutex;
+use s3s::auth::SimpleAuth;
+use s3s::dto;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Largest page S3 returns for `ListMultipartUploads` and `ListParts`.
+const MAX_PAGE: i32 = 1000;
+/// Largest clock offset accepted by [`Endpoint::set_clock_offset`] (about 100 years).
+const MAX_OFFSET_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
+/// How long [`Endpoint::shutdown`] lets in-flight requests finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+type StdError = Box<dyn std::error::Error + Send + Sync + 'static>;
+type HttpResponse = hyper::Response<s3s::Body>;
+
+/// Fault plan applied to requests; change it at runtime with [`Endpoint::set_faults`].
+///
+/// The default plan injects nothing. Faults only apply while set, so a test seeds its
+/// scene first and then sets the plan.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Straggling uploads, by exact object key: for an upload with that key, the first
+    /// `N` `AbortMultipartUpload` calls answer 204 but leave the upload listed with all
+    /// its parts (as if a racing part upload had landed); abort number `N + 1` really
+    /// removes it. The count is kept per upload, over the aborts it has swallowed so far.
+    pub stragglers: HashMap<String, u32>,
+    /// Object keys whose uploads never go away: every abort answers 204 and removes
+    /// nothing.
+    pub never_empty: HashSet<String>,
+    /// Fraction (0.0..=1.0) of all HTTP requests answered `503 SlowDown` before anything
+    /// else is done (no authentication, no state change).
+    pub slowdown_fraction: f64,
+    /// Fraction (0.0..=1.0) of all HTTP requests whose TCP connection is closed with a
+    /// reset (`SO_LINGER` 0) and no response at all.
+    ///
+    /// A single random draw decides per request: the first `reset_fraction` of the unit
+    /// interval resets, the next `slowdown_fraction` answers `SlowDown`.
+    pub reset_fraction: f64,
+    /// Delay added before every request is handled (faulted ones included).
+    pub latency: Duration,
+    /// Buckets for which every request answers `403 AccessDenied` (checked after the
+    /// random faults, before authentication).
+    pub fail_buckets: HashSet<String>,
+}
+
+/// Counters for assertions; see [`Endpoint::stats`].
+///
+/// Operation counters count every call that passed authentication and reached the
+/// handler, whether it succeeded or not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// HTTP requests received, faulted ones included.
+    pub requests: u64,
+    /// `CreateMultipartUpload` calls.
+    pub create_multipart_upload: u64,
+    /// `UploadPart` calls.
+    pub upload_part: u64,
+    /// `ListMultipartUploads` calls.
+    pub list_multipart_uploads: u64,
+    /// `ListParts` calls.
+    pub list_parts: u64,
+    /// `AbortMultipartUpload` calls (including ones answered `NoSuchUpload`).
+    pub abort_multipart_upload: u64,
+    /// Aborts that really removed an upload.
+    pub aborts_removed: u64,
+    /// Aborts that answered 204 but kept the upload (stragglers, never-empty keys).
+    pub aborts_swallowed: u64,
+    /// `AbortMultipartUpload` calls by object key.
+    pub aborts_by_key: HashMap<String, u64>,
+    /// `AbortMultipartUpload` calls by upload id.
+    pub aborts_by_upload_id: HashMap<String, u64>,
+    /// Requests answered `503 SlowDown` by the fault plan.
+    pub slowdown_faults: u64,
+    /// Requests whose connection was reset by the fault plan.
+    pub reset_faults: u64,
+    /// Requests answered `403 AccessDenied` because of [`Faults::fail_buckets`].
+    pub access_denied_faults: u64,
+}
+
+impl Stats {
+    /// Number of `AbortMultipartUpload` calls made for `key`.
+    #[must_use]
+    pub fn aborts_for_key(&self, key: &str) -> u64 {
+        self.aborts_by_key.get(key).copied().unwrap_or(0)
+    }
+
+    /// Number of `AbortMultipartUpload` calls made for `upload_id`.
+    #[must_use]
+    pub fn aborts_for_upload(&self, upload_id: &str) -> u64 {
+        self.aborts_by_upload_id
+            .get(upload_id)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// One multipart upload as currently stored; see [`Endpoint::uploads`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadSnapshot {
+    /// Object key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+    /// `Initiated` timestamp (server clock, offset included, when created).
+    pub initiated: DateTime<Utc>,
+    /// Parts in part-number order.
+    pub parts: Vec<PartSnapshot>,
+}
+
+/// One stored part; see [`UploadSnapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartSnapshot {
+    /// Part number (1..=10000).
+    pub part_number: u32,
+    /// Size of the body in bytes.
+    pub size: u64,
+    /// Quoted MD5 hex of the body, as in the `ETag` header (seeded parts get a
+    /// deterministic stand-in digest).
+    pub etag: String,
+    /// `LastModified` timestamp.
+    pub last_modified: DateTime<Utc>,
+}
+
+/// Handle of a running in-memory S3 endpoint.
+///
+/// Dropping the handle stops the endpoint in the background; [`Endpoint::shutdown`] stops it
+/// and waits. All control methods take `&self`, so the handle can be shared in an `Arc`.
+pub struct Endpoint {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown_tx: watch::Sender<bool>,
+    accept_task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// Starts an endpoint on `127.0.0.1` with an ephemeral port, accepting requests signed
+    /// with this single access key / secret key pair.
+    ///
+    /// Must be called inside a tokio runtime; the server runs on spawned tasks.
+    ///
+    /// # Errors
+    /// Fails if the listener cannot be bound.
+    pub async fn start(access_key: &str, secret_key: &str) -> io::Result<Endpoint> {
+        Self::start_on(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            access_key,
+            secret_key,
+        )
+        .await
+    }
+
+    /// Starts an endpoint listening on `addr` (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// Fails if the listener cannot be bound.
+    pub async fn start_on(
+        addr: SocketAddr,
+        access_key: &str,
+        secret_key: &str,
+    ) -> io::Result<Endpoint> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new());
+
+        let mut builder = S3ServiceBuilder::new(MemS3 {
+            shared: Arc::clone(&shared),
+        });
+        builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
+        let service = builder.build();
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let accept_task = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&shared),
+            service,
+            shutdown_rx,
+        ));
+        Ok(Endpoint {
+            addr,
+            shared,
+            shutdown_tx,
+            accept_task: Some(accept_task),
+        })
+    }
+
+    /// Address the endpoint listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL for clients, e.g. `http://127.0.0.1:40123` (use path-style addressing).
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sets the offset added to the real clock when stamping `Initiated` and part
+    /// `LastModified` (negative backdates). Clamped to about ±100 years, millisecond
+    /// precision. Does not affect signature time checks.
+    pub fn set_clock_offset(&self, offset: TimeDelta) {
+        let ms = offset
+            .num_milliseconds()
+            .clamp(-MAX_OFFSET_MS, MAX_OFFSET_MS);
+        self.shared.clock_offset_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Current clock offset.
+    #[must_use]
+    pub fn clock_offset(&self) -> TimeDelta {
+        TimeDelta::milliseconds(self.shared.clock_offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// The endpoint's notion of "now" (real clock plus offset).
+    #[must_use]
+    pub fn now(&self) -> DateTime<Utc> {
+        self.shared.now()
+    }
+
+    /// Replaces the fault plan; `Faults::default()` turns every fault off.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.shared.faults.lock() = faults;
+    }
+
+    /// Edits the fault plan in place.
+    pub fn update_faults(&self, edit: impl FnOnce(&mut Faults)) {
+        edit(&mut self.shared.faults.lock());
+    }
+
+    /// Current fault plan.
+    #[must_use]
+    pub fn faults(&self) -> Faults {
+        self.shared.faults.lock().clone()
+    }
+
+    /// Creates a bucket directly in memory (no name validation); does nothing if it
+    /// already exists.
+    pub fn create_bucket(&self, name: &str) {
+        let now = self.shared.now();
+        self.shared
+            .state
+            .lock()
+            .buckets
+            .entry(name.to_owned())
+            .or_insert_with(|| BucketRec::new(now));
+    }
+
+    /// Inserts a multipart upload directly in memory (no HTTP), creating the bucket if
+    /// needed, and returns its upload id.
+    ///
+    /// `parts` are `(part number, size)`; each part gets `LastModified = initiated` and a
+    /// deterministic stand-in `ETag` (the MD5 of `"{upload_id}/{number}/{size}"`, as no
+    /// body exists). Part numbers outside 1..=10000 are ignored.
+    pub fn seed_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        initiated: DateTime<Utc>,
+        parts: &[(u32, u64)],
+    ) -> String {
+        let initiated = clamp_time(initiated);
+        let upload_id = self.shared.new_upload_id();
+        let mut upload = UploadRec::new(initiated);
+        for &(number, size) in parts {
+            if !(1..=10_000).contains(&number) {
+                continue;
+            }
+            let etag = md5_of(format!("{upload_id}/{number}/{size}").as_bytes());
+            upload.parts.insert(
+                number,
+                PartRec {
+                    size,
+                    etag,
+                    last_modified: initiated,
+                },
+            );
+        }
+        let now = self.shared.now();
+        let mut st = self.shared.state.lock();
+        let rec = st
+            .buckets
+            .entry(bucket.to_owned())
+            .or_insert_with(|| BucketRec::new(now));
+        rec.uploads
+            .insert((key.to_owned(), upload_id.clone()), upload);
+        upload_id
+    }
+
+    /// Snapshot of the counters.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let st = self.shared.state.lock();
+        Stats {
+            requests: get(&c.requests),
+            create_multipart_upload: get(&c.create_multipart_upload),
+            upload_part: get(&c.upload_part),
+            list_multipart_uploads: get(&c.list_multipart_uploads),
+            list_parts: get(&c.list_parts),
+            abort_multipart_upload: get(&c.abort_multipart_upload),
+            aborts_removed: get(&c.aborts_removed),
+            aborts_swallowed: get(&c.aborts_swallowed),
+            aborts_by_key: st.aborts_by_key.clone(),
+            aborts_by_upload_id: st.aborts_by_upload_id.clone(),
+            slowdown_faults: get(&c.slowdown_faults),
+            reset_faults: get(&c.reset_faults),
+            access_denied_faults: get(&c.access_denied_faults),
+        }
+    }
+
+    /// Sets every counter back to zero (state and faults are untouched).
+    pub fn reset_stats(&self) {
+        let c = &self.shared.counters;
+        for a in [
+            &c.requests,
+            &c.create_multipart_upload,
+            &c.upload_part,
+            &c.list_multipart_uploads,
+            &c.list_parts,
+            &c.abort_multipart_upload,
+            &c.aborts_removed,
+            &c.aborts_swallowed,
+            &c.slowdown_faults,
+            &c.reset_faults,
+            &c.access_denied_faults,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+        let mut st = self.shared.state.lock();
+        st.aborts_by_key.clear();
+        st.aborts_by_upload_id.clear();
+    }
+
+    /// Names of the existing buckets, sorted.
+    #[must_use]
+    pub fn buckets(&self) -> Vec<String> {
+        self.shared.state.lock().buckets.keys().cloned().collect()
+    }
+
+    /// Uploads of `bucket` in listing order (key, then upload id); empty if the bucket
+    /// does not exist.
+    #[must_use]
+    pub fn uploads(&self, bucket: &str) -> Vec<UploadSnapshot> {
+        let st = self.shared.state.lock();
+        let Some(rec) = st.buckets.get(bucket) else {
+            return Vec::new();
+        };
+        rec.uploads
+            .iter()
+            .map(|((key, upload_id), up)| UploadSnapshot {
+                key: key.clone(),
+                upload_id: upload_id.clone(),
+                initiated: up.initiated,
+                parts: up
+                    .parts
+                    .iter()
+                    .map(|(&part_number, p)| PartSnapshot {
+                        part_number,
+                        size: p.size,
+                        etag: format!("\"{}\"", hex(&p.etag)),
+                        last_modified: p.last_modified,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Number of uploads in `bucket` (0 if it does not exist).
+    #[must_use]
+    pub fn upload_count(&self, bucket: &str) -> usize {
+        self.shared
+            .state
+            .lock()
+            .buckets
+            .get(bucket)
+            .map_or(0, |b| b.uploads.len())
+    }
+
+    /// Total number of parts over all uploads of `bucket`.
+    #[must_use]
+    pub fn part_count(&self, bucket: &str) -> usize {
+        let st = self.shared.state.lock();
+        st.buckets
+            .get(bucket)
+            .map_or(0, |b| b.uploads.values().map(|u| u.parts.len()).sum())
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (up to 2 s), closes
+    /// every connection and ends the accept loop.
+    pub async fn shutdown(mut self) {
+        self.shutdown_tx.send_replace(true);
+        if let Some(task) = self.accept_task.take() {
+            // A panicked or cancelled accept task is already stopped.
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.shutdown_tx.send_replace(true);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared state
+
+struct PartRec {
+    size: u64,
+    etag: [u8; 16],
+    last_modified: DateTime<Utc>,
+}
+
+struct UploadRec {
+    initiated: DateTime<Utc>,
+    parts: BTreeMap<u32, PartRec>,
+    /// Aborts answered 204 without removing this upload.
+    swallowed_aborts: u32,
+}
+
+impl UploadRec {
+    fn new(initiated: DateTime<Utc>) -> Self {
+        Self {
+            initiated,
+            parts: BTreeMap::new(),
+            swallowed_aborts: 0,
+        }
+    }
+}
+
+struct BucketRec {
+    created: DateTime<Utc>,
+    /// Keyed by (object key, upload id): listing order, and range queries for markers.
+    uploads: BTreeMap<(String, String), UploadRec>,
+}
+
+impl BucketRec {
+    fn new(created: DateTime<Utc>) -> Self {
+        Self {
+            created,
+            uploads: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    buckets: BTreeMap<String, BucketRec>,
+    aborts_by_key: HashMap<String, u64>,
+    aborts_by_upload_id: HashMap<String, u64>,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    create_multipart_upload: AtomicU64,
+    upload_part: AtomicU64,
+    list_multipart_uploads: AtomicU64,
+    list_parts: AtomicU64,
+    abort_multipart_upload: AtomicU64,
+    aborts_removed: AtomicU64,
+    aborts_swallowed: AtomicU64,
+    slowdown_faults: AtomicU64,
+    reset_faults: AtomicU64,
+    access_denied_faults: AtomicU64,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    faults: Mutex<Faults>,
+    counters: Counters,
+    clock_offset_ms: AtomicI64,
+    next_upload: AtomicU64,
+    rng: AtomicU64,
+}
+
+impl Shared {
+    fn new() -> Self {
+        let seed = std::collections::hash_map::RandomState::new().hash_one(SystemTime::now());
+        Self {
+            state: Mutex::new(State::default()),
+            faults: Mutex::new(Faults::default()),
+            counters: Counters::default(),
+            clock_offset_ms: AtomicI64::new(0),
+            next_upload: AtomicU64::new(1),
+            rng: AtomicU64::new(seed),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        let ms = self.clock_offset_ms.load(Ordering::Relaxed);
+        let now = Utc::now();
+        let shifted = TimeDelta::try_milliseconds(ms).and_then(|d| now.checked_add_signed(d));
+        clamp_time(shifted.unwrap_or(now))
+    }
+
+    /// `SplitMix64` over an atomic counter: cheap, lock-free, good enough for sampling.
+    fn next_u64(&self) -> u64 {
+        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut z = self
+            .rng
+            .fetch_add(GAMMA, Ordering::Relaxed)
+            .wrapping_add(GAMMA);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn next_f64(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let v = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        v
+    }
+
+    /// 32 lowercase hex chars: a fixed-width creation counter then a random suffix, so
+    /// ids are URL-safe, opaque, and sort in creation order.
+    fn new_upload_id(&self) -> String {
+        let n = self.next_upload.fetch_add(1, Ordering::Relaxed);
+        format!("{n:016x}{:016x}", self.next_u64())
+    }
+
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Decides the fault for one request.
+    fn plan(&self, path: &str) -> (Duration, Injected) {
+        let faults = self.faults.lock();
+        let latency = faults.latency;
+        let (reset, slow) = (faults.reset_fraction, faults.slowdown_fraction);
+        let denied =
+            !faults.fail_buckets.is_empty() && faults.fail_buckets.contains(bucket_of(path));
+        drop(faults);
+
+        let mut injected = Injected::None;
+        if reset > 0.0 || slow > 0.0 {
+            let r = self.next_f64();
+            if r < reset {
+                injected = Injected::Reset;
+            } else if r < reset + slow {
+                injected = Injected::SlowDown;
+            }
+        }
+        if matches!(injected, Injected::None) && denied {
+            injected = Injected::AccessDenied;
+        }
+        (latency, injected)
+    }
+}
+
+enum Injected {
+    None,
+    Reset,
+    SlowDown,
+    AccessDenied,
+}
+
+/// First path segment of a path-style request.
+fn bucket_of(path: &str) -> &str {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    path.split('/').next().unwrap_or("")
+}
+
+/// Keeps timestamps within what every timestamp renderer accepts.
+fn clamp_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    let lo = DateTime::<Utc>::UNIX_EPOCH;
+    let hi = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(t); // 9999-12-31T23:59:59Z
+    t.clamp(lo, hi)
+}
+
+fn ts(t: DateTime<Utc>) -> dto::Timestamp {
+    dto::Timestamp::from(SystemTime::from(t))
+}
+
+fn md5_of(data: &[u8]) -> [u8; 16] {
+    let mut hasher = Md5::new();
+    hasher.update(data);
+    digest16(hasher)
+}
+
+fn digest16(hasher: Md5) -> [u8; 16] {
+    let out = hasher.finalize();
+    let mut etag = [0u8; 16];
+    for (dst, src) in etag.iter_mut().zip(out.iter()) {
+        *dst = *src;
+    }
+    etag
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Percent-encodes everything but unreserved characters and `/` (for `encoding-type=url`).
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn no_such_bucket() -> S3Error {
+    s3_error!(NoSuchBucket, "The specified bucket does not exist")
+}
+
+fn no_such_upload() -> S3Error {
+    s3_error!(
+        NoSuchUpload,
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+    )
+}
+
+/// Clamps an optional page size from the request to `0..=1000` (default 1000).
+fn page_size(requested: Option<i32>) -> usize {
+    usize::try_from(requested.unwrap_or(MAX_PAGE).clamp(0, MAX_PAGE)).unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------
+// S3 operations
+
+struct MemS3 {
+    shared: Arc<Shared>,
+}
+
+#[async_trait::async_trait]
+impl S3 for MemS3 {
+    async fn create_bucket(
+        &self,
+        req: S3Request<dto::CreateBucketInput>,
+    ) -> S3Result<S3Response<dto::CreateBucketOutput>> {
+        let name = req.input.bucket;
+        let now = self.shared.now();
+        let mut st = self.shared.state.lock();
+        if st.buckets.contains_key(&name) {
+            return Err(s3_error!(
+                BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it."
+            ));
+        }
+        st.buckets.insert(name.clone(), BucketRec::new(now));
+        Ok(S3Response::new(dto::CreateBucketOutput {
+            location: Some(format!("/{name}")),
+        }))
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<dto::HeadBucketInput>,
+    ) -> S3Result<S3Response<dto::HeadBucketOutput>> {
+        if self
+            .shared
+            .state
+            .lock()
+            .buckets
+            .contains_key(&req.input.bucket)
+        {
+            Ok(S3Response::new(dto::HeadBucketOutput::default()))
+        } else {
+            Err(no_such_bucket())
+        }
+    }
+
+    async fn list_buckets(
+        &self,
+        _req: S3Request<dto::ListBucketsInput>,
+    ) -> S3Result<S3Response<dto::ListBucketsOutput>> {
+        let st = self.shared.state.lock();
+        let buckets = st
+            .buckets
+            .iter()
+            .map(|(name, b)| dto::Bucket {
+                name: Some(name.clone()),
+                creation_date: Some(ts(b.created)),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(dto::ListBucketsOutput {
+            buckets: Some(buckets),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<dto::CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
+        Shared::bump(&self.shared.counters.create_multipart_upload);
+        let dto::CreateMultipartUploadInput { bucket, key, .. } = req.input;
+        let now = self.shared.now();
+        let upload_id = self.shared.new_upload_id();
+        {
+            let mut st = self.shared.state.lock();
+            let rec = st.buckets.get_mut(&bucket).ok_or_else(no_such_bucket)?;
+            rec.uploads
+                .insert((key.clone(), upload_id.clone()), UploadRec::new(now));
+        }
+        Ok(S3Response::new(dto::CreateMultipartUploadOutput {
+            bucket: Some(bucket),
+            key: Some(key),
+            upload_id: Some(upload_id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<dto::UploadPartInput>,
+    ) -> S3Result<S3Response<dto::UploadPartOutput>> {
+        Shared::bump(&self.shared.counters.upload_part);
+        let dto::UploadPartInput {
+            body,
+            bucket,
+            key,
+            part_number,
+            upload_id,
+            checksum_crc32,
+            checksum_crc32c,
+            checksum_crc64nvme,
+            checksum_sha1,
+            checksum_sha256,
+            ..
+        } = req.input;
+        let part_number = u32::try_from(part_number)
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "Part number must be an integer between 1 and 10000, inclusive"
+                )
+            })?;
+        let id = (key, upload_id);
+        {
+            let st = self.shared.state.lock();
+            let rec = st.buckets.get(&bucket).ok_or_else(no_such_bucket)?;
+            if !rec.uploads.contains_key(&id) {
+                return Err(no_such_upload());
+            }
+        }
+
+        // Hash and count the body without keeping it.
+        let mut hasher = Md5::new();
+        let mut size: u64 = 0;
+        if let Some(mut body) = body {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| {
+                    let msg = e.to_string();
+                    if msg.contains("SignatureMismatch") {
+                        s3_error!(SignatureDoesNotMatch, "chunk signature mismatch")
+                    } else {
+                        s3_error!(IncompleteBody, "cannot read the request body: {msg}")
+                    }
+                })?;
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+            }
+        }
+        let etag = digest16(hasher);
+
+        let now = self.shared.now();
+        {
+            let mut st = self.shared.state.lock();
+            let rec = st.buckets.get_mut(&bucket).ok_or_else(no_such_bucket)?;
+            // The upload may have been aborted while the body was streaming.
+            let upload = rec.uploads.get_mut(&id).ok_or_else(no_such_upload)?;
+            upload.parts.insert(
+                part_number,
+                PartRec {
+                    size,
+                    etag,
+                    last_modified: now,
+                },
+            );
+        }
+        Ok(S3Response::new(dto::UploadPartOutput {
+            e_tag: Some(dto::ETag::Strong(hex(&etag))),
+            checksum_crc32,
+            checksum_crc32c,
+            checksum_crc64nvme,
+            checksum_sha1,
+            checksum_sha256,
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<dto::ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
+        Shared::bump(&self.shared.counters.list_multipart_uploads);
+        let input = req.input;
+        if input.delimiter.as_deref().is_some_and(|d| !d.is_empty()) {
+            return Err(s3_error!(
+                NotImplemented,
+                "delimiter is not supported by this endpoint"
+            ));
+        }
+        let max = page_size(input.max_uploads);
+        let url = input
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == dto::EncodingType::URL);
+        let enc = |s: String| if url { url_encode(&s) } else { s };
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let key_marker = input.key_marker.clone().filter(|s| !s.is_empty());
+        // As in S3, the upload-id marker only counts together with a key marker.
+        let upload_id_marker = input
+            .upload_id_marker
+            .clone()
+            .filter(|s| !s.is_empty() && key_marker.is_some());
+
+        // Lower bound of the page: after the markers, and not before the prefix.
+        let from_prefix = (prefix.clone(), String::new());
+        let lower = match (key_marker, upload_id_marker) {
+            // Same key and a later upload id, or any later key.
+            (Some(k), Some(u)) => {
+                let after = (k, u);
+                if from_prefix > after {
+                    Bound::Included(from_prefix)
+                } else {
+                    Bound::Excluded(after)
+                }
+            }
+            // Keys strictly after the marker: the smallest such key is `marker + "\0"`.
+            (Some(k), None) => Bound::Included((format!("{k}\0"), String::new()).max(from_prefix)),
+            (None, _) => Bound::Included(from_prefix),
+        };
+
+        let st = self.shared.state.lock();
+        let rec = st.buckets.get(&input.bucket).ok_or_else(no_such_bucket)?;
+        let mut page: Vec<(&(String, String), &UploadRec)> = rec
+            .uploads
+            .range((lower, Bound::Unbounded))
+            .take_while(|((key, _), _)| key.starts_with(&prefix))
+            .take(max + 1)
+            .collect();
+        let is_truncated = max > 0 && page.len() > max;
+        page.truncate(max);
+        let last = page.last().map(|((k, u), _)| (k.clone(), u.clone()));
+        let uploads = page
+            .into_iter()
+            .map(|((key, upload_id), up)| dto::MultipartUpload {
+                key: Some(enc(key.clone())),
+                upload_id: Some(upload_id.clone()),
+                initiated: Some(ts(up.initiated)),
+                storage_class: Some(dto::StorageClass::from_static(dto::StorageClass::STANDARD)),
+                ..Default::default()
+            })
+            .collect();
+        drop(st);
+
+        let (next_key_marker, next_upload_id_marker) = match last {
+            Some((k, u)) => (Some(enc(k)), Some(u)),
+            None => (None, None),
+        };
+        Ok(S3Response::new(dto::ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix.map(&enc),
+            key_marker: Some(enc(input.key_marker.unwrap_or_default())),
+            upload_id_marker: Some(input.upload_id_marker.unwrap_or_default()),
+            max_uploads: Some(i32::try_from(max).unwrap_or(MAX_PAGE)),
+            is_truncated: Some(is_truncated),
+            next_key_marker,
+            next_upload_id_marker,
+            encoding_type: input.encoding_type,
+            uploads: Some(uploads),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<dto::ListPartsInput>,
+    ) -> S3Result<S3Response<dto::ListPartsOutput>> {
+        Shared::bump(&self.shared.counters.list_parts);
+        let dto::ListPartsInput {
+            bucket,
+            key,
+            upload_id,
+            max_parts,
+            part_number_marker,
+            ..
+        } = req.input;
+        let max = page_size(max_parts);
+        let after = part_number_marker
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(0);
+
+        let id = (key, upload_id);
+        let st = self.shared.state.lock();
+        let rec = st.buckets.get(&bucket).ok_or_else(no_such_bucket)?;
+        let upload = rec.uploads.get(&id).ok_or_else(no_such_upload)?;
+        let mut page: Vec<(u32, &PartRec)> = upload
+            .parts
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .take(max + 1)
+            .map(|(&n, p)| (n, p))
+            .collect();
+        let is_truncated = max > 0 && page.len() > max;
+        page.truncate(max);
+        let next_marker = page.last().and_then(|&(n, _)| i32::try_from(n).ok());
+        let parts = page
+            .into_iter()
+            .map(|(n, p)| dto::Part {
+                part_number: i32::try_from(n).ok(),
+                size: i64::try_from(p.size).ok(),
+                e_tag: Some(dto::ETag::Strong(hex(&p.etag))),
+                last_modified: Some(ts(p.last_modified)),
+                ..Default::default()
+            })
+            .collect();
+        drop(st);
+
+        let (key, upload_id) = id;
+        Ok(S3Response::new(dto::ListPartsOutput {
+            bucket: Some(bucket),
+            key: Some(key),
+            upload_id: Some(upload_id),
+            part_number_marker: Some(part_number_marker.unwrap_or(0)),
+            next_part_number_marker: next_marker,
+            max_parts: Some(i32::try_from(max).unwrap_or(MAX_PAGE)),
+            is_truncated: Some(is_truncated),
+            parts: Some(parts),
+            storage_class: Some(dto::StorageClass::from_static(dto::StorageClass::STANDARD)),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<dto::AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
+        let counters = &self.shared.counters;
+        Shared::bump(&counters.abort_multipart_upload);
+        let dto::AbortMultipartUploadInput {
+            bucket,
+            key,
+            upload_id,
+            ..
+        } = req.input;
+        let (straggle, never_empty) = {
+            let f = self.shared.faults.lock();
+            (
+                f.stragglers.get(&key).copied(),
+                f.never_empty.contains(&key),
+            )
+        };
+
+        let mut guard = self.shared.state.lock();
+        let st = &mut *guard;
+        *st.aborts_by_key.entry(key.clone()).or_default() += 1;
+        *st.aborts_by_upload_id.entry(upload_id.clone()).or_default() += 1;
+        let rec = st.buckets.get_mut(&bucket).ok_or_else(no_such_bucket)?;
+        let id = (key, upload_id);
+        let upload = rec.uploads.get_mut(&id).ok_or_else(no_such_upload)?;
+        if never_empty || straggle.is_some_and(|n| upload.swallowed_aborts < n) {
+            upload.swallowed_aborts += 1;
+            Shared::bump(&counters.aborts_swallowed);
+        } else {
+            rec.uploads.remove(&id);
+            Shared::bump(&counters.aborts_removed);
+        }
+        Ok(S3Response::new(dto::AbortMultipartUploadOutput::default()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP serving and connection-level faults
+
+async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
+    // A dropped sender also means shutdown.
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    service: S3Service,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let conn_shutdown = shutdown.clone();
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = wait_shutdown(&mut shutdown) => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    conns.spawn(serve_connection(
+                        stream,
+                        Arc::clone(&shared),
+                        service.clone(),
+                        conn_shutdown.clone(),
+                    ));
+                }
+                Err(err) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::debug!(%err, "s3 endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    service: S3Service,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let reset = Arc::new(AtomicBool::new(false));
+    let io = FaultIo {
+        io: TokioIo::new(stream),
+        reset: Arc::clone(&reset),
+    };
+    let svc = service_fn(move |req| {
+        handle(
+            Arc::clone(&shared),
+            service.clone(),
+            Arc::clone(&reset),
+            req,
+        )
+    });
+    let conn = http1::Builder::new().serve_connection(io, svc);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(err) = res {
+                tracing::debug!(%err, "s3 endpoint: connection ended with an error");
+            }
+        }
+        () = wait_shutdown(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Error returned to hyper to drop a connection without answering.
+#[derive(Debug)]
+struct InjectedReset;
+
+impl std::fmt::Display for InjectedReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected connection reset")
+    }
+}
+
+impl std::error::Error for InjectedReset {}
+
+async fn handle(
+    shared: Arc<Shared>,
+    service: S3Service,
+    reset: Arc<AtomicBool>,
+    req: hyper::Request<Incoming>,
+) -> Result<HttpResponse, StdError> {
+    Shared::bump(&shared.counters.requests);
+    let (latency, injected) = shared.plan(req.uri().path());
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match injected {
+        Injected::None => {}
+        Injected::Reset => {
+            Shared::bump(&shared.counters.reset_faults);
+            // The flag makes the socket close with RST once hyper drops the connection,
+            // which it does, without writing anything, when the service fails.
+            reset.store(true, Ordering::Relaxed);
+            return Err(Box::new(InjectedReset));
+        }
+        Injected::SlowDown => {
+            Shared::bump(&shared.counters.slowdown_faults);
+            return Ok(error_response(
+                S3ErrorCode::SlowDown,
+                "Please reduce your request rate.",
+            ));
+        }
+        Injected::AccessDenied => {
+            Shared::bump(&shared.counters.access_denied_faults);
+            return Ok(error_response(S3ErrorCode::AccessDenied, "Access Denied"));
+        }
+    }
+    service
+        .call(req.map(s3s::Body::from))
+        .await
+        .map_err(StdError::from)
+}
+
+fn error_response(code: S3ErrorCode, message: &'static str) -> HttpResponse {
+    let status = code
+        .status_code()
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    S3Error::with_message(code, message)
+        .to_http_response()
+        .unwrap_or_else(|_| {
+            let mut resp = hyper::Response::new(s3s::Body::empty());
+            *resp.status_mut() = status;
+            resp
+        })
+}
+
+/// The TCP stream, plus a flag that turns its close into a reset (`SO_LINGER` 0).
+struct FaultIo {
+    io: TokioIo<TcpStream>,
+    reset: Arc<AtomicBool>,
+}
+
+impl Drop for FaultIo {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Relaxed) {
+            let _ = self.io.inner().set_zero_linger();
+        }
+    }
+}
+
+impl hyper::rt::Read for FaultIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        hyper::rt::Read::poll_read(Pin::new(&mut self.get_mut().io), cx, buf)
+    }
+}
+
+impl hyper::rt::Write for FaultIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        hyper::rt::Write::poll_write(Pin::new(&mut self.get_mut().io), cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        hyper::rt::Write::poll_flush(Pin::new(&mut self.get_mut().io), cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        hyper::rt::Write::poll_shutdown(Pin::new(&mut self.get_mut().io), cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        hyper::rt::Write::is_write_vectored(&self.io)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        hyper::rt::Write::poll_write_vectored(Pin::new(&mut self.get_mut().io), cx, bufs)
+    }
+}
