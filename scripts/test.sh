@@ -22,6 +22,18 @@ fi
 export GARAGE_BIN
 echo "==> Garage: $("$GARAGE_BIN" --version 2>&1 | head -n1)"
 
+# Real Prometheus and Pushgateway servers for the metrics tests (Debian packages).
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> Installing ${missing[*]} (apt-get)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy --all-targets -- -D warnings"

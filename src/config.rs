@@ -873,6 +873,88 @@ mod tests {
         );
     }
 
+    /// Property: whatever the document, loading returns a config or an error, never panics; and a
+    /// config that loads has every target with a bucket and a positive `older_than`.
+    #[test]
+    fn the_loader_never_panics_on_arbitrary_documents() {
+        let keys = [
+            "older_than",
+            "idle_for",
+            "schedule",
+            "timezone",
+            "max_abort_attempts",
+            "concurrency",
+            "dry_run",
+            "region",
+            "endpoint_url",
+            "bucket",
+            "prefix",
+            "exclude_prefixes",
+            "listen",
+            "count",
+            "index",
+            "shutdown_grace",
+            "bogus",
+            "",
+        ];
+        let values = [
+            "\"7d\"",
+            "\"0s\"",
+            "\"-1d\"",
+            "\"\"",
+            "0",
+            "-1",
+            "99999999999999999999",
+            "1.5",
+            "true",
+            "[]",
+            "[\"\"]",
+            "[1,2]",
+            "{}",
+            "\"* * * * * *\"",
+            "\"Mars/Base\"",
+            "\"http://x\"",
+            "\"\\u0000\"",
+            "\"ünï\"",
+            "nan",
+            "'",
+        ];
+        let sections = [
+            "[defaults]",
+            "[metrics]",
+            "[daemon]",
+            "[sharding]",
+            "[[targets]]",
+            "[nope]",
+            "",
+        ];
+        let mut state: u64 = 0xDEAD_BEEF_CAFE_F00D;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..3_000 {
+            let mut doc = String::new();
+            for _ in 0..next(8) {
+                doc.push_str(sections[next(sections.len())]);
+                doc.push('\n');
+                for _ in 0..next(5) {
+                    let k = keys[next(keys.len())];
+                    let v = values[next(values.len())];
+                    doc.push_str(&format!("{k} = {v}\n"));
+                }
+            }
+            if let Ok(c) = load(&doc) {
+                for t in &c.targets {
+                    assert!(!t.bucket.trim().is_empty(), "{doc}");
+                    assert!(!t.settings.older_than.0.is_zero(), "{doc}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn durations_round_trip() {
         for s in ["0s", "90s", "36h", "7days", "1h 30m"] {

@@ -185,6 +185,21 @@ fn main() -> ExitCode {
                 tracing::error!(path = %textfile, error = %e, "Writing the metrics textfile failed");
                 code = 1;
             }
+            let push_url = &config.metrics.pushgateway_url;
+            if !push_url.is_empty() {
+                let pushed = runtime.block_on(mpu_janitor::metrics::push(
+                    metrics.render(),
+                    push_url,
+                    &mpu_janitor::metrics::hostname(),
+                ));
+                match pushed {
+                    Ok(()) => tracing::info!(url = %config::redact_url(push_url), "Pushed metrics"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "Pushing metrics failed; the sweep itself still counts");
+                        code = 1;
+                    }
+                }
+            }
             ExitCode::from(code)
         }
         Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),

@@ -229,6 +229,79 @@ impl Metrics {
     }
 }
 
+/// Pushes the exposition to a Pushgateway under `job="mpu_janitor"`, grouped by `instance` (so
+/// shards and hosts do not overwrite each other). Replaces the group's previous metrics (HTTP PUT).
+/// Basic-auth credentials in the URL (`https://user:pass@host`) are sent as an Authorization
+/// header and never logged. Async and non-blocking, unlike the prometheus crate's push helper.
+pub async fn push(text: String, base_url: &str, instance: &str) -> Result<(), String> {
+    use http_body_util::{BodyExt, Full};
+    let (scheme, rest) = base_url
+        .split_once("://")
+        .ok_or_else(|| "pushgateway_url has no scheme".to_string())?;
+    let (auth, rest) = match rest
+        .split_once('/')
+        .map_or(rest, |(host, _)| host)
+        .rfind('@')
+    {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let url = format!(
+        "{scheme}://{}/metrics/job/mpu_janitor/instance@base64/{}",
+        rest.trim_end_matches('/'),
+        aws_smithy_types::base64::encode(instance)
+            .replace('+', "-")
+            .replace('/', "_")
+    );
+    let redacted = crate::config::redact_url(&url);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| format!("cannot load the system's trusted certificates: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Full<bytes::Bytes>>(connector);
+    let mut req = hyper::Request::put(&url).header("content-type", "text/plain; version=0.0.4");
+    if let Some(auth) = auth {
+        req = req.header(
+            "authorization",
+            format!("Basic {}", aws_smithy_types::base64::encode(auth)),
+        );
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::from(text)))
+        .map_err(|e| format!("cannot build the push request: {e}"))?;
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client.request(req))
+        .await
+        .map_err(|_| format!("pushing to {redacted} timed out after 10s"))?
+        .map_err(|e| format!("pushing to {redacted} failed: {e}"))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
+    Err(format!(
+        "the Pushgateway at {redacted} answered {status}: {}",
+        body.trim()
+    ))
+}
+
+/// This host's name, for the Pushgateway's `instance` label.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
