@@ -177,8 +177,12 @@ fn main() -> ExitCode {
             }
             let mut code = run.exit_code();
             let metrics = Metrics::new();
-            run.targets.iter().for_each(|t| metrics.record(t));
             let textfile = &config.metrics.textfile;
+            // With the textfile collector, counters continue from the previous run's file.
+            if let Ok(previous) = std::fs::read_to_string(textfile) {
+                metrics.carry_over(&previous);
+            }
+            run.targets.iter().for_each(|t| metrics.record(t));
             if !textfile.is_empty()
                 && let Err(e) = metrics.write_textfile(textfile.as_ref())
             {

@@ -186,6 +186,48 @@ impl Metrics {
         self.sweeps_skipped.with_label_values(&[bucket]).inc();
     }
 
+    /// Continues the counters of an earlier exposition (the textfile a previous `once` wrote), so
+    /// that with the textfile collector `_total` series keep growing across batch runs instead of
+    /// restarting at each run. Unknown lines are ignored; returns how many series were carried over.
+    pub fn carry_over(&self, exposition: &str) -> usize {
+        let mut carried = 0;
+        for line in exposition.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let Some((name, labels)) = series.split_once('{') else {
+                continue;
+            };
+            let labels = parse_labels(labels.trim_end_matches('}'));
+            let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+            let counter = match name {
+                "mpu_janitor_reclaimed_bytes_total" => &self.reclaimed_bytes,
+                "mpu_janitor_uploads_aborted_total" => &self.uploads_aborted,
+                "mpu_janitor_abort_attempts_total" => &self.abort_attempts,
+                "mpu_janitor_uploads_unverified_total" => &self.uploads_unverified,
+                "mpu_janitor_sweeps_skipped_total" => &self.sweeps_skipped,
+                "mpu_janitor_errors_total" => &self.errors,
+                _ => continue,
+            };
+            let values: Option<Vec<&str>> = if name == "mpu_janitor_errors_total" {
+                ["bucket", "operation", "kind"]
+                    .iter()
+                    .map(|k| get(k))
+                    .collect()
+            } else {
+                get("bucket").map(|b| vec![b])
+            };
+            if let Some(values) = values.filter(|_| value >= 0.0 && value.is_finite()) {
+                counter.with_label_values(&values).inc_by(value as u64);
+                carried += 1;
+            }
+        }
+        carried
+    }
+
     /// Makes a target's counters appear (at 0) before its first sweep, so rates work from the start.
     pub fn touch(&self, bucket: &str) {
         let b = [bucket];
@@ -227,6 +269,34 @@ impl Metrics {
         }
         result
     }
+}
+
+/// `a="x",b="y"` -> [(a, x), (b, y)], with the text format's escapes (\\, \", \n) undone.
+fn parse_labels(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some((name, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, other)) => value.push(other),
+                    None => {}
+                },
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        out.push((name.trim_start_matches(',').trim().to_string(), value));
+        rest = &after[end..];
+    }
+    out
 }
 
 /// Pushes the exposition to a Pushgateway under `job="mpu_janitor"`, grouped by `instance` (so
@@ -344,6 +414,53 @@ mod tests {
         }
         // An unverified upload is a failure: no success timestamp.
         assert!(!text.contains("mpu_janitor_last_success_timestamp_seconds{bucket=\"b1\"}"));
+    }
+
+    #[test]
+    fn counters_carry_over_from_an_earlier_exposition() {
+        let first = Metrics::new();
+        let r = TargetReport {
+            bucket: "b1".into(),
+            aborted: 3,
+            reclaimed_bytes: 300,
+            stale: 3,
+            errors: vec![ErrorCount {
+                operation: Operation::ListParts,
+                kind: ErrorKind::Timeout,
+                count: 1,
+            }],
+            ..Default::default()
+        };
+        first.record(&r);
+        let second = Metrics::new();
+        assert_eq!(second.carry_over(&first.render()), 5);
+        second.record(&r);
+        let text = second.render();
+        assert!(
+            text.contains("mpu_janitor_reclaimed_bytes_total{bucket=\"b1\"} 600"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mpu_janitor_uploads_aborted_total{bucket=\"b1\"} 6"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mpu_janitor_errors_total{bucket=\"b1\",kind=\"timeout\",operation=\"list_parts\"} 2"),
+            "{text}"
+        );
+        // Gauges describe the last sweep only: not carried.
+        assert!(
+            text.contains("mpu_janitor_stale_uploads{bucket=\"b1\"} 3"),
+            "{text}"
+        );
+        assert_eq!(
+            second.carry_over("garbage\nmpu_janitor_uploads_aborted_total{bucket=\"x\"} NaN"),
+            0
+        );
+        assert_eq!(
+            parse_labels(r#"a="x\"y",b="\\n""#),
+            [("a".into(), "x\"y".into()), ("b".into(), "\\n".into())]
+        );
     }
 
     #[test]

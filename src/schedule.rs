@@ -227,6 +227,10 @@ fn schedule_period(expr: &str, now: DateTime<Utc>) -> Duration {
 /// Runs the daemon until SIGTERM/SIGINT (or `cancel`), then drains. Returns the process exit code.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, DaemonError> {
     let metrics = Metrics::new();
+    // Counters continue from the textfile an earlier run wrote, as `once` does.
+    if let Ok(previous) = std::fs::read_to_string(&config.metrics.textfile) {
+        metrics.carry_over(&previous);
+    }
     let grace = config.daemon.shutdown_grace.0;
     let listen = config.metrics.listen.clone();
     let daemon = Daemon::new(config, metrics.clone(), cancel.clone());

@@ -265,3 +265,52 @@ fn an_unreachable_endpoint_and_bad_credentials_fail_their_target_with_one_clear_
         "no secret echoed"
     );
 }
+
+#[test]
+fn three_shards_sweep_every_target_exactly_once() {
+    // Twelve buckets, three processes with JOB_COMPLETION_INDEX 0..3 and a shard count from the
+    // environment, as a Kubernetes Indexed Job runs them.
+    let g = garage();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = g.client();
+    let buckets: Vec<String> = (0..12)
+        .map(|i| rt.block_on(g.bucket(&format!("shard{i}"))))
+        .collect();
+    for b in &buckets {
+        rt.block_on(seed_many(&client, b, 2, |i| (format!("s/{i}"), vec![10])));
+    }
+    let seeded = Utc::now();
+    common::wait_until("uploads older than 1s", Duration::from_secs(5), || {
+        Utc::now() - seeded > chrono::Duration::milliseconds(1_200)
+    });
+    let mut text = format!("[defaults]\n{}older_than = \"1s\"\n", g.defaults_toml());
+    for b in &buckets {
+        text.push_str(&format!("[[targets]]\nbucket = \"{b}\"\n"));
+    }
+    let mut swept = Vec::new();
+    for index in ["0", "1", "2"] {
+        let out = janitor_with_env(
+            &text,
+            &["once", "--output", "json"],
+            &[
+                ("JOB_COMPLETION_INDEX", index),
+                ("MPU_JANITOR_SHARDING__COUNT", "3"),
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let report: Value = serde_json::from_str(&out.stdout).unwrap();
+        let targets = report["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "shard {index} got no target");
+        for t in targets {
+            assert_eq!(t["aborted"], 2);
+            swept.push(t["bucket"].as_str().unwrap().to_string());
+        }
+    }
+    swept.sort();
+    let mut want = buckets.clone();
+    want.sort();
+    assert_eq!(swept, want, "every target exactly once");
+    for b in &buckets {
+        assert!(rt.block_on(list_all(&client, b)).is_empty());
+    }
+}

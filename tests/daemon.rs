@@ -329,6 +329,21 @@ async fn once_writes_the_textfile_atomically_with_exact_figures() {
         1,
         "no temp file left"
     );
+    // The next batch run continues the counters, so rate() and increase() work across runs.
+    seed_old(&ep, "text-bucket", 3, 1_000);
+    let (child, _cfg_dir) = spawn_janitor(&cfg, &["once"], &[]);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(20));
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let reclaimed = sample(
+        &text,
+        "mpu_janitor_reclaimed_bytes_total{bucket=\"text-bucket\"}",
+    );
+    assert_eq!(reclaimed, Some(7.0 * 1234.0 + 3.0 * 1000.0));
+    assert_eq!(
+        sample(&text, "mpu_janitor_stale_uploads{bucket=\"text-bucket\"}"),
+        Some(3.0)
+    );
 }
 
 /// Starts a Debian-packaged Prometheus component on a free port; None when it is not installed.
