@@ -393,6 +393,21 @@ impl Config {
         Ok(config)
     }
 
+    /// Settings that are valid but risky, one line each: `older_than` below one hour can abort
+    /// uploads that are still being written.
+    pub fn warnings(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .filter(|t| t.settings.older_than.0 < Duration::from_secs(3_600))
+            .map(|t| {
+                format!(
+                    "target {:?}: older_than = \"{}\" is below one hour: uploads still being written may be aborted (set idle_for to protect slow ones)",
+                    t.bucket, t.settings.older_than
+                )
+            })
+            .collect()
+    }
+
     /// Everything wrong with the configuration, one line each naming key, value and source.
     fn problems(&self, fig: &Figment) -> Vec<String> {
         let mut out = Vec::new();
@@ -659,8 +674,11 @@ pub fn render_effective(config: &Config) -> String {
         sharding: config.sharding.clone(),
         targets,
     };
-    let mut text =
-        String::from("# Effective configuration (secrets redacted). Layers, later wins:\n");
+    let mut text = String::new();
+    for w in config.warnings() {
+        text.push_str(&format!("# WARNING: {w}\n"));
+    }
+    text.push_str("# Effective configuration (secrets redacted). Layers, later wins:\n");
     text.push_str("#   built-in defaults\n");
     for s in &config.sources {
         text.push_str(&format!("#   {s}\n"));
@@ -767,6 +785,16 @@ mod tests {
                 "{input:?}: {e:?} should contain {needle:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_short_older_than_is_valid_but_warned_about() {
+        let c = load("[[targets]]\nbucket=\"a\"\nolder_than=\"10m\"\n[[targets]]\nbucket=\"b\"")
+            .unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("\"a\"") && w[0].contains("10m"), "{w:?}");
+        assert!(render_effective(&c).contains("# WARNING"));
     }
 
     #[test]

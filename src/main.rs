@@ -140,6 +140,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
