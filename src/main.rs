@@ -171,6 +171,12 @@ fn main() -> ExitCode {
         Command::Once {
             output, max_listed, ..
         } => {
+            // The text report shows only the uploads that need attention: keep no others.
+            let max_listed = if output == Output::Text {
+                0
+            } else {
+                max_listed
+            };
             let Some(run) = runtime.block_on(sweep_once(&config, max_listed)) else {
                 return ExitCode::from(1);
             };

@@ -314,3 +314,42 @@ fn three_shards_sweep_every_target_exactly_once() {
         assert!(rt.block_on(list_all(&client, b)).is_empty());
     }
 }
+
+#[test]
+fn a_ca_bundle_without_certificates_fails_its_target_with_a_clear_line() {
+    // ca_bundle (and AWS_CA_BUNDLE) must hold PEM certificates; anything else is reported per target.
+    let g = garage();
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bundle.pem");
+    std::fs::write(&bogus, "not a certificate\n").unwrap();
+    let text = format!(
+        "[defaults]\n{}\n[[targets]]\nbucket = \"a\"\nca_bundle = \"{}\"\n",
+        g.defaults_toml(),
+        bogus.display()
+    );
+    let out = janitor(&text, &["once", "--output", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let e = report["targets"][0]["error"].as_str().unwrap();
+    assert!(
+        e.contains("holds no PEM certificate") && e.contains("bundle.pem"),
+        "{e}"
+    );
+    // The same through the environment variable aws-config itself ignores.
+    let text = format!(
+        "[defaults]\n{}\n[[targets]]\nbucket = \"a\"\n",
+        g.defaults_toml()
+    );
+    let out = janitor_with_env(
+        &text,
+        &["once", "--output", "json"],
+        &[("AWS_CA_BUNDLE", bogus.to_str().unwrap())],
+    );
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        report["targets"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("holds no PEM certificate")
+    );
+}
