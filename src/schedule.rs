@@ -18,8 +18,8 @@ use crate::http::ReadyCheck;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::report::TargetReport;
-use crate::store::{Connector, S3Store};
-use crate::sweep::{SweepOptions, sweep};
+use crate::store::Connector;
+use crate::sweep::{SweepOptions, connect_and_sweep};
 
 /// A daemon failure that stops it from starting.
 #[derive(Debug, thiserror::Error)]
@@ -162,24 +162,7 @@ impl Daemon {
             global_limit: Some(self.global_limit.clone()),
             ..Default::default()
         };
-        match self.connector.client(&t.settings).await {
-            Ok(client) => {
-                let store = Arc::new(S3Store::new(client, &t.bucket, &t.settings));
-                sweep(store, t, &opts).await
-            }
-            Err(e) => {
-                tracing::error!(bucket = %t.bucket, error = %e, "Cannot reach the store");
-                let mut r = TargetReport {
-                    bucket: t.bucket.clone(),
-                    prefix: t.prefix.clone(),
-                    error: Some(e.to_string()),
-                    finished_at: crate::report::timestamp(Utc::now()),
-                    ..Default::default()
-                };
-                r.count_error(e.operation, e.kind);
-                r
-            }
-        }
+        connect_and_sweep(t, &self.connector, &opts).await
     }
 
     fn after_sweep(&self, i: usize, r: &TargetReport) {

@@ -512,6 +512,33 @@ fn log_summary(r: &TargetReport, dry_run: bool) {
     );
 }
 
+/// Builds (or reuses) the target's client and sweeps it. A client that cannot be built (bad CA
+/// bundle...) becomes the target's error entry.
+pub async fn connect_and_sweep(
+    target: &Target,
+    connector: &Connector,
+    opts: &SweepOptions,
+) -> TargetReport {
+    match connector.client(&target.settings).await {
+        Ok(client) => {
+            let store = Arc::new(S3Store::new(client, &target.bucket, &target.settings));
+            sweep(store, target, opts).await
+        }
+        Err(e) => {
+            tracing::error!(bucket = %target.bucket, error = %e, "Cannot reach the store");
+            let mut r = TargetReport {
+                bucket: target.bucket.clone(),
+                prefix: target.prefix.clone(),
+                error: Some(e.to_string()),
+                finished_at: timestamp(Utc::now()),
+                ..Default::default()
+            };
+            r.count_error(e.operation, e.kind);
+            r
+        }
+    }
+}
+
 /// Sweeps every target, `parallel_targets` at a time, and reports them in configuration order. A
 /// target whose client cannot be built (bad CA bundle...) gets an error entry; the others still run.
 pub async fn sweep_targets(
@@ -522,27 +549,7 @@ pub async fn sweep_targets(
 ) -> RunReport {
     let started_at = timestamp(Utc::now());
     let mut reports: Vec<(usize, TargetReport)> = futures::stream::iter(targets.iter().enumerate())
-        .map(|(i, target)| async move {
-            let report = match connector.client(&target.settings).await {
-                Ok(client) => {
-                    let store = Arc::new(S3Store::new(client, &target.bucket, &target.settings));
-                    sweep(store, target, opts).await
-                }
-                Err(e) => {
-                    tracing::error!(bucket = %target.bucket, error = %e, "Cannot reach the store");
-                    let mut r = TargetReport {
-                        bucket: target.bucket.clone(),
-                        prefix: target.prefix.clone(),
-                        error: Some(e.to_string()),
-                        finished_at: timestamp(Utc::now()),
-                        ..Default::default()
-                    };
-                    r.count_error(e.operation, e.kind);
-                    r
-                }
-            };
-            (i, report)
-        })
+        .map(|(i, target)| async move { (i, connect_and_sweep(target, connector, opts).await) })
         .buffer_unordered(parallel_targets.max(1))
         .collect()
         .await;

@@ -5,15 +5,14 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use mpu_janitor::config::{HumanDuration, Settings, Target};
 use mpu_janitor::demo::endpoint::{Endpoint, Faults};
 use mpu_janitor::report::{Outcome, TargetReport};
-use mpu_janitor::store::{Connector, S3Store};
-use mpu_janitor::sweep::{SweepOptions, sweep, sweep_targets};
+use mpu_janitor::store::Connector;
+use mpu_janitor::sweep::{SweepOptions, connect_and_sweep, sweep_targets};
 
 const AK: &str = "FAULTTESTACCESSKEY01";
 const SK: &str = "fault-test-secret";
@@ -48,16 +47,7 @@ fn opts() -> SweepOptions {
 }
 
 async fn run(t: &Target, opts: &SweepOptions) -> TargetReport {
-    let client = Connector::with_static_credentials(AK, SK)
-        .client(&t.settings)
-        .await
-        .expect("client");
-    sweep(
-        Arc::new(S3Store::new(client, &t.bucket, &t.settings)),
-        t,
-        opts,
-    )
-    .await
+    connect_and_sweep(t, &Connector::with_static_credentials(AK, SK), opts).await
 }
 
 /// Seeds `n` two-day-old uploads of two 1,000-byte parts on keys `{prefix}{i}`.

@@ -3,15 +3,14 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::{garage, list_all, put_part, seed, seed_many, settings, use_test_credentials};
 use mpu_janitor::config::{HumanDuration, Settings, Target};
 use mpu_janitor::report::{Outcome, TargetReport};
-use mpu_janitor::store::{Connector, S3Store};
-use mpu_janitor::sweep::{SweepOptions, sweep};
+use mpu_janitor::store::Connector;
+use mpu_janitor::sweep::{SweepOptions, connect_and_sweep};
 
 const DAY: i64 = 86_400;
 
@@ -27,13 +26,11 @@ fn target(bucket: &str, settings: Settings) -> Target {
 /// Sweeps `t` with "now" moved `days_later` days ahead of the real clock.
 async fn sweep_at(t: &Target, days_later: i64) -> TargetReport {
     use_test_credentials();
-    let client = Connector::new().client(&t.settings).await.expect("client");
-    let store = Arc::new(S3Store::new(client, &t.bucket, &t.settings));
     let opts = SweepOptions {
         now: Utc::now() + chrono::Duration::seconds(days_later * DAY),
         ..Default::default()
     };
-    sweep(store, t, &opts).await
+    connect_and_sweep(t, &Connector::new(), &opts).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::{TimeDelta, Utc};
 use mpu_janitor::config::{Settings, Target};
 use mpu_janitor::demo::endpoint::Endpoint;
-use mpu_janitor::store::{Connector, S3Store};
-use mpu_janitor::sweep::{SweepOptions, sweep};
+use mpu_janitor::store::Connector;
+use mpu_janitor::sweep::{SweepOptions, connect_and_sweep};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
@@ -66,13 +66,9 @@ async fn sweep_with(settings: Settings) -> mpu_janitor::TargetReport {
         exclude_prefixes: vec![],
         settings,
     };
-    let client = Connector::with_static_credentials(AK, SK)
-        .client(&t.settings)
-        .await
-        .expect("client");
-    sweep(
-        Arc::new(S3Store::new(client, &t.bucket, &t.settings)),
+    connect_and_sweep(
         &t,
+        &Connector::with_static_credentials(AK, SK),
         &SweepOptions::default(),
     )
     .await
