@@ -125,7 +125,11 @@ async fn create_bucket(client: &Client, bucket: &str, timeout: Duration) -> Resu
                 if code == "BucketAlreadyOwnedByYou" {
                     return Ok(());
                 }
-                if Instant::now() >= deadline {
+                // A 4xx is an answer (bad name, bad key), not a server that is still starting.
+                let client_error = e
+                    .raw_response()
+                    .is_some_and(|r| r.status().is_client_error());
+                if client_error || Instant::now() >= deadline {
                     return Err(format!(
                         "create bucket {bucket}: {}",
                         aws_sdk_s3::error::DisplayErrorContext(&e)
