@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/mpu-janitor}
 d=$(mktemp -d)
-cat > $d/c.toml <<T
+cat > "$d/c.toml" <<T
 [defaults]
 endpoint_url = "http://127.0.0.1:9"
 force_path_style = true
@@ -15,7 +15,7 @@ listen = "127.0.0.1:0"
 [[targets]]
 bucket = "idle-bucket"
 T
-AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=y $BIN --config $d/c.toml run 2>/dev/null &
+AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=y "$BIN" --config "$d/c.toml" run 2>/dev/null &
 pid=$!
 sleep 2
 t0=$(awk '{print $14+$15}' /proc/$pid/stat)
@@ -25,4 +25,4 @@ rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 hwm=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
 kill -TERM $pid; wait $pid || true
 echo "idle daemon: RSS $((rss/1024)) MiB (peak $((hwm/1024)) MiB), CPU $(( (t1-t0)*10 )) ms over 10 s"
-rm -rf $d
+rm -rf "$d"

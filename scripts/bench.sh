@@ -28,7 +28,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-GARAGE_VERSION=2.5.0
 MODE=compare
 UPLOADS=10000
 CONCURRENCY=64
@@ -75,19 +74,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ -z "${GARAGE_BIN:-}" ]; then
-  for candidate in "$(command -v garage || true)" "$HOME/.cargo/bin/garage"; do
-    if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" --version 2>/dev/null | grep -q "v\?$GARAGE_VERSION"; then
-      GARAGE_BIN=$candidate
-      break
-    fi
-  done
-fi
-if [ -z "${GARAGE_BIN:-}" ]; then
-  log "Installing Garage $GARAGE_VERSION (cargo install, about 8 minutes once)"
-  cargo install garage --locked --version "$GARAGE_VERSION"
-  GARAGE_BIN=$HOME/.cargo/bin/garage
-fi
+# shellcheck source=scripts/garage.sh
+source "$ROOT/scripts/garage.sh"
 
 # Before our own build, which loads the machine for a minute.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)

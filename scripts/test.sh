@@ -5,21 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-GARAGE_VERSION=2.5.0
-if [ -z "${GARAGE_BIN:-}" ]; then
-  for candidate in "$(command -v garage || true)" "$HOME/.cargo/bin/garage"; do
-    if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" --version 2>/dev/null | grep -q "v\?$GARAGE_VERSION"; then
-      GARAGE_BIN=$candidate
-      break
-    fi
-  done
-fi
-if [ -z "${GARAGE_BIN:-}" ]; then
-  echo "==> Installing Garage $GARAGE_VERSION (cargo install, about 8 minutes once)"
-  cargo install garage --locked --version "$GARAGE_VERSION"
-  GARAGE_BIN=$HOME/.cargo/bin/garage
-fi
-export GARAGE_BIN
+# shellcheck source=scripts/garage.sh
+source scripts/garage.sh
 echo "==> Garage: $("$GARAGE_BIN" --version 2>&1 | head -n1)"
 
 # Real Prometheus and Pushgateway servers for the metrics tests (Debian packages).
