@@ -100,6 +100,16 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
     if let Command::Demo {
         output,
         uploads,
@@ -112,16 +122,10 @@ fn main() -> ExitCode {
             json: output == Output::Json,
             progress: std::io::stderr().is_terminal(),
         };
-        return match tokio::runtime::Runtime::new().map_err(|e| e.to_string()) {
-            Ok(rt) => match rt.block_on(demo::run(opts)) {
-                Ok(code) => ExitCode::from(code),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            },
+        return match runtime.block_on(demo::run(opts)) {
+            Ok(code) => ExitCode::from(code),
             Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
+                eprintln!("error: {e}");
                 ExitCode::from(1)
             }
         };
@@ -143,16 +147,6 @@ fn main() -> ExitCode {
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
     match cli.command {
         Command::CheckConfig => {
             print!("{}", config::render_effective(&config));
