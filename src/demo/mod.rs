@@ -66,6 +66,22 @@ pub struct Scene {
     pub outside_prefix: u64,
 }
 
+impl Scene {
+    /// Seeds an upload the sweep should abort and verify, and counts it and its bytes.
+    fn seed_stale(
+        &mut self,
+        ep: &Endpoint,
+        bucket: &str,
+        key: &str,
+        initiated: chrono::DateTime<Utc>,
+        parts: &[(u32, u64)],
+    ) {
+        ep.seed_upload(bucket, key, initiated, parts);
+        self.stale += 1;
+        self.stale_bytes += parts.iter().map(|p| p.1).sum::<u64>();
+    }
+}
+
 /// What `demo --output json` prints.
 #[derive(Serialize)]
 pub struct DemoReport {
@@ -143,29 +159,27 @@ async fn seed(ep: &Endpoint, client: &aws_sdk_s3::Client, n: usize) -> Result<Sc
     for b in &scene.buckets {
         ep.create_bucket(b);
     }
-    let parts = |rng: &mut Rng, count: u32, size: u64| -> (Vec<(u32, u64)>, u64) {
+    let parts = |rng: &mut Rng, count: u32, size: u64| -> Vec<(u32, u64)> {
         let mut v: Vec<(u32, u64)> = (1..=count).map(|i| (i, size)).collect();
         if let Some(last) = v.last_mut() {
             last.1 = 1 + rng.next(size); // the last part of an interrupted upload is short
         }
-        let bytes = v.iter().map(|p| p.1).sum();
-        (v, bytes)
+        v
     };
 
     // media-uploads: stale video uploads of 1-6 parts of 8 MiB.
     let media = n * 2 / 3;
     for i in 0..media {
         let count = 1 + rng.next(6) as u32;
-        let (p, bytes) = parts(&mut rng, count, 8 * MIB);
+        let p = parts(&mut rng, count, 8 * MIB);
         let age = 8 + rng.next(50) as i64;
-        ep.seed_upload(
+        scene.seed_stale(
+            ep,
             "media-uploads",
             &format!("videos/2026/clip-{i:05}.mp4"),
             days(age),
             &p,
         );
-        scene.stale += 1;
-        scene.stale_bytes += bytes;
     }
     for i in 0..5 {
         let age = now - TimeDelta::minutes(10 + 20 * i);
@@ -187,15 +201,14 @@ async fn seed(ep: &Endpoint, client: &aws_sdk_s3::Client, n: usize) -> Result<Sc
         scene.excluded += 1;
     }
     // A straggler: a part lands after the first abort, so it takes two.
-    let (p, bytes) = parts(&mut rng, 3, 8 * MIB);
-    ep.seed_upload(
+    let p = parts(&mut rng, 3, 8 * MIB);
+    scene.seed_stale(
+        ep,
         "media-uploads",
         "videos/2026/retry-after-timeout.mp4",
         days(12),
         &p,
     );
-    scene.stale += 1;
-    scene.stale_bytes += bytes;
     scene.stragglers += 1;
     // One that never empties: reported unverified, never counted as reclaimed.
     ep.seed_upload(
@@ -239,22 +252,19 @@ async fn seed(ep: &Endpoint, client: &aws_sdk_s3::Client, n: usize) -> Result<Sc
     scene.idle += 1;
 
     // db-backups: nightly dumps of 20-100 parts of 64 MiB, one with 1,200 parts (two ListParts pages).
-    let (p, bytes) = parts(&mut rng, 1_200, 16 * MIB);
-    ep.seed_upload("db-backups", "nightly/warehouse-full.dump", days(4), &p);
-    scene.stale += 1;
-    scene.stale_bytes += bytes;
+    let p = parts(&mut rng, 1_200, 16 * MIB);
+    scene.seed_stale(ep, "db-backups", "nightly/warehouse-full.dump", days(4), &p);
     for i in 0..(n - media) {
         let count = 20 + rng.next(80) as u32;
-        let (p, bytes) = parts(&mut rng, count, 64 * MIB);
+        let p = parts(&mut rng, count, 64 * MIB);
         let age = 3 + rng.next(20) as i64;
-        ep.seed_upload(
+        scene.seed_stale(
+            ep,
             "db-backups",
             &format!("nightly/pg-{i:05}.dump"),
             days(age),
             &p,
         );
-        scene.stale += 1;
-        scene.stale_bytes += bytes;
     }
     for i in 0..2 {
         ep.seed_upload(
