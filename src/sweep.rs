@@ -17,7 +17,7 @@ use crate::config::Target;
 use crate::policy::{self, Decision, KeepReason, Rules};
 use crate::report::{Outcome, RunReport, TargetReport, UploadReport, timestamp};
 use crate::store::{
-    Aborted, Connector, Marker, Operation, Part, Parts, S3Store, StoreError, Upload, UploadStore,
+    Aborted, Connector, Marker, Operation, Part, Parts, StoreError, Upload, UploadStore,
 };
 
 /// Live counters across all targets, for a progress line.
@@ -519,11 +519,8 @@ pub async fn connect_and_sweep(
     connector: &Connector,
     opts: &SweepOptions,
 ) -> TargetReport {
-    match connector.client(&target.settings).await {
-        Ok(client) => {
-            let store = Arc::new(S3Store::new(client, &target.bucket, &target.settings));
-            sweep(store, target, opts).await
-        }
+    match connector.store(&target.bucket, &target.settings).await {
+        Ok(store) => sweep(Arc::new(store), target, opts).await,
         Err(e) => {
             tracing::error!(bucket = %target.bucket, error = %e, "Cannot reach the store");
             let mut r = TargetReport {

@@ -3,15 +3,18 @@
 //! kinds. Nothing here decides anything: the sweep does, through [`UploadStore`], so a second kind of
 //! store (Glacier vaults, a fault-injecting fake) is an addition, not a rewrite.
 
+mod direct;
+
 use std::collections::HashMap;
-use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
 use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     StalledStreamProtectionConfig,
@@ -19,6 +22,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::RequestPayer;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -205,24 +209,20 @@ pub trait UploadStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Aborted, StoreError>> + Send;
 }
 
-/// An S3 bucket reached through aws-sdk-s3.
-#[derive(Clone, Debug)]
+/// An S3 bucket: ListMultipartUploads through aws-sdk-s3, ListParts and AbortMultipartUpload
+/// through the lean signed path of [`direct`] where the bucket's endpoint allows it (else the SDK).
 pub struct S3Store {
     client: Client,
     bucket: String,
     expected_owner: Option<String>,
     request_payer: Option<RequestPayer>,
+    direct: Option<direct::Route>,
 }
 
 impl S3Store {
-    /// A store for `bucket` using a client built by [`Connector`].
-    pub fn new(client: Client, bucket: &str, settings: &Settings) -> Self {
-        S3Store {
-            client,
-            bucket: bucket.to_string(),
-            expected_owner: Some(settings.expected_bucket_owner.clone()).filter(|s| !s.is_empty()),
-            request_payer: settings.request_payer.then_some(RequestPayer::Requester),
-        }
+    /// Whether ListParts and AbortMultipartUpload take the lean path (see [`direct`]).
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
     }
 }
 
@@ -283,6 +283,9 @@ impl UploadStore for S3Store {
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Parts, StoreError> {
+        if let Some(route) = &self.direct {
+            return route.list_parts(key, upload_id).await;
+        }
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -325,6 +328,9 @@ impl UploadStore for S3Store {
     }
 
     async fn abort(&self, key: &str, upload_id: &str) -> Result<Aborted, StoreError> {
+        if let Some(route) = &self.direct {
+            return route.abort(key, upload_id).await;
+        }
         let result = self
             .client
             .abort_multipart_upload()
@@ -354,48 +360,80 @@ where
     matches!(e, SdkError::ServiceError(s) if s.err().code() == Some("NoSuchUpload"))
 }
 
+/// Our kind and a one-line message that says what to fix, for an error answer of the server.
+fn service_error(
+    operation: Operation,
+    bucket: &str,
+    status: u16,
+    code: &str,
+    text: &str,
+) -> StoreError {
+    let kind = match code {
+        "SlowDown"
+        | "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequests"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException" => ErrorKind::Throttled,
+        // Some stores (Garage) answer a bad signature with AccessDenied.
+        "AccessDenied" if text.to_ascii_lowercase().contains("signature") => ErrorKind::Credentials,
+        "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => ErrorKind::AccessDenied,
+        "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "InvalidToken"
+        | "TokenRefreshRequired"
+        | "InvalidSecurity" => ErrorKind::Credentials,
+        "NoSuchBucket" => ErrorKind::NoSuchBucket,
+        _ if status == 429 => ErrorKind::Throttled,
+        _ if status >= 500 => ErrorKind::Server,
+        _ => ErrorKind::Client,
+    };
+    let hint = match kind {
+        ErrorKind::NoSuchBucket => {
+            format!(" (bucket {bucket:?} does not exist: check the name and the region)")
+        }
+        ErrorKind::AccessDenied => format!(
+            " (the credentials lack s3:ListBucketMultipartUploads / s3:ListMultipartUploadParts / s3:AbortMultipartUpload on {bucket:?})"
+        ),
+        ErrorKind::Credentials => {
+            " (check the access key, secret and session token the credential chain found)"
+                .to_string()
+        }
+        _ => String::new(),
+    };
+    let code = if code.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        code.to_string()
+    };
+    let text = if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    };
+    StoreError {
+        operation,
+        kind,
+        message: format!("{code}{text}{hint}"),
+    }
+}
+
 /// Maps an SDK error to our kind and a one-line message that says what to fix.
-fn classify<E, R>(operation: Operation, bucket: &str, e: SdkError<E, R>) -> StoreError
+fn classify<E>(operation: Operation, bucket: &str, e: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug,
 {
     let (kind, message) = match &e {
         SdkError::ServiceError(s) => {
             let err = s.err();
-            let code = err.code().unwrap_or("");
-            let text = err.message().unwrap_or("");
-            let kind = match code {
-                "SlowDown" | "Throttling" | "ThrottlingException" | "TooManyRequests"
-                | "RequestLimitExceeded" | "TooManyRequestsException" => ErrorKind::Throttled,
-                // Some stores (Garage) answer a bad signature with AccessDenied.
-                "AccessDenied" if text.to_ascii_lowercase().contains("signature") => {
-                    ErrorKind::Credentials
-                }
-                "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => ErrorKind::AccessDenied,
-                "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken"
-                | "TokenRefreshRequired" | "InvalidSecurity" => ErrorKind::Credentials,
-                "NoSuchBucket" => ErrorKind::NoSuchBucket,
-                _ => {
-                    let status = format!("{:?}", s.raw());
-                    if status.contains("StatusCode(5") || status.contains("status: 5") {
-                        ErrorKind::Server
-                    } else {
-                        ErrorKind::Client
-                    }
-                }
-            };
-            let hint = match kind {
-                ErrorKind::NoSuchBucket => format!(" (bucket {bucket:?} does not exist: check the name and the region)"),
-                ErrorKind::AccessDenied => format!(
-                    " (the credentials lack s3:ListBucketMultipartUploads / s3:ListMultipartUploadParts / s3:AbortMultipartUpload on {bucket:?})"
-                ),
-                ErrorKind::Credentials => " (check the access key, secret and session token the credential chain found)".to_string(),
-                _ => String::new(),
-            };
-            let code = if code.is_empty() { "unknown error" } else { code };
-            let text = if text.is_empty() { String::new() } else { format!(": {text}") };
-            (kind, format!("{code}{text}{hint}"))
+            return service_error(
+                operation,
+                bucket,
+                s.raw().status().as_u16(),
+                err.code().unwrap_or(""),
+                err.message().unwrap_or(""),
+            );
         }
         SdkError::TimeoutError(_) => (ErrorKind::Timeout, format!("timed out: {}", chain(&e))),
         SdkError::DispatchFailure(_) if chain(&e).contains("credential") => (
@@ -449,11 +487,23 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Builds and shares SDK clients: targets with the same connection settings share one client and
-/// therefore one connection pool.
+/// What targets with the same connection settings share: one SDK client and one lean transport,
+/// and therefore one connection pool each.
+#[derive(Clone)]
+struct Shared {
+    client: Client,
+    /// `None` with `retry_mode = "adaptive"`: every call keeps the SDK's rate limiter.
+    transport: Option<Arc<direct::Transport>>,
+    /// What the SDK's endpoint resolver needs beside the bucket and the settings.
+    endpoint_url: Option<String>,
+    use_fips: bool,
+    use_dual_stack: bool,
+}
+
+/// Builds and shares clients: targets with the same connection settings share them.
 #[derive(Default)]
 pub struct Connector {
-    clients: Mutex<HashMap<String, Client>>,
+    shared: Mutex<HashMap<String, Shared>>,
     /// Fixed credentials instead of the default chain (the demo's embedded endpoint, tests).
     credentials: Option<Credentials>,
 }
@@ -467,15 +517,48 @@ impl Connector {
     /// A connector that signs with these keys instead of looking for credentials.
     pub fn with_static_credentials(access_key: &str, secret_key: &str) -> Self {
         Connector {
-            clients: Mutex::default(),
+            shared: Mutex::default(),
             credentials: Some(Credentials::new(
                 access_key, secret_key, None, None, "static",
             )),
         }
     }
 
-    /// The client for these settings, built on first use.
+    /// The SDK client for these settings, built on first use.
     pub async fn client(&self, s: &Settings) -> Result<Client, StoreError> {
+        Ok(self.shared(s).await?.client)
+    }
+
+    /// The store for `bucket` with these settings.
+    pub async fn store(&self, bucket: &str, s: &Settings) -> Result<S3Store, StoreError> {
+        let shared = self.shared(s).await?;
+        let mut direct = None;
+        if let Some(transport) = shared.transport {
+            let params = Params::builder()
+                .bucket(bucket)
+                .region(&s.region)
+                .use_fips(shared.use_fips)
+                .use_dual_stack(shared.use_dual_stack)
+                .force_path_style(s.force_path_style)
+                .set_endpoint(shared.endpoint_url)
+                .build();
+            // An endpoint the resolver refuses keeps the SDK path, which reports the same error.
+            if let Ok(params) = params
+                && let Ok(endpoint) = DefaultResolver::new().resolve_endpoint(&params).await
+            {
+                direct = direct::Route::resolve(transport, bucket, &s.region, &endpoint, s);
+            }
+        }
+        Ok(S3Store {
+            client: shared.client,
+            bucket: bucket.to_string(),
+            expected_owner: Some(s.expected_bucket_owner.clone()).filter(|s| !s.is_empty()),
+            request_payer: s.request_payer.then_some(RequestPayer::Requester),
+            direct,
+        })
+    }
+
+    async fn shared(&self, s: &Settings) -> Result<Shared, StoreError> {
         let ca_bundle = ca_bundle_path(s);
         let key = format!(
             "{}|{}|{}|{}|{:?}|{:?}|{:?}|{}|{}",
@@ -489,13 +572,13 @@ impl Connector {
             s.retry_max_attempts,
             s.retry_mode
         );
-        let mut clients = self.clients.lock().await;
-        if let Some(c) = clients.get(&key) {
+        let mut shared = self.shared.lock().await;
+        if let Some(c) = shared.get(&key) {
             return Ok(c.clone());
         }
-        let client = build_client(s, ca_bundle.as_deref(), self.credentials.clone()).await?;
-        clients.insert(key, client.clone());
-        Ok(client)
+        let built = build(s, ca_bundle.as_deref(), self.credentials.clone()).await?;
+        shared.insert(key, built.clone());
+        Ok(built)
     }
 }
 
@@ -509,17 +592,18 @@ fn ca_bundle_path(s: &Settings) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-async fn build_client(
+async fn build(
     s: &Settings,
     ca_bundle: Option<&str>,
     credentials: Option<Credentials>,
-) -> Result<Client, StoreError> {
+) -> Result<Shared, StoreError> {
     let connect_err = |message: String| StoreError {
         operation: Operation::Connect,
         kind: ErrorKind::Other,
         message,
     };
     let mut trust = TrustStore::default();
+    let mut ca_pem = None;
     if let Some(path) = ca_bundle {
         let pem = std::fs::read(path)
             .map_err(|e| connect_err(format!("cannot read CA bundle {path:?}: {e}")))?;
@@ -528,7 +612,8 @@ async fn build_client(
                 "CA bundle {path:?} holds no PEM certificate"
             )));
         }
-        trust = trust.with_pem_certificate(pem);
+        trust = trust.with_pem_certificate(pem.clone());
+        ca_pem = Some(pem);
     }
     let tls = TlsContext::builder()
         .with_trust_store(trust)
@@ -539,9 +624,11 @@ async fn build_client(
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(tls)
         .build_https();
-    let retry = match s.retry_mode.as_str() {
-        "adaptive" => RetryConfig::adaptive(),
-        _ => RetryConfig::standard(),
+    let adaptive = s.retry_mode == "adaptive";
+    let retry = if adaptive {
+        RetryConfig::adaptive()
+    } else {
+        RetryConfig::standard()
     }
     .with_max_attempts(s.retry_max_attempts)
     .with_initial_backoff(Duration::from_millis(50));
@@ -573,5 +660,34 @@ async fn build_client(
     if !s.endpoint_url.is_empty() {
         conf = conf.endpoint_url(&s.endpoint_url);
     }
-    Ok(Client::from_conf(conf.build()))
+    // The endpoint the S3 client itself uses: ours, else AWS_ENDPOINT_URL_S3 / the profile's s3
+    // endpoint_url, else AWS_ENDPOINT_URL (as aws_sdk_s3::config::Builder::from does).
+    let endpoint_url = Some(s.endpoint_url.clone())
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            sdk.service_config().and_then(|c| {
+                c.load_config(
+                    aws_types::service_config::ServiceConfigKey::builder()
+                        .service_id("S3")
+                        .env("AWS_ENDPOINT_URL")
+                        .profile("endpoint_url")
+                        .build()
+                        .ok()?,
+                )
+            })
+        })
+        .or_else(|| sdk.endpoint_url().map(str::to_string));
+    let transport = match sdk.credentials_provider() {
+        Some(provider) if !adaptive => Some(Arc::new(
+            direct::Transport::new(s, provider, ca_pem.as_deref()).map_err(connect_err)?,
+        )),
+        _ => None,
+    };
+    Ok(Shared {
+        client: Client::from_conf(conf.build()),
+        transport,
+        endpoint_url,
+        use_fips: sdk.use_fips().unwrap_or(false),
+        use_dual_stack: sdk.use_dual_stack().unwrap_or(false),
+    })
 }
