@@ -134,10 +134,11 @@ settings! {
     connect_timeout: HumanDuration = HumanDuration::secs(5);
     /// Time allowed for a response to start arriving. Default 60s.
     read_timeout: HumanDuration = HumanDuration::secs(60);
-    /// Attempts per S3 call, first try included, made by the SDK's retry machinery on throttling,
-    /// 5xx, timeouts and connection errors. Default 5.
+    /// Attempts per S3 call, first try included, on throttling, 5xx, timeouts and connection
+    /// errors, with exponential backoff and full jitter from 50 ms. Default 5.
     retry_max_attempts: u32 = 5;
-    /// SDK retry mode: "standard" or "adaptive" (client-side rate limiting on throttling). Default standard.
+    /// Retry mode: "standard", or "adaptive" (the SDK's client-side rate limiting on throttling, for
+    /// every call: ListParts and aborts then go through the SDK's pipeline). Default standard.
     retry_mode: String = "standard".to_string();
     /// `run` waits a random delay up to this long before each scheduled sweep, so a fleet does not
     /// hit S3 in the same second. Default 0s.

@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - [`config`]: serde structs, figment layers (defaults, file, `MPU_JANITOR_*` env, flags), validation.
-//! - [`store`]: the only module that calls aws-sdk-s3: list uploads (two markers), list parts, abort.
+//! - [`store`]: the only module that talks to S3: list uploads (two markers) through aws-sdk-s3; list
+//!   parts and abort through `store::direct` (hyper, signed by aws-sigv4) or, with adaptive retries, the SDK.
 //! - [`policy`]: pure stale/keep decision: upload + newest part + now + rules -> abort or keep(reason).
 //! - [`sweep`]: one target: list -> policy -> abort -> verify until empty, bounded concurrency.
 //! - [`report`]: the run's figures, as text or JSON.

@@ -153,6 +153,32 @@ async fn five_percent_slowdown_leaves_nothing_behind() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_clock_an_hour_ahead_is_followed_on_both_request_paths() {
+    // The endpoint's clock runs an hour ahead and refuses requests signed more than 15 minutes
+    // away from it, as AWS does. Both request paths learn the skew from the answer's Date header.
+    for mode in ["standard", "adaptive"] {
+        let ep = endpoint().await;
+        seed_old(&ep, "skew-bucket", "s/", 20);
+        ep.set_faults(Faults {
+            clock_ahead: Duration::from_secs(3_600),
+            ..Faults::default()
+        });
+        let mut s = settings(&ep);
+        s.retry_mode = mode.to_string();
+        let r = run(&target("skew-bucket", s), &opts()).await;
+        let stats = ep.stats();
+        assert!(stats.skewed_faults >= 1, "{mode}: no request was refused");
+        assert_eq!(r.error, None, "{mode}: {:?}", r.errors);
+        assert_eq!((r.aborted, r.failed), (20, 0), "{mode}: {:?}", r.errors);
+        assert_eq!(ep.upload_count("skew-bucket"), 0, "{mode}");
+        eprintln!(
+            "{mode}: {} of {} requests refused as skewed, 20 uploads aborted",
+            stats.skewed_faults, stats.requests
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_resets_are_retried() {
     // 3% of connections are reset without a response: the SDK retries, nothing is lost.
     let ep = endpoint().await;

@@ -87,6 +87,10 @@ pub struct Faults {
     /// Buckets for which every request answers `403 AccessDenied` (checked after the
     /// random faults, before authentication).
     pub fail_buckets: HashSet<String>,
+    /// How far the endpoint's clock runs ahead of the real one. Like AWS, the endpoint answers
+    /// `403 RequestTimeTooSkewed`, with its own time in the `Date` header, to every request whose
+    /// `x-amz-date` is more than 15 minutes away from its clock (checked before authentication).
+    pub clock_ahead: Duration,
 }
 
 /// Counters for assertions; see [`Endpoint::stats`].
@@ -121,6 +125,8 @@ pub struct Stats {
     pub reset_faults: u64,
     /// Requests answered `403 AccessDenied` because of [`Faults::fail_buckets`].
     pub access_denied_faults: u64,
+    /// Requests answered `403 RequestTimeTooSkewed` because of [`Faults::clock_ahead`].
+    pub skewed_faults: u64,
 }
 
 impl Stats {
@@ -220,6 +226,13 @@ impl Endpoint {
             shared: Arc::clone(&shared),
         });
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
+        // The 15-minute window is checked in `handle` against the endpoint's own clock, which
+        // `Faults::clock_ahead` can move.
+        let mut config = s3s::config::S3Config::default();
+        config.presigned_url_max_skew_time_secs = u32::MAX;
+        builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+            config,
+        ))));
         let service = builder.build();
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -360,6 +373,7 @@ impl Endpoint {
             slowdown_faults: get(&c.slowdown_faults),
             reset_faults: get(&c.reset_faults),
             access_denied_faults: get(&c.access_denied_faults),
+            skewed_faults: get(&c.skewed_faults),
         }
     }
 
@@ -378,6 +392,7 @@ impl Endpoint {
             &c.slowdown_faults,
             &c.reset_faults,
             &c.access_denied_faults,
+            &c.skewed_faults,
         ] {
             a.store(0, Ordering::Relaxed);
         }
@@ -518,6 +533,7 @@ struct Counters {
     slowdown_faults: AtomicU64,
     reset_faults: AtomicU64,
     access_denied_faults: AtomicU64,
+    skewed_faults: AtomicU64,
 }
 
 struct Shared {
@@ -580,9 +596,10 @@ impl Shared {
     }
 
     /// Decides the fault for one request.
-    fn plan(&self, path: &str) -> (Duration, Injected) {
+    fn plan(&self, path: &str, amz_date: Option<&str>) -> (Duration, Injected) {
         let faults = self.faults.lock();
         let latency = faults.latency;
+        let clock = Utc::now() + faults.clock_ahead;
         let (reset, slow) = (faults.reset_fraction, faults.slowdown_fraction);
         let denied =
             !faults.fail_buckets.is_empty() && faults.fail_buckets.contains(bucket_of(path));
@@ -600,6 +617,14 @@ impl Shared {
         if matches!(injected, Injected::None) && denied {
             injected = Injected::AccessDenied;
         }
+        let signed_at = amz_date
+            .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y%m%dT%H%M%SZ").ok())
+            .map(|t| t.and_utc());
+        if matches!(injected, Injected::None)
+            && signed_at.is_some_and(|t| (clock - t).num_seconds().abs() > 15 * 60)
+        {
+            injected = Injected::Skewed(clock);
+        }
         (latency, injected)
     }
 }
@@ -609,6 +634,7 @@ enum Injected {
     Reset,
     SlowDown,
     AccessDenied,
+    Skewed(DateTime<Utc>),
 }
 
 /// First path segment of a path-style request.
@@ -1128,7 +1154,11 @@ async fn handle(
     req: hyper::Request<Incoming>,
 ) -> Result<HttpResponse, StdError> {
     Shared::bump(&shared.counters.requests);
-    let (latency, injected) = shared.plan(req.uri().path());
+    let amz_date = req
+        .headers()
+        .get("x-amz-date")
+        .and_then(|v| v.to_str().ok());
+    let (latency, injected) = shared.plan(req.uri().path(), amz_date);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -1151,6 +1181,18 @@ async fn handle(
         Injected::AccessDenied => {
             Shared::bump(&shared.counters.access_denied_faults);
             return Ok(error_response(S3ErrorCode::AccessDenied, "Access Denied"));
+        }
+        Injected::Skewed(clock) => {
+            Shared::bump(&shared.counters.skewed_faults);
+            let mut resp = error_response(
+                S3ErrorCode::RequestTimeTooSkewed,
+                "The difference between the request time and the current time is too large.",
+            );
+            let date = clock.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&date) {
+                resp.headers_mut().insert(hyper::header::DATE, v);
+            }
+            return Ok(resp);
         }
     }
     service
