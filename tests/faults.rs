@@ -12,7 +12,7 @@ use chrono::{TimeDelta, Utc};
 use mpu_janitor::config::{HumanDuration, Settings, Target};
 use mpu_janitor::demo::endpoint::{Endpoint, Faults};
 use mpu_janitor::report::{Outcome, TargetReport};
-use mpu_janitor::store::Connector;
+use mpu_janitor::store::{Aborted, Connector, Parts, UploadStore};
 use mpu_janitor::sweep::{SweepOptions, connect_and_sweep, sweep_targets};
 
 const AK: &str = "FAULTTESTACCESSKEY01";
@@ -237,6 +237,86 @@ async fn errors_that_survive_retries_are_counted_and_keep_the_upload() {
     );
     assert!(r.error.unwrap().contains("SlowDown"));
     assert_eq!(ep.upload_count("fault-bucket"), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_parts_and_abort_failures_are_retried_then_classified() {
+    // ListParts and AbortMultipartUpload on their own (the lean signed path): each fault is retried
+    // exactly `retry_max_attempts` times, then reported with its operation and kind; the upload stays.
+    let ep = endpoint().await;
+    seed_old(&ep, "lean-bucket", "l", 1);
+    let s = Settings {
+        retry_max_attempts: 3,
+        read_timeout: HumanDuration(Duration::from_millis(150)),
+        ..settings(&ep)
+    };
+    let store = Connector::with_static_credentials(AK, SK)
+        .store("lean-bucket", &s)
+        .await
+        .unwrap();
+    assert!(store.is_direct());
+    let snapshot = ep.uploads("lean-bucket").remove(0);
+    let id = snapshot.upload_id.clone();
+    let Parts::Listed(parts) = store.list_parts("l0", &id).await.unwrap() else {
+        panic!("the upload is listed");
+    };
+    let got: Vec<(i32, u64, &str)> = parts
+        .iter()
+        .map(|p| (p.number, p.size, p.etag.as_str()))
+        .collect();
+    let want: Vec<(i32, u64, &str)> = snapshot
+        .parts
+        .iter()
+        .map(|p| (p.part_number as i32, p.size, p.etag.as_str()))
+        .collect();
+    assert_eq!(got, want);
+    assert!(parts.iter().all(|p| p.last_modified.is_some()));
+    let cases: [(Faults, &str); 3] = [
+        (
+            Faults {
+                slowdown_fraction: 1.0,
+                ..Faults::default()
+            },
+            "throttled",
+        ),
+        (
+            Faults {
+                reset_fraction: 1.0,
+                ..Faults::default()
+            },
+            "network",
+        ),
+        (
+            Faults {
+                latency: Duration::from_millis(400),
+                ..Faults::default()
+            },
+            "timeout",
+        ),
+    ];
+    for (faults, kind) in cases {
+        ep.set_faults(faults);
+        ep.reset_stats();
+        let e = store.list_parts("l0", &id).await.unwrap_err();
+        assert_eq!(
+            (e.operation.as_str(), e.kind.as_str()),
+            ("list_parts", kind),
+            "{e}"
+        );
+        let e = store.abort("l0", &id).await.unwrap_err();
+        assert_eq!(
+            (e.operation.as_str(), e.kind.as_str()),
+            ("abort", kind),
+            "{e}"
+        );
+        assert_eq!(ep.stats().requests, 6, "{kind}: 3 attempts for each call");
+        assert_eq!(ep.upload_count("lean-bucket"), 1, "{kind}");
+    }
+    ep.set_faults(Faults::default());
+    assert_eq!(store.abort("l0", &id).await.unwrap(), Aborted::Accepted);
+    assert_eq!(store.list_parts("l0", &id).await.unwrap(), Parts::Gone);
+    assert_eq!(store.abort("l0", &id).await.unwrap(), Aborted::NoSuchUpload);
+    assert_eq!(ep.upload_count("lean-bucket"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,8 @@
 //! SDK's credential provider, cached until five minutes before expiry; the standard retry policy
 //! (`retry_max_attempts`, exponential backoff with full jitter from 50 ms, retries on throttling,
 //! 5xx, timeouts and broken connections); clock-skew correction from the server's `Date` header;
-//! connect and read timeouts; the same trust store (system roots plus `ca_bundle`); and the same
+//! `connect_timeout` for a new connection and `read_timeout` for each attempt, from sending the
+//! request to the last byte of the answer; the same trust store (system roots plus `ca_bundle`); and the same
 //! error classification as every other call ([`super::service_error`]). Not done here: the adaptive
 //! retry mode's client-side rate limiter (`retry_mode = "adaptive"` keeps the SDK path) and the
 //! retry quota.
@@ -116,7 +117,7 @@ impl Transport {
             identity: parking_lot::Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
             max_attempts: s.retry_max_attempts.max(1),
-            attempt_timeout: s.connect_timeout.0 + s.read_timeout.0,
+            attempt_timeout: s.read_timeout.0,
             skew_ms: AtomicI64::new(0),
         })
     }
