@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{
@@ -60,13 +60,15 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
 /// Credentials are refreshed this long before they expire.
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+/// ...but an identity is used for at least this long after it was fetched.
+const MIN_REUSE: Duration = Duration::from_secs(10);
 
 /// What targets with the same connection settings share: the connection pool, the credentials,
 /// the retry policy and the clock skew.
 pub(super) struct Transport {
     http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     provider: SharedCredentialsProvider,
-    identity: parking_lot::Mutex<Option<Identity>>,
+    identity: parking_lot::Mutex<Option<(Identity, Instant)>>,
     refresh: tokio::sync::Mutex<()>,
     max_attempts: u32,
     attempt_timeout: Duration,
@@ -122,15 +124,21 @@ impl Transport {
         })
     }
 
-    /// The cached identity, or a fresh one from the provider (one refresh at a time).
+    /// The cached identity, or a fresh one from the provider (one refresh at a time). An identity
+    /// is refreshed [`REFRESH_BEFORE`] its expiry, but never sooner than [`MIN_REUSE`] after it was
+    /// fetched, so a provider that hands out short-lived credentials is not asked on every request.
     async fn identity(&self, op: Operation) -> Result<Identity, StoreError> {
-        let usable = |i: &Option<Identity>| {
-            i.as_ref()
-                .filter(|i| {
-                    i.expiration()
-                        .is_none_or(|e| e > SystemTime::now() + REFRESH_BEFORE)
+        let usable = |cached: &Option<(Identity, Instant)>| {
+            cached
+                .as_ref()
+                .filter(|(i, fetched)| {
+                    let left = |margin| {
+                        i.expiration()
+                            .is_none_or(|e| e > SystemTime::now() + margin)
+                    };
+                    left(REFRESH_BEFORE) || (fetched.elapsed() < MIN_REUSE && left(Duration::ZERO))
                 })
-                .cloned()
+                .map(|(i, _)| i.clone())
         };
         if let Some(i) = usable(&self.identity.lock()) {
             return Ok(i);
@@ -152,7 +160,7 @@ impl Transport {
                 ),
             })?;
         let identity = Identity::from(creds);
-        *self.identity.lock() = Some(identity.clone());
+        *self.identity.lock() = Some((identity.clone(), Instant::now()));
         Ok(identity)
     }
 
@@ -575,6 +583,72 @@ mod tests {
         );
         assert_eq!(parse_error(b""), (String::new(), String::new()));
         assert_eq!(parse_error(b"<html>"), (String::new(), String::new()));
+    }
+
+    /// Hands out credentials that expire `ttl` after each call, and counts the calls.
+    #[derive(Debug)]
+    struct Counting {
+        calls: std::sync::atomic::AtomicU32,
+        ttl: Duration,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(
+                aws_credential_types::Credentials::new(
+                    "AK",
+                    "SK",
+                    None,
+                    Some(SystemTime::now() + self.ttl),
+                    "test",
+                ),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_are_cached_until_shortly_before_they_expire() {
+        // (lifetime of the credentials, provider calls for 5 requests)
+        for (ttl, calls) in [
+            (Duration::from_secs(3_600), 1), // long-lived: fetched once
+            (Duration::from_secs(120), 1),   // inside the refresh margin: reused for MIN_REUSE
+            (Duration::ZERO, 5),             // already expired: never reused
+        ] {
+            let provider = Arc::new(Counting {
+                calls: Default::default(),
+                ttl,
+            });
+            let t = Transport::new(
+                &Settings::default(),
+                SharedCredentialsProvider::new(ArcProvider(provider.clone())),
+                None,
+            )
+            .unwrap();
+            for _ in 0..5 {
+                t.identity(Operation::ListParts).await.unwrap();
+            }
+            assert_eq!(provider.calls.load(Ordering::SeqCst), calls, "ttl {ttl:?}");
+        }
+    }
+
+    #[derive(Debug)]
+    struct ArcProvider(Arc<Counting>);
+
+    impl ProvideCredentials for ArcProvider {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.0.provide_credentials()
+        }
     }
 
     #[test]
