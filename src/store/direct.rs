@@ -41,7 +41,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{Aborted, ErrorKind, Operation, Part, Parts, StoreError, service_error, to_chrono};
+use super::{Aborted, ErrorKind, Operation, Part, PartsPage, StoreError, service_error, to_chrono};
 use crate::config::Settings;
 
 /// Characters of a key left as they are in the path: RFC 3986 unreserved, and `/`.
@@ -151,17 +151,25 @@ impl Transport {
             .provider
             .provide_credentials()
             .await
-            .map_err(|e| StoreError {
-                operation: op,
-                kind: ErrorKind::Credentials,
-                message: format!(
-                    "no usable AWS credentials: {} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role)",
-                    super::chain(&e)
-                ),
-            })?;
+            .map_err(|e| super::credentials_error(op, &super::chain(&e)))?;
         let identity = Identity::from(creds);
         *self.identity.lock() = Some((identity.clone(), Instant::now()));
         Ok(identity)
+    }
+
+    /// Takes the server's time from a `Date` header; false when there is none to read.
+    fn learn_skew(&self, date: Option<&HeaderValue>) -> bool {
+        let Some(server) = date.and_then(|d| httpdate::parse_http_date(d.to_str().ok()?).ok())
+        else {
+            return false;
+        };
+        let skew = match server.duration_since(SystemTime::now()) {
+            Ok(ahead) => ahead.as_millis() as i64,
+            Err(behind) => -(behind.duration().as_millis() as i64),
+        };
+        self.skew_ms.store(skew, Ordering::Relaxed);
+        tracing::warn!(skew_ms = skew, "Clock skew: signing with the server's time");
+        true
     }
 
     fn now(&self) -> SystemTime {
@@ -254,38 +262,26 @@ impl Route {
         })
     }
 
-    /// Every part of an upload (all pages), or [`Parts::Gone`].
-    pub(super) async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Parts, StoreError> {
+    /// One ListParts page; `None` for NoSuchUpload.
+    pub(super) async fn parts_page(
+        &self,
+        key: &str,
+        upload_id: &str,
+        marker: Option<&str>,
+    ) -> Result<Option<PartsPage>, StoreError> {
         let op = Operation::ListParts;
-        let mut parts = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let mut url = self.url(key, upload_id);
-            if let Some(m) = &marker {
-                url.push_str("&part-number-marker=");
-                url.extend(utf8_percent_encode(m, QUERY));
-            }
-            let body = match self.send(op, Method::GET, &url).await? {
-                Reply::NoSuchUpload => return Ok(Parts::Gone),
-                Reply::Ok(body) => body,
-            };
-            let page = parse_list_parts(&body).map_err(|e| {
-                StoreError::protocol(op, format!("unreadable ListParts answer: {e}"))
-            })?;
-            parts.extend(page.parts);
-            if !page.truncated {
-                return Ok(Parts::Listed(parts));
-            }
-            if page.next.is_none() || page.next == marker {
-                return Err(StoreError::protocol(
-                    op,
-                    format!(
-                        "ListParts of {key:?} (upload {upload_id}) is truncated but does not advance past part marker {marker:?}"
-                    ),
-                ));
-            }
-            marker = page.next;
+        let mut url = self.url(key, upload_id);
+        if let Some(m) = marker {
+            url.push_str("&part-number-marker=");
+            url.extend(utf8_percent_encode(m, QUERY));
         }
+        let body = match self.send(op, Method::GET, &url).await? {
+            Reply::NoSuchUpload => return Ok(None),
+            Reply::Ok(body) => body,
+        };
+        parse_list_parts(&body)
+            .map(Some)
+            .map_err(|e| StoreError::protocol(op, format!("unreadable ListParts answer: {e}")))
     }
 
     /// Aborts an upload.
@@ -354,7 +350,7 @@ impl Route {
             .body(Empty::<Bytes>::new())
             .map_err(|e| Failure::fatal(StoreError::protocol(op, format!("bad request: {e}"))))?;
         req.headers_mut().extend(self.headers.iter().cloned());
-        self.sign(&mut req, &identity)
+        self.sign(&mut req, url, &identity)
             .map_err(|e| Failure::fatal(StoreError::protocol(op, format!("cannot sign: {e}"))))?;
         let resp = t.http.request(req).await.map_err(|e| Failure {
             retry: true,
@@ -365,10 +361,7 @@ impl Route {
                 } else {
                     ErrorKind::Network
                 },
-                message: format!(
-                    "{} (check endpoint_url, region and the network path to the store)",
-                    super::chain(&e)
-                ),
+                message: format!("{} {}", super::chain(&e), super::NETWORK_HINT),
             },
         })?;
         let status = resp.status();
@@ -393,28 +386,21 @@ impl Route {
         if code == "NoSuchUpload" {
             return Ok(Reply::NoSuchUpload);
         }
-        if code == "RequestTimeTooSkewed"
-            && let Some(server) =
-                date.and_then(|d| httpdate::parse_http_date(d.to_str().ok()?).ok())
-        {
-            let skew = match server.duration_since(SystemTime::now()) {
-                Ok(ahead) => ahead.as_millis() as i64,
-                Err(behind) => -(behind.duration().as_millis() as i64),
-            };
-            t.skew_ms.store(skew, Ordering::Relaxed);
-            tracing::warn!(skew_ms = skew, "Clock skew: signing with the server's time");
-            return Err(Failure {
-                retry: true,
-                error: service_error(op, &self.bucket, status.as_u16(), &code, &message),
-            });
-        }
+        // A refused clock is worth another attempt once the server's time is known.
+        let skew_learnt = code == "RequestTimeTooSkewed" && t.learn_skew(date.as_ref());
         let error = service_error(op, &self.bucket, status.as_u16(), &code, &message);
-        let retry = matches!(error.kind, ErrorKind::Throttled | ErrorKind::Server)
+        let retry = skew_learnt
+            || matches!(error.kind, ErrorKind::Throttled | ErrorKind::Server)
             || matches!(code.as_str(), "RequestTimeout" | "InternalError");
         Err(Failure { retry, error })
     }
 
-    fn sign(&self, req: &mut Request<Empty<Bytes>>, identity: &Identity) -> Result<(), String> {
+    fn sign(
+        &self,
+        req: &mut Request<Empty<Bytes>>,
+        url: &str,
+        identity: &Identity,
+    ) -> Result<(), String> {
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
@@ -434,7 +420,7 @@ impl Route {
             .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
         let signable = SignableRequest::new(
             req.method().as_str(),
-            req.uri().to_string(),
+            url,
             headers,
             SignableBody::Precomputed(EMPTY_SHA256.to_string()),
         )
@@ -460,14 +446,6 @@ impl Failure {
             error,
         }
     }
-}
-
-/// One page of ListParts.
-#[derive(Debug, Default)]
-struct PartsPage {
-    parts: Vec<Part>,
-    truncated: bool,
-    next: Option<String>,
 }
 
 fn parse_list_parts(body: &[u8]) -> Result<PartsPage, String> {

@@ -224,6 +224,82 @@ impl S3Store {
     pub fn is_direct(&self) -> bool {
         self.direct.is_some()
     }
+
+    /// One ListParts page through the SDK; `None` for NoSuchUpload.
+    async fn sdk_parts_page(
+        &self,
+        key: &str,
+        upload_id: &str,
+        marker: Option<String>,
+    ) -> Result<Option<PartsPage>, StoreError> {
+        let result = self
+            .client
+            .list_parts()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .set_part_number_marker(marker)
+            .set_expected_bucket_owner(self.expected_owner.clone())
+            .set_request_payer(self.request_payer.clone())
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) if is_no_such_upload(&e) => return Ok(None),
+            Err(e) => return Err(classify(Operation::ListParts, &self.bucket, e)),
+        };
+        Ok(Some(PartsPage {
+            parts: out
+                .parts()
+                .iter()
+                .map(|p| Part {
+                    number: p.part_number().unwrap_or(0),
+                    etag: p.e_tag().unwrap_or_default().to_string(),
+                    size: p.size().unwrap_or(0).max(0) as u64,
+                    last_modified: p.last_modified().and_then(to_chrono),
+                })
+                .collect(),
+            truncated: out.is_truncated().unwrap_or(false),
+            next: out.next_part_number_marker().map(str::to_string),
+        }))
+    }
+}
+
+/// One page of ListParts.
+#[derive(Debug, Default)]
+struct PartsPage {
+    parts: Vec<Part>,
+    truncated: bool,
+    next: Option<String>,
+}
+
+/// Every part of an upload, following `NextPartNumberMarker` from page to page; `page(marker)`
+/// answers `None` for NoSuchUpload. A truncated page that does not advance is a protocol error.
+async fn all_parts<F, Fut>(key: &str, upload_id: &str, mut page: F) -> Result<Parts, StoreError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<Option<PartsPage>, StoreError>>,
+{
+    let mut parts = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let Some(p) = page(marker.clone()).await? else {
+            return Ok(Parts::Gone);
+        };
+        parts.extend(p.parts);
+        if !p.truncated {
+            return Ok(Parts::Listed(parts));
+        }
+        if p.next.is_none() || p.next == marker {
+            return Err(StoreError::protocol(
+                Operation::ListParts,
+                format!(
+                    "ListParts of {key:?} (upload {upload_id}) is truncated but does not advance past part marker {marker:?}"
+                ),
+            ));
+        }
+        marker = p.next;
+    }
 }
 
 impl UploadStore for S3Store {
@@ -283,48 +359,13 @@ impl UploadStore for S3Store {
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Parts, StoreError> {
-        if let Some(route) = &self.direct {
-            return route.list_parts(key, upload_id).await;
-        }
-        let mut parts = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let result = self
-                .client
-                .list_parts()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .set_part_number_marker(marker.clone())
-                .set_expected_bucket_owner(self.expected_owner.clone())
-                .set_request_payer(self.request_payer.clone())
-                .send()
-                .await;
-            let out = match result {
-                Ok(out) => out,
-                Err(e) if is_no_such_upload(&e) => return Ok(Parts::Gone),
-                Err(e) => return Err(classify(Operation::ListParts, &self.bucket, e)),
-            };
-            parts.extend(out.parts().iter().map(|p| Part {
-                number: p.part_number().unwrap_or(0),
-                etag: p.e_tag().unwrap_or_default().to_string(),
-                size: p.size().unwrap_or(0).max(0) as u64,
-                last_modified: p.last_modified().and_then(to_chrono),
-            }));
-            if !out.is_truncated().unwrap_or(false) {
-                return Ok(Parts::Listed(parts));
+        all_parts(key, upload_id, |marker| async move {
+            match &self.direct {
+                Some(route) => route.parts_page(key, upload_id, marker.as_deref()).await,
+                None => self.sdk_parts_page(key, upload_id, marker).await,
             }
-            let next = out.next_part_number_marker().map(str::to_string);
-            if next.is_none() || next == marker {
-                return Err(StoreError::protocol(
-                    Operation::ListParts,
-                    format!(
-                        "ListParts of {key:?} (upload {upload_id}) is truncated but does not advance past part marker {marker:?}"
-                    ),
-                ));
-            }
-            marker = next;
-        }
+        })
+        .await
     }
 
     async fn abort(&self, key: &str, upload_id: &str) -> Result<Aborted, StoreError> {
@@ -448,19 +489,15 @@ where
             } else {
                 ErrorKind::Network
             };
-            (kind, format!("{} (check endpoint_url, region and the network path to the store)", chain(&e)))
+            (kind, format!("{} {NETWORK_HINT}", chain(&e)))
         }
         SdkError::ResponseError(_) => (ErrorKind::Network, chain(&e)),
         SdkError::ConstructionFailure(_) => {
             let text = chain(&e);
             if text.to_ascii_lowercase().contains("credential") {
-                (
-                    ErrorKind::Credentials,
-                    format!("no usable AWS credentials: {text} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role)"),
-                )
-            } else {
-                (ErrorKind::Other, text)
+                return credentials_error(operation, &text);
             }
+            (ErrorKind::Other, text)
         }
         _ => (ErrorKind::Other, chain(&e)),
     };
@@ -468,6 +505,20 @@ where
         operation,
         kind,
         message,
+    }
+}
+
+/// Appended to a failure to reach the store.
+const NETWORK_HINT: &str = "(check endpoint_url, region and the network path to the store)";
+
+/// The credential chain found nothing usable.
+fn credentials_error(operation: Operation, text: &str) -> StoreError {
+    StoreError {
+        operation,
+        kind: ErrorKind::Credentials,
+        message: format!(
+            "no usable AWS credentials: {text} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role)"
+        ),
     }
 }
 
