@@ -136,12 +136,26 @@ api_bind_addr = "127.0.0.1:{admin}"
             );
             std::thread::sleep(Duration::from_millis(100));
         };
-        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node_id]);
-        g.cli(&["layout", "apply", "--version", "1"]);
-        g.cli(&[
-            "key", "import", "--yes", "-n", "tests", ACCESS_KEY, SECRET_KEY,
-        ]);
-        g.cli(&["key", "allow", "--create-bucket", "tests"]);
+        // A node that answers `node id` may still refuse admin commands for a moment: each setup
+        // step is retried until the same deadline, and a failure says what Garage answered.
+        let setup: [&[&str]; 4] = [
+            &["layout", "assign", "-z", "dc1", "-c", "1G", &node_id],
+            &["layout", "apply", "--version", "1"],
+            &[
+                "key", "import", "--yes", "-n", "tests", ACCESS_KEY, SECRET_KEY,
+            ],
+            &["key", "allow", "--create-bucket", "tests"],
+        ];
+        for args in setup {
+            while let Err(e) = g.cli_output(args) {
+                assert!(
+                    Instant::now() < deadline,
+                    "garage {args:?} failed: {e}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         g
     }
 
@@ -158,12 +172,6 @@ api_bind_addr = "127.0.0.1:{admin}"
         } else {
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
-    }
-
-    /// Runs a `garage` admin command, panicking with its output on failure.
-    pub fn cli(&self, args: &[&str]) -> String {
-        self.cli_output(args)
-            .unwrap_or_else(|e| panic!("garage {args:?} failed: {e}"))
     }
 
     /// An SDK client signed with the test key.
