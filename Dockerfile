@@ -28,7 +28,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked \
+    cargo build --release --locked --no-default-features \
  && install -D -m 0755 target/release/mpu-janitor /out/mpu-janitor \
  && strip --strip-debug /out/mpu-janitor \
  && /out/mpu-janitor --help > /dev/null

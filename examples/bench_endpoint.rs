@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use chrono::{TimeDelta, Utc};
 use clap::Parser;
-use mpu_janitor::demo::endpoint::Endpoint;
+use s3_mem::Endpoint;
 use tokio::io::AsyncReadExt as _;
 
 const ACCESS_KEY: &str = "BENCHACCESSKEY000001";

@@ -14,11 +14,13 @@
 //! - [`schedule`]: the `run` daemon: cron jobs per target, no overlap, drain on SIGTERM.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`notify`]: systemd's sd_notify protocol (READY, WATCHDOG, STATUS, STOPPING).
-//! - [`demo`]: the `demo` command and its embedded in-memory S3 endpoint (also used by fault tests).
+//! - `demo` (feature `demo`, on by default): the `demo` command, on the in-memory S3 endpoint of the
+//!   `s3-mem` crate (crates/s3-mem, also the tests' fault-injecting endpoint).
 //!
 //! `main.rs` wires these together for the commands of spec.md.
 
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod http;
 pub mod metrics;

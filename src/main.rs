@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mpu_janitor::config::{self, CliOverrides, Config};
+#[cfg(feature = "demo")]
 use mpu_janitor::demo::{self, DemoOptions};
 use mpu_janitor::metrics::Metrics;
 use mpu_janitor::report::{self, RunReport};
@@ -116,19 +117,7 @@ fn main() -> ExitCode {
         serve,
     } = cli.command
     {
-        let opts = DemoOptions {
-            uploads,
-            serve,
-            json: output == Output::Json,
-            progress: std::io::stderr().is_terminal(),
-        };
-        return match runtime.block_on(demo::run(opts)) {
-            Ok(code) => ExitCode::from(code),
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        };
+        return run_demo(&runtime, output, uploads, serve);
     }
     let cli_overrides = CliOverrides {
         dry_run: matches!(
@@ -218,6 +207,29 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+#[cfg(feature = "demo")]
+fn run_demo(runtime: &tokio::runtime::Runtime, output: Output, uploads: usize, serve: bool) -> ExitCode {
+    let opts = DemoOptions {
+        uploads,
+        serve,
+        json: output == Output::Json,
+        progress: std::io::stderr().is_terminal(),
+    };
+    match runtime.block_on(demo::run(opts)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "demo"))]
+fn run_demo(_: &tokio::runtime::Runtime, _: Output, _: usize, _: bool) -> ExitCode {
+    eprintln!("error: this mpu-janitor was built without the demo (cargo build --no-default-features); build with the default features to run it");
+    ExitCode::from(2)
 }
 
 fn to_json(run: &RunReport) -> String {

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use mpu_janitor::demo::endpoint::{Endpoint, Faults};
+use s3_mem::{Endpoint, Faults};
 
 const AK: &str = "DAEMONTESTACCESSKEY1";
 const SK: &str = "daemon-test-secret";

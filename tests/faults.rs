@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use mpu_janitor::config::{HumanDuration, Settings, Target};
-use mpu_janitor::demo::endpoint::{Endpoint, Faults};
+use s3_mem::{Endpoint, Faults};
 use mpu_janitor::report::{Outcome, TargetReport};
 use mpu_janitor::store::{Aborted, Connector, Parts, UploadStore};
 use mpu_janitor::sweep::{SweepOptions, connect_and_sweep, sweep_targets};

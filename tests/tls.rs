@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 use mpu_janitor::config::{Settings, Target};
-use mpu_janitor::demo::endpoint::Endpoint;
+use s3_mem::Endpoint;
 use mpu_janitor::store::Connector;
 use mpu_janitor::sweep::{SweepOptions, connect_and_sweep};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};

@@ -1,10 +1,9 @@
 //! `mpu-janitor demo`: the product at work with no account and no server to install. It starts the
-//! embedded S3 endpoint ([`endpoint`]) on a free loopback port, seeds a realistic scene, and runs the
+//! embedded S3 endpoint (the `s3-mem` crate) on a free loopback port, seeds a realistic scene, and runs the
 //! real plan and sweep code against it over HTTP with the real aws-sdk-s3 client and SigV4 signing.
 //! Every figure printed is computed by the sweep; the scene only says what it seeded, so the two can
 //! be compared.
 
-pub mod endpoint;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::report::{self, RunReport, human_bytes};
 use crate::store::Connector;
 use crate::sweep::{self, Progress, SweepOptions};
-use endpoint::{Endpoint, Faults};
+use s3_mem::{Endpoint, Faults};
 
 /// Keys the demo endpoint accepts (loopback only, in memory).
 pub const ACCESS_KEY: &str = "DEMOACCESSKEY0000001";

@@ -1,6 +1,6 @@
-//! Embedded in-memory S3 endpoint for the `demo` command and fault-injection tests.
+//! s3-mem: an embedded in-memory S3 endpoint for mpu-janitor's `demo` command and its tests.
 //!
-//! This module is responsible for serving a small, fast, *honest* subset of the S3 REST
+//! This crate is responsible for serving a small, fast, *honest* subset of the S3 REST
 //! protocol on a local TCP port, so that the janitor can be exercised end to end with
 //! real SigV4-signed requests and no external service:
 //!
