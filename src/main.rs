@@ -183,10 +183,20 @@ fn main() -> ExitCode {
             }
             let push_url = &config.metrics.pushgateway_url;
             if !push_url.is_empty() {
+                let ca = Some(std::path::Path::new(&config.defaults.ca_bundle))
+                    .filter(|p| !p.as_os_str().is_empty());
+                let trust = match mpu_janitor::store::tls::Trust::load(ca) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(error = %e, "Pushing metrics failed");
+                        return ExitCode::from(1);
+                    }
+                };
                 let pushed = runtime.block_on(mpu_janitor::metrics::push(
                     metrics.render(),
                     push_url,
                     &mpu_janitor::metrics::hostname(),
+                    &trust,
                 ));
                 match pushed {
                     Ok(()) => tracing::info!(url = %config::redact_url(push_url), "Pushed metrics"),
@@ -210,7 +220,12 @@ fn main() -> ExitCode {
 }
 
 #[cfg(feature = "demo")]
-fn run_demo(runtime: &tokio::runtime::Runtime, output: Output, uploads: usize, serve: bool) -> ExitCode {
+fn run_demo(
+    runtime: &tokio::runtime::Runtime,
+    output: Output,
+    uploads: usize,
+    serve: bool,
+) -> ExitCode {
     let opts = DemoOptions {
         uploads,
         serve,
@@ -228,7 +243,9 @@ fn run_demo(runtime: &tokio::runtime::Runtime, output: Output, uploads: usize, s
 
 #[cfg(not(feature = "demo"))]
 fn run_demo(_: &tokio::runtime::Runtime, _: Output, _: usize, _: bool) -> ExitCode {
-    eprintln!("error: this mpu-janitor was built without the demo (cargo build --no-default-features); build with the default features to run it");
+    eprintln!(
+        "error: this mpu-janitor was built without the demo (cargo build --no-default-features); build with the default features to run it"
+    );
     ExitCode::from(2)
 }
 

@@ -303,7 +303,13 @@ fn parse_labels(text: &str) -> Vec<(String, String)> {
 /// shards and hosts do not overwrite each other). Replaces the group's previous metrics (HTTP PUT).
 /// Basic-auth credentials in the URL (`https://user:pass@host`) are sent as an Authorization
 /// header and never logged. Async and non-blocking, unlike the prometheus crate's push helper.
-pub async fn push(text: String, base_url: &str, instance: &str) -> Result<(), String> {
+/// TLS trusts what the S3 calls trust (`[defaults] ca_bundle`, `AWS_CA_BUNDLE`, system roots).
+pub async fn push(
+    text: String,
+    base_url: &str,
+    instance: &str,
+    trust: &crate::store::tls::Trust,
+) -> Result<(), String> {
     use http_body_util::{BodyExt, Full};
     let (scheme, rest) = base_url
         .split_once("://")
@@ -324,12 +330,7 @@ pub async fn push(text: String, base_url: &str, instance: &str) -> Result<(), St
             .replace('/', "_")
     );
     let redacted = crate::config::redact_url(&url);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| format!("cannot load the system's trusted certificates: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
+    let connector = trust.https_connector(std::time::Duration::from_secs(5))?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, Full<bytes::Bytes>>(connector);
     let mut req = hyper::Request::put(&url).header("content-type", "text/plain; version=0.0.4");

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use mpu_janitor::config::{HumanDuration, Settings, Target};
-use s3_mem::{Endpoint, Faults};
 use mpu_janitor::report::{Outcome, TargetReport};
 use mpu_janitor::store::{Aborted, Connector, Parts, UploadStore};
 use mpu_janitor::sweep::{SweepOptions, connect_and_sweep, sweep_targets};
+use s3_mem::{Endpoint, Faults};
 
 const AK: &str = "FAULTTESTACCESSKEY01";
 const SK: &str = "fault-test-secret";
@@ -254,7 +254,7 @@ async fn list_parts_and_abort_failures_are_retried_then_classified() {
         .store("lean-bucket", &s)
         .await
         .unwrap();
-    assert!(store.is_direct());
+    assert_eq!(store.request_path(), "lean");
     let snapshot = ep.uploads("lean-bucket").remove(0);
     let id = snapshot.upload_id.clone();
     let Parts::Listed(parts) = store.list_parts("l0", &id).await.unwrap() else {

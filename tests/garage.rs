@@ -103,7 +103,7 @@ async fn odd_keys_are_aborted_exactly_on_both_request_paths() {
         s.retry_mode = mode.to_string();
         use_test_credentials();
         let store = Connector::new().store(&bucket, &s).await.unwrap();
-        assert_eq!(store.is_direct(), mode == "standard", "{mode}");
+        assert_eq!(store.request_path() == "lean", mode == "standard", "{mode}");
         let r = sweep_at(&target(&bucket, s), 8).await;
         assert_eq!(r.error, None, "{mode}: {r:?}");
         assert_eq!(r.aborted, keys.len() as u64, "{mode}: {:?}", r.uploads);

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 use mpu_janitor::config::{Settings, Target};
-use s3_mem::Endpoint;
 use mpu_janitor::store::Connector;
 use mpu_janitor::sweep::{SweepOptions, connect_and_sweep};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
+use s3_mem::Endpoint;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
 

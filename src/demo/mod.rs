@@ -4,7 +4,6 @@
 //! Every figure printed is computed by the sweep; the scene only says what it seeded, so the two can
 //! be compared.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,0 +1,206 @@
+//! Connecting: building the SDK client and the lean path's transport for a set of connection
+//! settings (shared by every target with the same settings, so one connection pool each), and
+//! choosing, once per store, the request path of its ListParts and AbortMultipartUpload calls.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
+};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use tokio::sync::Mutex;
+
+use super::StoreError;
+use super::lean::{Route, Transport};
+use super::s3::{RequestPath, S3Store};
+use super::sdk::SdkBucket;
+use super::tls::Trust;
+use crate::config::Settings;
+
+/// What targets with the same connection settings share.
+#[derive(Clone)]
+struct Shared {
+    client: Client,
+    /// `Err(why)` when the lean path cannot be used with these settings.
+    transport: Result<Arc<Transport>, &'static str>,
+    /// What the SDK's endpoint resolver needs beside the bucket and the settings.
+    endpoint_url: Option<String>,
+    use_fips: bool,
+    use_dual_stack: bool,
+}
+
+/// Builds and shares clients: targets with the same connection settings share them.
+#[derive(Default)]
+pub struct Connector {
+    shared: Mutex<HashMap<String, Shared>>,
+    /// Fixed credentials instead of the default chain (the demo's embedded endpoint, tests).
+    credentials: Option<Credentials>,
+}
+
+impl Connector {
+    /// A connector using aws-config's default credential chain (or each target's `profile`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A connector that signs with these keys instead of looking for credentials.
+    pub fn with_static_credentials(access_key: &str, secret_key: &str) -> Self {
+        Connector {
+            shared: Mutex::default(),
+            credentials: Some(Credentials::new(
+                access_key, secret_key, None, None, "static",
+            )),
+        }
+    }
+
+    /// The SDK client for these settings, built on first use.
+    pub async fn client(&self, s: &Settings) -> Result<Client, StoreError> {
+        Ok(self.shared(s).await?.client)
+    }
+
+    /// The store for `bucket` with these settings, its request path chosen here, once.
+    pub async fn store(&self, bucket: &str, s: &Settings) -> Result<S3Store, StoreError> {
+        let shared = self.shared(s).await?;
+        let path = match choose_lean(&shared, bucket, s).await {
+            Ok(route) => RequestPath::Lean(route),
+            Err(why) => {
+                tracing::debug!(bucket = %bucket, reason = %why, "ListParts and aborts take the SDK request path");
+                RequestPath::Sdk
+            }
+        };
+        let sdk = SdkBucket::new(shared.client, bucket, s);
+        Ok(S3Store::new(bucket, sdk, path))
+    }
+
+    async fn shared(&self, s: &Settings) -> Result<Shared, StoreError> {
+        let ca_bundle = Trust::bundle_path(ca_bundle(s));
+        let key = format!(
+            "{}|{}|{}|{}|{:?}|{:?}|{:?}|{}|{}",
+            s.region,
+            s.endpoint_url,
+            s.force_path_style,
+            s.profile,
+            ca_bundle,
+            s.connect_timeout,
+            s.read_timeout,
+            s.retry_max_attempts,
+            s.retry_mode
+        );
+        let mut shared = self.shared.lock().await;
+        if let Some(c) = shared.get(&key) {
+            return Ok(c.clone());
+        }
+        let built = build(s, self.credentials.clone()).await?;
+        shared.insert(key, built.clone());
+        Ok(built)
+    }
+}
+
+fn ca_bundle(s: &Settings) -> Option<&Path> {
+    Some(Path::new(&s.ca_bundle)).filter(|p| !p.as_os_str().is_empty())
+}
+
+/// The lean route of a bucket, or why its calls keep the SDK path.
+async fn choose_lean(shared: &Shared, bucket: &str, s: &Settings) -> Result<Route, String> {
+    let transport = shared.transport.clone().map_err(str::to_string)?;
+    let params = Params::builder()
+        .bucket(bucket)
+        .region(&s.region)
+        .use_fips(shared.use_fips)
+        .use_dual_stack(shared.use_dual_stack)
+        .force_path_style(s.force_path_style)
+        .set_endpoint(shared.endpoint_url.clone())
+        .build()
+        .map_err(|e| format!("endpoint parameters refused: {e}"))?;
+    // An endpoint the resolver refuses keeps the SDK path, which reports the same error.
+    let endpoint = DefaultResolver::new()
+        .resolve_endpoint(&params)
+        .await
+        .map_err(|e| format!("the endpoint resolver refused the bucket: {e}"))?;
+    Route::resolve(transport, bucket, &s.region, &endpoint, s)
+}
+
+async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared, StoreError> {
+    let trust = Trust::load(ca_bundle(s)).map_err(StoreError::connect)?;
+    let http = aws_smithy_http_client::Builder::new()
+        .pool_idle_timeout(Duration::from_secs(30))
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(trust.smithy_tls().map_err(StoreError::connect)?)
+        .build_https();
+    let adaptive = s.retry_mode == "adaptive";
+    let retry = if adaptive {
+        RetryConfig::adaptive()
+    } else {
+        RetryConfig::standard()
+    }
+    .with_max_attempts(s.retry_max_attempts)
+    .with_initial_backoff(Duration::from_millis(50));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(s.region.clone()))
+        .http_client(http)
+        .retry_config(retry)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(s.connect_timeout.0)
+                .read_timeout(s.read_timeout.0)
+                .build(),
+        );
+    if !s.profile.is_empty() {
+        loader = loader.profile_name(&s.profile);
+    }
+    if let Some(c) = credentials {
+        loader = loader.credentials_provider(c);
+    }
+    let sdk = loader.load().await;
+    let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(s.force_path_style)
+        // Responses here are a few KiB of XML: read_timeout already catches a stalled one, and the
+        // stream-throughput monitor costs about 2% of the CPU per request.
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        // Checksums only when an operation requires them: S3-compatible stores reject the rest.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    if !s.endpoint_url.is_empty() {
+        conf = conf.endpoint_url(&s.endpoint_url);
+    }
+    // The endpoint the S3 client itself uses: ours, else AWS_ENDPOINT_URL_S3 / the profile's s3
+    // endpoint_url, else AWS_ENDPOINT_URL (as aws_sdk_s3::config::Builder::from does).
+    let endpoint_url = Some(s.endpoint_url.clone())
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            sdk.service_config().and_then(|c| {
+                c.load_config(
+                    aws_types::service_config::ServiceConfigKey::builder()
+                        .service_id("S3")
+                        .env("AWS_ENDPOINT_URL")
+                        .profile("endpoint_url")
+                        .build()
+                        .ok()?,
+                )
+            })
+        })
+        .or_else(|| sdk.endpoint_url().map(str::to_string));
+    let transport = match sdk.credentials_provider() {
+        _ if adaptive => Err("retry_mode = \"adaptive\" keeps the SDK's client-side rate limiter"),
+        None => Err("no credentials provider"),
+        Some(provider) => Ok(Arc::new(
+            Transport::new(s, provider, &trust).map_err(StoreError::connect)?,
+        )),
+    };
+    Ok(Shared {
+        client: Client::from_conf(conf.build()),
+        transport,
+        endpoint_url,
+        use_fips: sdk.use_fips().unwrap_or(false),
+        use_dual_stack: sdk.use_dual_stack().unwrap_or(false),
+    })
+}

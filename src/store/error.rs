@@ -1,0 +1,260 @@
+//! Errors of the store and their classification: which call failed ([`Operation`]), why in a word
+//! from a small fixed set ([`ErrorKind`], a metrics label), and a one-line message that says what to
+//! fix. Both request paths (the SDK's and the lean path) classify through [`service_error`], so one
+//! server answer always gets one kind.
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use serde::Serialize;
+
+/// The S3 call that failed; a metrics label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// ListMultipartUploads
+    ListUploads,
+    /// ListParts
+    ListParts,
+    /// AbortMultipartUpload
+    Abort,
+    /// Building the client (credentials, CA bundle)
+    Connect,
+}
+
+impl Operation {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::ListUploads => "list_uploads",
+            Operation::ListParts => "list_parts",
+            Operation::Abort => "abort",
+            Operation::Connect => "connect",
+        }
+    }
+}
+
+/// Why a call failed, from a small fixed set (a metrics label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// 503 SlowDown and friends, after the retries.
+    Throttled,
+    /// AccessDenied: the credentials lack a permission.
+    AccessDenied,
+    /// Missing, expired or invalid credentials, bad signature.
+    Credentials,
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// Connect or read timeout.
+    Timeout,
+    /// Connection refused, reset, DNS, TLS.
+    Network,
+    /// Any other 5xx.
+    Server,
+    /// Any other 4xx.
+    Client,
+    /// The server broke the protocol (e.g. a listing that does not advance).
+    Protocol,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::Credentials => "credentials",
+            ErrorKind::NoSuchBucket => "no_such_bucket",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Network => "network",
+            ErrorKind::Server => "server",
+            ErrorKind::Client => "client",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// A failed S3 call, after the retries.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed ({kind}): {message}", operation = .operation.as_str(), kind = .kind.as_str())]
+pub struct StoreError {
+    /// Which call.
+    pub operation: Operation,
+    /// Why, in a word.
+    pub kind: ErrorKind,
+    /// What the server or the SDK said, with a hint where one helps.
+    pub message: String,
+}
+
+impl StoreError {
+    /// A protocol violation noticed by the caller (e.g. a listing that does not advance).
+    pub fn protocol(operation: Operation, message: impl Into<String>) -> Self {
+        StoreError {
+            operation,
+            kind: ErrorKind::Protocol,
+            message: message.into(),
+        }
+    }
+
+    /// A client that cannot be built (CA bundle, TLS setup).
+    pub(crate) fn connect(message: impl Into<String>) -> Self {
+        StoreError {
+            operation: Operation::Connect,
+            kind: ErrorKind::Other,
+            message: message.into(),
+        }
+    }
+}
+
+/// Our kind and a one-line message that says what to fix, for an error answer of the server.
+pub(super) fn service_error(
+    operation: Operation,
+    bucket: &str,
+    status: u16,
+    code: &str,
+    text: &str,
+) -> StoreError {
+    let kind = match code {
+        "SlowDown"
+        | "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequests"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException" => ErrorKind::Throttled,
+        // Some stores (Garage) answer a bad signature with AccessDenied.
+        "AccessDenied" if text.to_ascii_lowercase().contains("signature") => ErrorKind::Credentials,
+        "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => ErrorKind::AccessDenied,
+        "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "InvalidToken"
+        | "TokenRefreshRequired"
+        | "InvalidSecurity" => ErrorKind::Credentials,
+        "NoSuchBucket" => ErrorKind::NoSuchBucket,
+        _ if status == 429 => ErrorKind::Throttled,
+        _ if status >= 500 => ErrorKind::Server,
+        _ => ErrorKind::Client,
+    };
+    let hint = match kind {
+        ErrorKind::NoSuchBucket => {
+            format!(" (bucket {bucket:?} does not exist: check the name and the region)")
+        }
+        ErrorKind::AccessDenied => format!(
+            " (the credentials lack s3:ListBucketMultipartUploads / s3:ListMultipartUploadParts / s3:AbortMultipartUpload on {bucket:?})"
+        ),
+        ErrorKind::Credentials => {
+            " (check the access key, secret and session token the credential chain found)"
+                .to_string()
+        }
+        _ => String::new(),
+    };
+    let code = if code.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        code.to_string()
+    };
+    let text = if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    };
+    StoreError {
+        operation,
+        kind,
+        message: format!("{code}{text}{hint}"),
+    }
+}
+
+/// Whether an SDK error is the server's NoSuchUpload.
+pub(super) fn is_no_such_upload<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    matches!(e, SdkError::ServiceError(s) if s.err().code() == Some("NoSuchUpload"))
+}
+
+/// Maps an SDK error to our kind and a one-line message that says what to fix.
+pub(super) fn classify<E>(
+    operation: Operation,
+    bucket: &str,
+    e: SdkError<E, HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (kind, message) = match &e {
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            return service_error(
+                operation,
+                bucket,
+                s.raw().status().as_u16(),
+                err.code().unwrap_or(""),
+                err.message().unwrap_or(""),
+            );
+        }
+        SdkError::TimeoutError(_) => (ErrorKind::Timeout, format!("timed out: {}", chain(&e))),
+        SdkError::DispatchFailure(_) if chain(&e).contains("credential") => (
+            ErrorKind::Credentials,
+            "no AWS credentials found by the default chain (environment, profile, SSO, web identity, container, instance metadata): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role".to_string(),
+        ),
+        SdkError::DispatchFailure(d) => {
+            let kind = if d.is_timeout() {
+                ErrorKind::Timeout
+            } else if d.is_user() {
+                ErrorKind::Other
+            } else {
+                ErrorKind::Network
+            };
+            (kind, format!("{} {NETWORK_HINT}", chain(&e)))
+        }
+        SdkError::ResponseError(_) => (ErrorKind::Network, chain(&e)),
+        SdkError::ConstructionFailure(_) => {
+            let text = chain(&e);
+            if text.to_ascii_lowercase().contains("credential") {
+                return credentials_error(operation, &text);
+            }
+            (ErrorKind::Other, text)
+        }
+        _ => (ErrorKind::Other, chain(&e)),
+    };
+    StoreError {
+        operation,
+        kind,
+        message,
+    }
+}
+
+/// Appended to a failure to reach the store.
+pub(super) const NETWORK_HINT: &str =
+    "(check endpoint_url, region and the network path to the store)";
+
+/// The credential chain found nothing usable.
+pub(super) fn credentials_error(operation: Operation, text: &str) -> StoreError {
+    StoreError {
+        operation,
+        kind: ErrorKind::Credentials,
+        message: format!(
+            "no usable AWS credentials: {text} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role)"
+        ),
+    }
+}
+
+/// An error and its sources on one line ("a: b: c"), without the Debug dumps the SDK's own
+/// `DisplayErrorContext` appends, and without repeating a cause that its wrapper already printed.
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string().replace('\n', "; ");
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string().replace('\n', "; ");
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}

@@ -1,0 +1,261 @@
+//! The lean path: ListParts and AbortMultipartUpload, two of the three or more requests a sweep
+//! sends for every upload, over a plain hyper connection pool and signed with aws-sigv4 the way the
+//! SDK signs S3 requests ([`sign`]). The SDK's pipeline around the same request (interceptors,
+//! per-call config layering, endpoint rules, user-agent assembly, type-erased orchestration) costs
+//! more CPU than the request itself; scripts/bench.sh measures the difference.
+//!
+//! What the SDK would have done and the lean path does too: the SDK's own endpoint resolver, run
+//! once per bucket (an endpoint that is not plain SigV4 keeps the SDK path, see [`Route::resolve`]);
+//! the SDK's credential provider, cached until five minutes before expiry ([`transport`]); the
+//! standard retry policy ([`retry`]); clock-skew correction from the server's `Date` header;
+//! `connect_timeout` for a new connection and `read_timeout` for each attempt, from sending the
+//! request to the last byte of the answer; the product's one trust store ([`crate::store::tls`]);
+//! and the same error classification as every other call. Not done here: the adaptive retry
+//! mode's client-side rate limiter (`retry_mode = "adaptive"` keeps the SDK path) and the retry
+//! quota.
+
+mod retry;
+mod sign;
+mod transport;
+mod xml;
+
+use std::sync::Arc;
+
+use aws_smithy_types::Document;
+use aws_smithy_types::endpoint::Endpoint;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Request};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use self::retry::{Failure, with_retries};
+use self::sign::{EMPTY_SHA256, Signer};
+pub(crate) use self::transport::Transport;
+use super::error::{NETWORK_HINT, chain, service_error};
+use super::{Aborted, ErrorKind, Operation, PartsPage, StoreError};
+use crate::config::Settings;
+
+/// Characters of a key left as they are in the path: RFC 3986 unreserved, and `/`.
+const KEY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+/// Characters of a query value left as they are: RFC 3986 unreserved.
+const QUERY: &AsciiSet = &KEY.add(b'/');
+
+/// One bucket's address on a [`Transport`].
+pub(crate) struct Route {
+    transport: Arc<Transport>,
+    bucket: String,
+    /// The endpoint with the bucket in it, without a trailing `/`.
+    base: String,
+    signer: Signer,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// A response worth reading: a 2xx, or NoSuchUpload.
+enum Reply {
+    Ok(Bytes),
+    NoSuchUpload,
+}
+
+impl Route {
+    /// The route for the endpoint the SDK's resolver gave for this bucket, when that endpoint is
+    /// signed with plain SigV4; otherwise the reason it is not (SigV4a, S3 Express sessions...),
+    /// and the SDK keeps those requests.
+    pub(crate) fn resolve(
+        transport: Arc<Transport>,
+        bucket: &str,
+        region: &str,
+        endpoint: &Endpoint,
+        s: &Settings,
+    ) -> Result<Route, String> {
+        if endpoint.headers().count() > 0 {
+            return Err("the endpoint rules add headers".into());
+        }
+        let (mut name, mut signing_region, mut single_encoding) =
+            ("s3".to_string(), region.to_string(), true);
+        if let Some(Document::Array(schemes)) = endpoint.properties().get("authSchemes") {
+            let Some(Document::Object(scheme)) = schemes.first() else {
+                return Err("the endpoint names no auth scheme".into());
+            };
+            match scheme.get("name") {
+                Some(Document::String(n)) if n == "sigv4" => {}
+                other => {
+                    return Err(format!(
+                        "the endpoint's auth scheme is {other:?}, not sigv4"
+                    ));
+                }
+            }
+            if let Some(Document::String(n)) = scheme.get("signingName") {
+                name = n.clone();
+            }
+            if let Some(Document::String(r)) = scheme.get("signingRegion") {
+                signing_region = r.clone();
+            }
+            if let Some(Document::Bool(d)) = scheme.get("disableDoubleEncoding") {
+                single_encoding = *d;
+            }
+        }
+        if !single_encoding || name != "s3" {
+            return Err(format!(
+                "the endpoint signs as {name:?} with double encoding {}",
+                !single_encoding
+            ));
+        }
+        let mut headers = vec![(
+            hyper::header::USER_AGENT,
+            HeaderValue::from_static(concat!("mpu-janitor/", env!("CARGO_PKG_VERSION"))),
+        )];
+        if !s.expected_bucket_owner.is_empty() {
+            headers.push((
+                HeaderName::from_static("x-amz-expected-bucket-owner"),
+                HeaderValue::from_str(&s.expected_bucket_owner)
+                    .map_err(|_| "expected_bucket_owner is not a valid header value")?,
+            ));
+        }
+        if s.request_payer {
+            headers.push((
+                HeaderName::from_static("x-amz-request-payer"),
+                HeaderValue::from_static("requester"),
+            ));
+        }
+        Ok(Route {
+            transport,
+            bucket: bucket.to_string(),
+            base: endpoint.url().trim_end_matches('/').to_string(),
+            signer: Signer {
+                name,
+                region: signing_region,
+            },
+            headers,
+        })
+    }
+
+    /// One ListParts page; `None` for NoSuchUpload.
+    pub(crate) async fn parts_page(
+        &self,
+        key: &str,
+        upload_id: &str,
+        marker: Option<&str>,
+    ) -> Result<Option<PartsPage>, StoreError> {
+        let op = Operation::ListParts;
+        let mut url = self.url(key, upload_id);
+        if let Some(m) = marker {
+            url.push_str("&part-number-marker=");
+            url.extend(utf8_percent_encode(m, QUERY));
+        }
+        let body = match self.send(op, Method::GET, &url).await? {
+            Reply::NoSuchUpload => return Ok(None),
+            Reply::Ok(body) => body,
+        };
+        xml::parse_list_parts(&body)
+            .map(Some)
+            .map_err(|e| StoreError::protocol(op, format!("unreadable ListParts answer: {e}")))
+    }
+
+    /// Aborts an upload.
+    pub(crate) async fn abort(&self, key: &str, upload_id: &str) -> Result<Aborted, StoreError> {
+        let url = self.url(key, upload_id);
+        Ok(
+            match self.send(Operation::Abort, Method::DELETE, &url).await? {
+                Reply::Ok(_) => Aborted::Accepted,
+                Reply::NoSuchUpload => Aborted::NoSuchUpload,
+            },
+        )
+    }
+
+    fn url(&self, key: &str, upload_id: &str) -> String {
+        let mut url = String::with_capacity(self.base.len() + key.len() + upload_id.len() + 40);
+        url.push_str(&self.base);
+        url.push('/');
+        url.extend(utf8_percent_encode(key, KEY));
+        url.push_str("?uploadId=");
+        url.extend(utf8_percent_encode(upload_id, QUERY));
+        url
+    }
+
+    /// Sends one request with the standard retry policy.
+    async fn send(&self, op: Operation, method: Method, url: &str) -> Result<Reply, StoreError> {
+        let t = &self.transport;
+        with_retries(op, t.max_attempts, t.attempt_timeout, || {
+            self.attempt(op, &method, url)
+        })
+        .await
+    }
+
+    /// One attempt: sign, send, read the whole answer, classify it.
+    async fn attempt(&self, op: Operation, method: &Method, url: &str) -> Result<Reply, Failure> {
+        let t = &self.transport;
+        let identity = t.identity(op).await.map_err(Failure::fatal)?;
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(url)
+            .header("x-amz-content-sha256", EMPTY_SHA256)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| Failure::fatal(StoreError::protocol(op, format!("bad request: {e}"))))?;
+        req.headers_mut().extend(self.headers.iter().cloned());
+        self.signer
+            .sign(&mut req, url, &identity, t.now())
+            .map_err(|e| Failure::fatal(StoreError::protocol(op, format!("cannot sign: {e}"))))?;
+        let resp = t.http.request(req).await.map_err(|e| Failure {
+            retry: true,
+            error: StoreError {
+                operation: op,
+                kind: if chain(&e).contains("timed out") {
+                    ErrorKind::Timeout
+                } else {
+                    ErrorKind::Network
+                },
+                message: format!("{} {NETWORK_HINT}", chain(&e)),
+            },
+        })?;
+        let status = resp.status();
+        let date = resp.headers().get(hyper::header::DATE).cloned();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Failure {
+                retry: true,
+                error: StoreError {
+                    operation: op,
+                    kind: ErrorKind::Network,
+                    message: format!("the answer broke off: {}", chain(&e)),
+                },
+            })?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(Reply::Ok(body));
+        }
+        let (code, message) = xml::parse_error(&body);
+        if code == "NoSuchUpload" {
+            return Ok(Reply::NoSuchUpload);
+        }
+        // A refused clock is worth another attempt once the server's time is known.
+        let skew_learnt = code == "RequestTimeTooSkewed" && t.learn_skew(date.as_ref());
+        let error = service_error(op, &self.bucket, status.as_u16(), &code, &message);
+        let retry = skew_learnt
+            || matches!(error.kind, ErrorKind::Throttled | ErrorKind::Server)
+            || matches!(code.as_str(), "RequestTimeout" | "InternalError");
+        Err(Failure { retry, error })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_keys_like_the_sdk() {
+        let enc = |k: &str| utf8_percent_encode(k, KEY).to_string();
+        assert_eq!(enc("a/b c+d=é~_.-"), "a/b%20c%2Bd%3D%C3%A9~_.-");
+        assert_eq!(
+            utf8_percent_encode("x/y+z=", QUERY).to_string(),
+            "x%2Fy%2Bz%3D"
+        );
+    }
+}
