@@ -9,6 +9,7 @@
 //!   parts and abort through `store::direct` (hyper, signed by aws-sigv4) or, with adaptive retries, the SDK.
 //! - [`policy`]: pure stale/keep decision: upload + newest part + now + rules -> abort or keep(reason).
 //! - [`sweep`]: one target: list -> policy -> abort -> verify until empty, bounded concurrency.
+//! - [`verify`]: the abort-until-empty loop: verified, unverified (parts left) or failed.
 //! - [`report`]: the run's figures, as text or JSON.
 //! - [`metrics`]: the Prometheus registry, recorded from reports; text, textfile, Pushgateway.
 //! - [`schedule`]: the `run` daemon: cron jobs per target, no overlap, drain on SIGTERM.
@@ -30,6 +31,7 @@ pub mod report;
 pub mod schedule;
 pub mod store;
 pub mod sweep;
+pub mod verify;
 
 pub use config::{Config, ConfigError};
 pub use report::{RunReport, TargetReport};

@@ -172,9 +172,7 @@ impl Metrics {
         self.sweep_duration
             .with_label_values(&b)
             .observe(r.duration_seconds);
-        let end = chrono::DateTime::parse_from_rfc3339(&r.finished_at)
-            .map(|t| t.timestamp() as f64)
-            .unwrap_or_else(|_| chrono::Utc::now().timestamp() as f64);
+        let end = r.finished_at.timestamp() as f64;
         self.last_sweep.with_label_values(&b).set(end);
         if !r.is_failure() {
             self.last_success.with_label_values(&b).set(end);
@@ -389,7 +387,7 @@ mod tests {
             reclaimed_bytes: 3_145_728,
             stale: 4,
             unverified: 1,
-            finished_at: "2026-11-21T10:00:04Z".into(),
+            finished_at: "2026-11-21T10:00:04Z".parse().unwrap(),
             errors: vec![ErrorCount {
                 operation: Operation::Abort,
                 kind: ErrorKind::Throttled,

@@ -1,6 +1,7 @@
-//! The stale/keep decision, as pure functions: no I/O, no clock, no randomness. Given an upload (and,
-//! later, its newest part), the time now and the target's rules, say whether to abort it or why to keep
-//! it. Everything here errs towards keeping: an upload is only ever aborted for a positive reason.
+//! The abort-or-keep decision, whole and pure: no I/O, no clock, no randomness. Given an upload (and,
+//! once its parts are listed, its newest part), the time now, the target's rules and the run's state
+//! (dry run, shutdown, the per-run cap), say whether to abort it or why to keep it. Everything here
+//! errs towards keeping: an upload is only ever aborted for a positive reason.
 
 use std::time::Duration;
 
@@ -18,6 +19,19 @@ pub struct Rules<'a> {
     pub older_than: Duration,
     /// When > 0, a stale upload whose newest part is younger than this is kept.
     pub idle_for: Duration,
+    /// Report what would be aborted, abort nothing.
+    pub dry_run: bool,
+    /// Most aborts started per sweep; 0 = no cap.
+    pub max_aborts_per_run: u64,
+}
+
+/// The state of the sweep the second look depends on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunState {
+    /// A shutdown began: no new abort starts.
+    pub shutting_down: bool,
+    /// Aborts already started in this sweep of the target, this one excluded.
+    pub aborts_started: u64,
 }
 
 /// Why an upload is kept.
@@ -36,6 +50,12 @@ pub enum KeepReason {
     UnknownInitiated,
     /// The initiation time is in the future: a clock is wrong, so no age can be trusted.
     FutureInitiated,
+    /// Stale, but this is a dry run (or `plan`).
+    DryRun,
+    /// Stale, but `max_aborts_per_run` aborts were already started in this sweep.
+    Capped,
+    /// Stale, but a shutdown began before its abort started.
+    ShuttingDown,
 }
 
 /// The outcome of the decision.
@@ -76,13 +96,31 @@ pub fn screen(
     Decision::Abort
 }
 
-/// Second look, once the parts are listed: `idle_for` against the newest part's LastModified.
-/// `newest_part` is `None` when the upload has no parts (nothing is being written to it).
-pub fn check_idle(
+/// Second look, once the parts are listed and just before the abort: `idle_for`, then the run's
+/// gates (dry run, shutdown, the cap). `newest_part` is `None` when the upload has no parts.
+pub fn second_look(
     newest_part: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     rules: &Rules,
+    run: RunState,
 ) -> Decision {
+    if let Decision::Keep(reason) = check_idle(newest_part, now, rules) {
+        return Decision::Keep(reason);
+    }
+    if rules.dry_run {
+        return Decision::Keep(KeepReason::DryRun);
+    }
+    if run.shutting_down {
+        return Decision::Keep(KeepReason::ShuttingDown);
+    }
+    if rules.max_aborts_per_run > 0 && run.aborts_started >= rules.max_aborts_per_run {
+        return Decision::Keep(KeepReason::Capped);
+    }
+    Decision::Abort
+}
+
+/// `idle_for` against the newest part's LastModified (`None`: no parts, nothing is being written).
+fn check_idle(newest_part: Option<DateTime<Utc>>, now: DateTime<Utc>, rules: &Rules) -> Decision {
     if rules.idle_for.is_zero() {
         return Decision::Abort;
     }
@@ -131,6 +169,8 @@ mod tests {
             exclude_prefixes: &excl,
             older_than: Duration::from_secs(7 * DAY),
             idle_for: Duration::ZERO,
+            dry_run: false,
+            max_aborts_per_run: 0,
         };
         use Decision::*;
         use KeepReason::*;
@@ -164,6 +204,8 @@ mod tests {
             exclude_prefixes: &[],
             older_than: Duration::from_secs(1),
             idle_for: Duration::ZERO,
+            dry_run: false,
+            max_aborts_per_run: 0,
         };
         let old = ago(100 * DAY as i64);
         assert_eq!(screen("tmp/a", old, now(), &rules), Decision::Abort);
@@ -184,6 +226,8 @@ mod tests {
             exclude_prefixes: &[],
             older_than: Duration::from_secs(DAY),
             idle_for: Duration::from_secs(3600),
+            dry_run: false,
+            max_aborts_per_run: 0,
         };
         let off = Rules {
             idle_for: Duration::ZERO,
@@ -203,6 +247,52 @@ mod tests {
         for (rules, newest, want) in table {
             assert_eq!(check_idle(*newest, now(), rules), *want, "{newest:?}");
         }
+    }
+
+    #[test]
+    fn second_look_gates_in_order_idle_dry_run_shutdown_cap() {
+        let rules = Rules {
+            prefix: "",
+            exclude_prefixes: &[],
+            older_than: Duration::from_secs(DAY),
+            idle_for: Duration::from_secs(3600),
+            dry_run: false,
+            max_aborts_per_run: 2,
+        };
+        let dry = Rules {
+            dry_run: true,
+            ..rules
+        };
+        let run = |shutting_down, aborts_started| RunState {
+            shutting_down,
+            aborts_started,
+        };
+        use Decision::*;
+        use KeepReason::*;
+        let table: &[(&Rules, Option<DateTime<Utc>>, RunState, Decision)] = &[
+            (&rules, ago(7200), run(false, 0), Abort),
+            (&rules, ago(7200), run(false, 1), Abort),
+            (&rules, ago(7200), run(false, 2), Keep(Capped)),
+            (&rules, ago(7200), run(true, 0), Keep(ShuttingDown)),
+            (&rules, ago(10), run(true, 9), Keep(RecentPart)), // idle wins over every gate
+            (&dry, ago(7200), run(true, 9), Keep(DryRun)),     // a dry run ignores the cap
+            (&dry, ago(10), run(false, 0), Keep(RecentPart)),
+        ];
+        for (rules, newest, state, want) in table {
+            assert_eq!(
+                second_look(*newest, now(), rules, *state),
+                *want,
+                "{newest:?} {state:?}"
+            );
+        }
+        let no_cap = Rules {
+            max_aborts_per_run: 0,
+            ..rules
+        };
+        assert_eq!(
+            second_look(None, now(), &no_cap, run(false, u64::MAX)),
+            Abort
+        );
     }
 
     #[test]
@@ -231,9 +321,11 @@ mod tests {
                 exclude_prefixes: &[],
                 older_than: Duration::from_secs(older),
                 idle_for: Duration::from_secs(idle),
+                dry_run: false,
+                max_aborts_per_run: 0,
             };
             let first = screen("k", ago(age), now(), &rules);
-            let second = check_idle(ago(part_age), now(), &rules);
+            let second = second_look(ago(part_age), now(), &rules, RunState::default());
             if first == Decision::Abort {
                 assert!(age > older as i64, "age {age} older_than {older}");
             }

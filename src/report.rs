@@ -1,5 +1,7 @@
-//! What a sweep found and did, and its rendering as text or JSON (the schema of spec.md). The types
-//! here are plain data: the sweep fills them, metrics and the CLI read them.
+//! What a sweep found and did, and its rendering as text or JSON (the schema of docs/contract.md).
+//! The types here are typed data (times are `DateTime<Utc>`, outcomes enums): the sweep fills them
+//! through [`TargetReport::record`], the one place an upload's outcome becomes counters; metrics and
+//! the CLI read them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,6 +30,22 @@ pub enum Outcome {
     Interrupted,
     /// Kept although old enough, because something about it cannot be trusted (see `reason`).
     Kept,
+    /// Stale by listing, but gone by the time its parts were listed (completed or aborted
+    /// elsewhere). Counted in `vanished`, never listed.
+    Vanished,
+}
+
+impl Outcome {
+    /// The outcome of an upload the policy kept: the run's gates have their own outcomes, every
+    /// other reason is `kept`.
+    pub fn of_keep(reason: KeepReason) -> Outcome {
+        match reason {
+            KeepReason::DryRun => Outcome::WouldAbort,
+            KeepReason::Capped => Outcome::Capped,
+            KeepReason::ShuttingDown => Outcome::Interrupted,
+            _ => Outcome::Kept,
+        }
+    }
 }
 
 /// One upload in the report.
@@ -37,8 +55,9 @@ pub struct UploadReport {
     pub key: String,
     /// Upload id.
     pub upload_id: String,
-    /// Initiation time (RFC 3339), when known.
-    pub initiated: Option<String>,
+    /// Initiation time (RFC 3339 in UTC, to the second), when known.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub initiated: Option<DateTime<Utc>>,
     /// Seconds since initiation at the start of the sweep.
     pub age_seconds: u64,
     /// Distinct parts seen.
@@ -58,6 +77,35 @@ pub struct UploadReport {
     /// The error (outcome `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl UploadReport {
+    /// The entry of a listed upload, not yet acted on (outcome `failed` until something better is
+    /// known: a call that fails leaves it so).
+    pub fn new(u: crate::store::Upload, now: DateTime<Utc>) -> Self {
+        UploadReport {
+            age_seconds: u
+                .initiated
+                .map(|t| crate::policy::age_seconds(t, now))
+                .unwrap_or(0),
+            initiated: u.initiated,
+            key: u.key,
+            upload_id: u.upload_id,
+            parts: 0,
+            bytes: 0,
+            outcome: Outcome::Failed,
+            abort_attempts: 0,
+            parts_remaining: None,
+            reason: None,
+            error: None,
+        }
+    }
+
+    /// Marks it kept by the policy for `reason`.
+    pub fn keep(&mut self, reason: KeepReason) {
+        self.outcome = Outcome::of_keep(reason);
+        self.reason = (self.outcome == Outcome::Kept).then_some(reason);
+    }
 }
 
 /// Failed calls of one operation and kind.
@@ -116,8 +164,9 @@ pub struct TargetReport {
     pub stale_bytes: u64,
     /// Wall time of the sweep.
     pub duration_seconds: f64,
-    /// When it ended (RFC 3339).
-    pub finished_at: String,
+    /// When it ended.
+    #[serde(serialize_with = "rfc3339")]
+    pub finished_at: DateTime<Utc>,
     /// Failed S3 calls by operation and kind, after retries.
     pub errors: Vec<ErrorCount>,
     /// The stale (and suspicious) uploads, up to the listing limit.
@@ -130,6 +179,55 @@ impl TargetReport {
     /// True when the target needs attention: an error, a failed or an unverified upload.
     pub fn is_failure(&self) -> bool {
         self.error.is_some() || self.failed > 0 || self.unverified > 0
+    }
+
+    /// Counts one upload's outcome: the one place outcomes and keep reasons become the report's
+    /// figures. Returns false for outcomes that are counted but never listed (fresh, excluded,
+    /// idle-protected, vanished).
+    pub fn record(&mut self, u: &UploadReport) -> bool {
+        match (u.outcome, u.reason) {
+            (Outcome::Vanished, _) => {
+                self.vanished += 1;
+                return false;
+            }
+            (Outcome::Kept, Some(KeepReason::Fresh)) => {
+                self.skipped_fresh += 1;
+                return false;
+            }
+            (Outcome::Kept, Some(KeepReason::Excluded | KeepReason::OutsidePrefix)) => {
+                self.skipped_excluded += 1;
+                return false;
+            }
+            (Outcome::Kept, Some(KeepReason::RecentPart)) => {
+                self.skipped_idle += 1;
+                return false;
+            }
+            (Outcome::Kept, _) => {
+                // Untrustworthy initiation times: listed, never stale.
+                self.skipped_suspicious += 1;
+                return true;
+            }
+            _ => {}
+        }
+        self.stale += 1;
+        self.stale_bytes += u.bytes;
+        self.abort_attempts += u64::from(u.abort_attempts);
+        match u.outcome {
+            Outcome::Aborted => {
+                self.aborted += 1;
+                self.reclaimed_bytes += u.bytes;
+            }
+            Outcome::Unverified => self.unverified += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::WouldAbort => self.would_abort += 1,
+            Outcome::Capped => {
+                self.capped += 1;
+                self.cap_reached = true;
+            }
+            Outcome::Interrupted => self.interrupted += 1,
+            Outcome::Kept | Outcome::Vanished => {}
+        }
+        true
     }
 
     /// Adds one failed call to the error counts.
@@ -152,10 +250,12 @@ impl TargetReport {
 /// A whole run: every target.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
-    /// Start (RFC 3339).
-    pub started_at: String,
-    /// End (RFC 3339).
-    pub finished_at: String,
+    /// Start.
+    #[serde(serialize_with = "rfc3339")]
+    pub started_at: DateTime<Utc>,
+    /// End.
+    #[serde(serialize_with = "rfc3339")]
+    pub finished_at: DateTime<Utc>,
     /// True when every target ran in dry-run mode.
     pub dry_run: bool,
     /// One entry per target, in configuration order.
@@ -176,6 +276,17 @@ impl RunReport {
 /// RFC 3339 with a `Z`, to the second.
 pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&timestamp(*t))
+}
+
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// Human-readable byte count (binary units).
@@ -369,6 +480,7 @@ fn outcome_word(o: Outcome) -> &'static str {
         Outcome::Capped => "capped",
         Outcome::Interrupted => "interrupted",
         Outcome::Kept => "kept",
+        Outcome::Vanished => "vanished",
     }
 }
 
@@ -380,6 +492,9 @@ fn keep_word(r: KeepReason) -> &'static str {
         KeepReason::RecentPart => "recent-part",
         KeepReason::UnknownInitiated => "unknown-initiated",
         KeepReason::FutureInitiated => "future-initiated",
+        KeepReason::DryRun => "dry-run",
+        KeepReason::Capped => "capped",
+        KeepReason::ShuttingDown => "shutting-down",
     }
 }
 
@@ -416,8 +531,8 @@ mod tests {
             ..Default::default()
         };
         let run = |targets: Vec<TargetReport>| RunReport {
-            started_at: String::new(),
-            finished_at: String::new(),
+            started_at: DateTime::UNIX_EPOCH,
+            finished_at: DateTime::UNIX_EPOCH,
             dry_run: false,
             targets,
         };

@@ -3,7 +3,6 @@
 //! empty. Listing and processing run at the same time through a small channel, and at most
 //! `concurrency` uploads are in flight, so memory is bounded by concurrency, not by bucket size.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,11 +13,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Target;
-use crate::policy::{self, Decision, KeepReason, Rules};
-use crate::report::{Outcome, RunReport, TargetReport, UploadReport, timestamp};
-use crate::store::{
-    Aborted, Connector, Marker, Operation, Part, Parts, StoreError, Upload, UploadStore,
-};
+use crate::policy::{self, Decision, KeepReason, Rules, RunState};
+use crate::report::{Outcome, RunReport, TargetReport, UploadReport};
+use crate::store::{Connector, Marker, Operation, Parts, StoreError, Upload, UploadStore};
+use crate::verify::{self, SeenParts, Verification};
 
 /// Live counters across all targets, for a progress line.
 #[derive(Debug, Default)]
@@ -90,24 +88,31 @@ struct Ctx<S> {
 
 impl<S> Ctx<S> {
     fn rules(&self) -> Rules<'_> {
+        let s = &self.target.settings;
         Rules {
             prefix: &self.target.prefix,
             exclude_prefixes: &self.target.exclude_prefixes,
-            older_than: self.target.settings.older_than.0,
-            idle_for: self.target.settings.idle_for.0,
+            older_than: s.older_than.0,
+            idle_for: s.idle_for.0,
+            dry_run: s.dry_run,
+            max_aborts_per_run: s.max_aborts_per_run,
         }
     }
 }
 
-/// The result of processing one candidate.
+/// What the listing hands to the workers.
+enum Item {
+    /// Stale by its listing: list its parts, take the second look, abort and verify.
+    Candidate(Upload),
+    /// Kept by the first look: only to be counted (and listed, if suspicious).
+    Screened(UploadReport),
+}
+
+/// The result of processing one upload.
 struct Processed {
     report: UploadReport,
     /// The failed call, for error counts.
     error: Option<StoreError>,
-    /// Kept by `idle_for`.
-    idle: bool,
-    /// Gone before we acted.
-    vanished: bool,
 }
 
 /// Sweeps one target and reports. Never fails as a whole: errors land in the report.
@@ -124,28 +129,38 @@ pub async fn sweep<S: UploadStore>(
         opts: opts.clone(),
         aborts_started: AtomicU64::new(0),
     });
-    let (tx, mut rx) = mpsc::channel::<Upload>(settings.concurrency * 2);
+    let (tx, mut rx) = mpsc::channel::<Item>(settings.concurrency * 2);
 
     let lister = {
         let ctx = ctx.clone();
-        async move { list_candidates(&ctx, tx).await }
+        async move { list_uploads(&ctx, tx).await }
     };
     let worker = {
         let ctx = ctx.clone();
-        let candidates = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        candidates
-            .map(move |u| {
+        let items = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        items
+            .map(move |item| {
                 let ctx = ctx.clone();
-                // Spawned so that signing and parsing spread over the runtime's threads.
-                tokio::spawn(async move { process(&ctx, u).await })
+                async move {
+                    match item {
+                        Item::Screened(report) => Ok(Processed {
+                            report,
+                            error: None,
+                        }),
+                        // Spawned so that signing and parsing spread over the runtime's threads.
+                        Item::Candidate(u) => tokio::spawn(async move { process(&ctx, u).await })
+                            .await
+                            .map_err(|e| e.to_string()),
+                    }
+                }
             })
             .buffer_unordered(settings.concurrency)
             .fold(
                 Tally::new(opts.max_listed),
-                |mut tally, joined| async move {
-                    match joined {
+                |mut tally, processed| async move {
+                    match processed {
                         Ok(p) => tally.record(p),
-                        Err(e) => tally.panic(e.to_string()),
+                        Err(e) => tally.panic(e),
                     }
                     tally
                 },
@@ -157,10 +172,6 @@ pub async fn sweep<S: UploadStore>(
     report.bucket = target.bucket.clone();
     report.prefix = target.prefix.clone();
     report.uploads_seen = listed.seen;
-    report.skipped_excluded = listed.excluded;
-    report.skipped_fresh = listed.fresh;
-    report.skipped_suspicious = listed.suspicious.len() as u64;
-    report.uploads.extend(listed.suspicious);
     if let Some(e) = listed.error {
         report.count_error(e.operation, e.kind);
         report.error = Some(format!(
@@ -168,23 +179,19 @@ pub async fn sweep<S: UploadStore>(
             target.bucket
         ));
     }
-    report.cap_reached = report.capped > 0;
     report
         .uploads
         .sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
     report.duration_seconds = started.elapsed().as_secs_f64();
-    report.finished_at = timestamp(Utc::now());
+    report.finished_at = Utc::now();
     log_summary(&report, settings.dry_run);
     report
 }
 
-/// Counts from the listing side.
+/// What the listing side saw.
 #[derive(Default)]
 struct Listed {
     seen: u64,
-    excluded: u64,
-    fresh: u64,
-    suspicious: Vec<UploadReport>,
     error: Option<StoreError>,
 }
 
@@ -210,32 +217,14 @@ impl Tally {
         if let Some(e) = &p.error {
             report.count_error(e.operation, e.kind);
         }
-        if p.idle {
-            report.skipped_idle += 1;
+        if !report.record(&p.report) {
             return;
-        }
-        if p.vanished {
-            report.vanished += 1;
-            return;
-        }
-        let r = &p.report;
-        report.stale += 1;
-        report.stale_bytes += r.bytes;
-        report.abort_attempts += u64::from(r.abort_attempts);
-        match r.outcome {
-            Outcome::Aborted => {
-                report.aborted += 1;
-                report.reclaimed_bytes += r.bytes;
-            }
-            Outcome::Unverified => report.unverified += 1,
-            Outcome::Failed => report.failed += 1,
-            Outcome::WouldAbort => report.would_abort += 1,
-            Outcome::Capped => report.capped += 1,
-            Outcome::Interrupted => report.interrupted += 1,
-            Outcome::Kept => {}
         }
         // Problems are always listed; the rest up to the limit.
-        let problem = matches!(r.outcome, Outcome::Unverified | Outcome::Failed);
+        let problem = matches!(
+            p.report.outcome,
+            Outcome::Unverified | Outcome::Failed | Outcome::Kept
+        );
         if problem || self.listed_ok < self.max_listed {
             self.listed_ok += usize::from(!problem);
             report.uploads.push(p.report);
@@ -252,9 +241,10 @@ impl Tally {
     }
 }
 
-/// Lists every page, screens each upload and sends the candidates on. Stops at the first listing
-/// error (what was already listed is still processed: each upload stands on its own) or on shutdown.
-async fn list_candidates<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Upload>) -> Listed {
+/// Lists every page, takes the first look at each upload and hands it on. Stops at the first
+/// listing error (what was already listed is still processed: each upload stands on its own) or on
+/// shutdown.
+async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> Listed {
     let mut listed = Listed::default();
     let rules = ctx.rules();
     let now = ctx.opts.now;
@@ -279,33 +269,23 @@ async fn list_candidates<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Upload>)
         for u in page.uploads {
             listed.seen += 1;
             ctx.opts.progress.listed.fetch_add(1, Ordering::Relaxed);
-            match policy::screen(&u.key, u.initiated, now, &rules) {
-                Decision::Abort => {
-                    if tx.send(u).await.is_err() {
-                        return listed;
-                    }
-                }
-                Decision::Keep(KeepReason::Fresh) => listed.fresh += 1,
-                Decision::Keep(KeepReason::Excluded | KeepReason::OutsidePrefix) => {
-                    listed.excluded += 1
-                }
+            let item = match policy::screen(&u.key, u.initiated, now, &rules) {
+                Decision::Abort => Item::Candidate(u),
                 Decision::Keep(reason) => {
-                    tracing::warn!(bucket = %bucket, key = %u.key, upload_id = %u.upload_id,
-                        initiated = ?u.initiated, reason = ?reason, "Keeping upload with untrustworthy initiation time");
-                    listed.suspicious.push(UploadReport {
-                        initiated: u.initiated.map(timestamp),
-                        key: u.key,
-                        upload_id: u.upload_id,
-                        age_seconds: 0,
-                        parts: 0,
-                        bytes: 0,
-                        outcome: Outcome::Kept,
-                        abort_attempts: 0,
-                        parts_remaining: None,
-                        reason: Some(reason),
-                        error: None,
-                    });
+                    if matches!(
+                        reason,
+                        KeepReason::UnknownInitiated | KeepReason::FutureInitiated
+                    ) {
+                        tracing::warn!(bucket = %bucket, key = %u.key, upload_id = %u.upload_id,
+                            initiated = ?u.initiated, reason = ?reason, "Keeping upload with untrustworthy initiation time");
+                    }
+                    let mut entry = UploadReport::new(u, now);
+                    entry.keep(reason);
+                    Item::Screened(entry)
                 }
+            };
+            if tx.send(item).await.is_err() {
+                return listed;
             }
         }
         match page.next {
@@ -343,24 +323,7 @@ fn not_advancing(current: Option<&Marker>, next: &Marker) -> Option<String> {
     None
 }
 
-/// Distinct parts seen over the life of one upload, by part number and ETag.
-#[derive(Default)]
-struct SeenParts {
-    seen: HashSet<(i32, String)>,
-    bytes: u64,
-}
-
-impl SeenParts {
-    fn add(&mut self, parts: &[Part]) {
-        for p in parts {
-            if self.seen.insert((p.number, p.etag.clone())) {
-                self.bytes += p.size;
-            }
-        }
-    }
-}
-
-/// ListParts, idle check, abort, verify; abort again while parts are still listed.
+/// One candidate: ListParts, the second look, then abort until empty.
 async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload) -> Processed {
     let _permit = match &ctx.opts.global_limit {
         Some(sem) => sem.clone().acquire_owned().await.ok(),
@@ -370,124 +333,79 @@ async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload) -> Processed {
     let settings = &ctx.target.settings;
     let bucket = ctx.store.bucket();
     let mut seen = SeenParts::default();
-    let mut report = UploadReport {
-        initiated: u.initiated.map(timestamp),
-        age_seconds: u
-            .initiated
-            .map(|t| policy::age_seconds(t, now))
-            .unwrap_or(0),
-        key: u.key,
-        upload_id: u.upload_id,
-        parts: 0,
-        bytes: 0,
-        outcome: Outcome::Failed,
-        abort_attempts: 0,
-        parts_remaining: None,
-        reason: None,
-        error: None,
-    };
+    let mut report = UploadReport::new(u, now);
     let (key, id) = (report.key.clone(), report.upload_id.clone());
-    let finish =
-        |mut report: UploadReport, seen: &SeenParts, outcome, error: Option<StoreError>| {
-            report.parts = seen.seen.len() as u64;
-            report.bytes = seen.bytes;
-            report.outcome = outcome;
-            report.error = error.as_ref().map(|e| e.to_string());
-            ctx.opts.progress.processed.fetch_add(1, Ordering::Relaxed);
-            if outcome == Outcome::Aborted {
-                ctx.opts.progress.aborted.fetch_add(1, Ordering::Relaxed);
-                ctx.opts
-                    .progress
-                    .reclaimed_bytes
-                    .fetch_add(seen.bytes, Ordering::Relaxed);
-            }
-            Processed {
-                report,
-                error,
-                idle: false,
-                vanished: false,
-            }
-        };
+    let finish = |mut report: UploadReport, seen: &SeenParts, error: Option<StoreError>| {
+        report.parts = seen.count();
+        report.bytes = seen.bytes();
+        report.error = error.as_ref().map(|e| e.to_string());
+        let progress = &ctx.opts.progress;
+        progress.processed.fetch_add(1, Ordering::Relaxed);
+        if report.outcome == Outcome::Aborted {
+            progress.aborted.fetch_add(1, Ordering::Relaxed);
+            progress
+                .reclaimed_bytes
+                .fetch_add(seen.bytes(), Ordering::Relaxed);
+        }
+        Processed { report, error }
+    };
 
     let parts = match ctx.store.list_parts(&key, &id).await {
         Ok(Parts::Gone) => {
             tracing::debug!(bucket = %bucket, key = %key, upload_id = %id, "Upload vanished before its abort");
-            let mut p = finish(report, &seen, Outcome::Kept, None);
-            p.vanished = true;
-            return p;
+            report.outcome = Outcome::Vanished;
+            return finish(report, &seen, None);
         }
         Ok(Parts::Listed(parts)) => parts,
         Err(e) => {
             tracing::warn!(bucket = %bucket, key = %key, upload_id = %id, error = %e, "Listing parts failed; upload kept");
-            return finish(report, &seen, Outcome::Failed, Some(e));
+            return finish(report, &seen, Some(e));
         }
     };
     seen.add(&parts);
     let newest = parts.iter().filter_map(|p| p.last_modified).max();
-    if let Decision::Keep(reason) = policy::check_idle(newest, now, &ctx.rules()) {
-        report.reason = Some(reason);
-        let mut p = finish(report, &seen, Outcome::Kept, None);
-        p.idle = true;
-        return p;
-    }
-    if settings.dry_run {
-        return finish(report, &seen, Outcome::WouldAbort, None);
-    }
-    if ctx.opts.cancel.is_cancelled() {
-        return finish(report, &seen, Outcome::Interrupted, None);
-    }
-    let cap = settings.max_aborts_per_run;
-    if cap > 0 && ctx.aborts_started.fetch_add(1, Ordering::Relaxed) >= cap {
-        return finish(report, &seen, Outcome::Capped, None);
+    let rules = ctx.rules();
+    let look = |aborts_started| {
+        let run = RunState {
+            shutting_down: ctx.opts.cancel.is_cancelled(),
+            aborts_started,
+        };
+        policy::second_look(newest, now, &rules, run)
+    };
+    // Decide without taking a slot of the cap; then take one and decide with it (only the cap can
+    // change the answer), so uploads kept for any other reason never use the cap up.
+    let decision = match look(0) {
+        Decision::Abort => look(ctx.aborts_started.fetch_add(1, Ordering::Relaxed)),
+        keep => keep,
+    };
+    if let Decision::Keep(reason) = decision {
+        report.keep(reason);
+        return finish(report, &seen, None);
     }
 
-    let mut remaining: Vec<Part> = parts;
-    for attempt in 1..=settings.max_abort_attempts {
-        if attempt > 1 {
-            tokio::time::sleep(backoff(ctx.opts.reabort_backoff, attempt)).await;
+    let v = verify::abort_until_empty(
+        &*ctx.store,
+        &key,
+        &id,
+        &mut seen,
+        settings.max_abort_attempts,
+        ctx.opts.reabort_backoff,
+    )
+    .await;
+    report.abort_attempts = v.attempts;
+    let error = match v.verification {
+        Verification::Verified => {
+            report.outcome = Outcome::Aborted;
+            None
         }
-        report.abort_attempts = attempt;
-        match ctx.store.abort(&key, &id).await {
-            Ok(Aborted::Accepted) => {
-                tracing::debug!(bucket = %bucket, key = %key, upload_id = %id, attempt, "Aborted upload")
-            }
-            Ok(Aborted::NoSuchUpload) => {
-                tracing::debug!(bucket = %bucket, key = %key, upload_id = %id, attempt, "Abort answered NoSuchUpload; verifying")
-            }
-            Err(e) => {
-                tracing::warn!(bucket = %bucket, key = %key, upload_id = %id, attempt, error = %e, "Abort failed");
-                return finish(report, &seen, Outcome::Failed, Some(e));
-            }
+        Verification::Unverified { parts_left } => {
+            report.outcome = Outcome::Unverified;
+            report.parts_remaining = Some(parts_left.len() as u64);
+            None
         }
-        match ctx.store.list_parts(&key, &id).await {
-            Ok(Parts::Gone) => return finish(report, &seen, Outcome::Aborted, None),
-            Ok(Parts::Listed(p)) if p.is_empty() => {
-                return finish(report, &seen, Outcome::Aborted, None);
-            }
-            Ok(Parts::Listed(p)) => {
-                tracing::debug!(bucket = %bucket, key = %key, upload_id = %id, attempt, parts = p.len(), "Parts still listed after abort");
-                seen.add(&p);
-                remaining = p;
-            }
-            Err(e) => {
-                tracing::warn!(bucket = %bucket, key = %key, upload_id = %id, attempt, error = %e, "Verifying abort failed");
-                return finish(report, &seen, Outcome::Failed, Some(e));
-            }
-        }
-    }
-    tracing::warn!(bucket = %bucket, key = %key, upload_id = %id, attempts = settings.max_abort_attempts,
-        parts_remaining = remaining.len(), bytes_remaining = remaining.iter().map(|p| p.size).sum::<u64>(),
-        "Upload still holds parts after every abort: unverified");
-    report.parts_remaining = Some(remaining.len() as u64);
-    finish(report, &seen, Outcome::Unverified, None)
-}
-
-/// Delay before abort number `attempt` (>= 2): base * 2^(attempt-2), capped at 5 s, times a random
-/// factor in [0.5, 1) so that many re-aborts do not hit the store in lockstep.
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1 << (attempt.saturating_sub(2)).min(16));
-    let capped = exp.min(Duration::from_secs(5));
-    capped.mul_f64(rand::random_range(0.5..1.0))
+        Verification::Failed(e) => Some(e),
+    };
+    finish(report, &seen, error)
 }
 
 fn log_summary(r: &TargetReport, dry_run: bool) {
@@ -527,7 +445,7 @@ pub async fn connect_and_sweep(
                 bucket: target.bucket.clone(),
                 prefix: target.prefix.clone(),
                 error: Some(e.to_string()),
-                finished_at: timestamp(Utc::now()),
+                finished_at: Utc::now(),
                 ..Default::default()
             };
             r.count_error(e.operation, e.kind);
@@ -544,7 +462,7 @@ pub async fn sweep_targets(
     opts: &SweepOptions,
     parallel_targets: usize,
 ) -> RunReport {
-    let started_at = timestamp(Utc::now());
+    let started_at = Utc::now();
     let mut reports: Vec<(usize, TargetReport)> = futures::stream::iter(targets.iter().enumerate())
         .map(|(i, target)| async move { (i, connect_and_sweep(target, connector, opts).await) })
         .buffer_unordered(parallel_targets.max(1))
@@ -553,7 +471,7 @@ pub async fn sweep_targets(
     reports.sort_by_key(|(i, _)| *i);
     RunReport {
         started_at,
-        finished_at: timestamp(Utc::now()),
+        finished_at: Utc::now(),
         dry_run: !targets.is_empty() && targets.iter().all(|t| t.settings.dry_run),
         targets: reports.into_iter().map(|(_, r)| r).collect(),
     }
@@ -587,33 +505,6 @@ mod tests {
                 stuck,
                 "{cur:?} -> {next:?}"
             );
-        }
-    }
-
-    #[test]
-    fn distinct_parts_are_counted_once() {
-        let part = |n, e: &str, size| Part {
-            number: n,
-            etag: e.into(),
-            size,
-            last_modified: None,
-        };
-        let mut s = SeenParts::default();
-        s.add(&[part(1, "a", 10), part(2, "b", 20)]);
-        s.add(&[part(1, "a", 10), part(2, "c", 25)]); // part 2 re-uploaded with new content
-        assert_eq!(s.seen.len(), 3);
-        assert_eq!(s.bytes, 55);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let base = Duration::from_millis(100);
-        for attempt in 2..40 {
-            let d = backoff(base, attempt);
-            let full = base
-                .saturating_mul(1 << (attempt - 2).min(16))
-                .min(Duration::from_secs(5));
-            assert!(d >= full / 2 && d < full, "attempt {attempt}: {d:?}");
         }
     }
 }
