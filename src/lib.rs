@@ -12,13 +12,15 @@
 //! - [`verify`]: the abort-until-empty loop: verified, unverified (parts left) or failed.
 //! - [`report`]: the run's figures, as text or JSON.
 //! - [`metrics`]: the Prometheus registry, recorded from reports; text, textfile, Pushgateway.
+//! - [`runner`]: one runner for `once`, `plan`, `run` and `demo`: sweep the targets, then export.
+//! - [`shutdown`]: SIGTERM/SIGINT -> cancel -> drain within `shutdown_grace`.
 //! - [`schedule`]: the `run` daemon: cron jobs per target, no overlap, drain on SIGTERM.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`notify`]: systemd's sd_notify protocol (READY, WATCHDOG, STATUS, STOPPING).
 //! - `demo` (feature `demo`, on by default): the `demo` command, on the in-memory S3 endpoint of the
 //!   `s3-mem` crate (crates/s3-mem, also the tests' fault-injecting endpoint).
 //!
-//! `main.rs` wires these together for the commands of spec.md.
+//! `main.rs` only dispatches the commands of docs/contract.md to these.
 
 pub mod config;
 #[cfg(feature = "demo")]
@@ -28,7 +30,9 @@ pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod report;
+pub mod runner;
 pub mod schedule;
+pub mod shutdown;
 pub mod store;
 pub mod sweep;
 pub mod verify;

@@ -1,23 +1,18 @@
-//! The binary: parse the command line, set up logging, load the configuration, run the command and
-//! turn the outcome into an exit code (0 clean, 1 a target failed or an upload stayed unverified,
-//! 2 invalid configuration or usage).
+//! The binary, dispatch only: parse the command line, set up logging, load the configuration, hand
+//! the command to the library (`runner`, `schedule`, `demo`) and print its report; the exit codes
+//! are those of docs/contract.md (0 clean, 1 a target failed or an upload stayed unverified, 2
+//! invalid configuration or usage).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mpu_janitor::config::{self, CliOverrides, Config};
 #[cfg(feature = "demo")]
 use mpu_janitor::demo::{self, DemoOptions};
-use mpu_janitor::metrics::Metrics;
 use mpu_janitor::report::{self, RunReport};
-use mpu_janitor::schedule;
-use mpu_janitor::store::Connector;
-use mpu_janitor::sweep::{self, Progress, SweepOptions};
-use tokio::sync::Semaphore;
+use mpu_janitor::{runner, schedule};
 use tokio_util::sync::CancellationToken;
 
 /// Reclaims the storage held by stale S3 multipart uploads, and proves it.
@@ -142,7 +137,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Plan { output } => {
-            let Some(run) = runtime.block_on(sweep_once(&config, usize::MAX)) else {
+            let Some(run) = runtime.block_on(runner::plan(&config)) else {
                 return ExitCode::from(1);
             };
             match output {
@@ -160,53 +155,13 @@ fn main() -> ExitCode {
             } else {
                 max_listed
             };
-            let Some(run) = runtime.block_on(sweep_once(&config, max_listed)) else {
-                return ExitCode::from(1);
-            };
-            match output {
-                Output::Text => print!("{}", report::render_run_text(&run)),
-                Output::Json => println!("{}", to_json(&run)),
+            let once = runtime.block_on(runner::once(&config, max_listed));
+            match (&once.report, output) {
+                (Some(run), Output::Text) => print!("{}", report::render_run_text(run)),
+                (Some(run), Output::Json) => println!("{}", to_json(run)),
+                (None, _) => {}
             }
-            let mut code = run.exit_code();
-            let metrics = Metrics::new();
-            let textfile = &config.metrics.textfile;
-            // With the textfile collector, counters continue from the previous run's file.
-            if let Ok(previous) = std::fs::read_to_string(textfile) {
-                metrics.carry_over(&previous);
-            }
-            run.targets.iter().for_each(|t| metrics.record(t));
-            if !textfile.is_empty()
-                && let Err(e) = metrics.write_textfile(textfile.as_ref())
-            {
-                tracing::error!(path = %textfile, error = %e, "Writing the metrics textfile failed");
-                code = 1;
-            }
-            let push_url = &config.metrics.pushgateway_url;
-            if !push_url.is_empty() {
-                let ca = Some(std::path::Path::new(&config.defaults.ca_bundle))
-                    .filter(|p| !p.as_os_str().is_empty());
-                let trust = match mpu_janitor::store::tls::Trust::load(ca) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::error!(error = %e, "Pushing metrics failed");
-                        return ExitCode::from(1);
-                    }
-                };
-                let pushed = runtime.block_on(mpu_janitor::metrics::push(
-                    metrics.render(),
-                    push_url,
-                    &mpu_janitor::metrics::hostname(),
-                    &trust,
-                ));
-                match pushed {
-                    Ok(()) => tracing::info!(url = %config::redact_url(push_url), "Pushed metrics"),
-                    Err(e) => {
-                        tracing::error!(error = %e, "Pushing metrics failed; the sweep itself still counts");
-                        code = 1;
-                    }
-                }
-            }
-            ExitCode::from(code)
+            ExitCode::from(once.code)
         }
         Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
         Command::Run => match runtime.block_on(schedule::run(config, CancellationToken::new())) {
@@ -251,53 +206,6 @@ fn run_demo(_: &tokio::runtime::Runtime, _: Output, _: usize, _: bool) -> ExitCo
 
 fn to_json(run: &RunReport) -> String {
     serde_json::to_string_pretty(run).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-}
-
-/// One sweep of every target, with a live progress line on a terminal. On SIGTERM/SIGINT no new
-/// abort starts and the ones in flight finish and are verified; `None` when they did not finish
-/// within `daemon.shutdown_grace`.
-async fn sweep_once(config: &Config, max_listed: usize) -> Option<RunReport> {
-    let progress = Arc::new(Progress::default());
-    let cancel = CancellationToken::new();
-    let opts = SweepOptions {
-        max_listed,
-        progress: progress.clone(),
-        cancel: cancel.clone(),
-        global_limit: Some(Arc::new(Semaphore::new(config.daemon.max_in_flight))),
-        ..Default::default()
-    };
-    let ticker = std::io::stderr().is_terminal().then(|| {
-        tokio::spawn(sweep::show_progress(
-            progress.clone(),
-            Duration::from_millis(500),
-        ))
-    });
-    let connector = Connector::new();
-    let sweep = sweep::sweep_targets(
-        &config.targets,
-        &connector,
-        &opts,
-        config.daemon.parallel_targets,
-    );
-    tokio::pin!(sweep);
-    let grace = config.daemon.shutdown_grace.0;
-    let run = tokio::select! {
-        run = &mut sweep => Some(run),
-        () = schedule::wait_for_signal(&cancel) => {
-            tracing::warn!(grace_seconds = grace.as_secs_f64(), "Stopping: no new aborts; finishing and verifying the ones in flight");
-            cancel.cancel();
-            let drained = tokio::time::timeout(grace, &mut sweep).await.ok();
-            if drained.is_none() {
-                tracing::error!(grace_seconds = grace.as_secs_f64(), "Aborts still in flight after the grace period; exiting without a report");
-            }
-            drained
-        }
-    };
-    if let Some(t) = ticker {
-        t.abort();
-        eprint!("\r\x1b[2K");
-    }
-    run
 }
 
 fn init_logging(format: LogFormat, level: Option<&str>, default: &str) -> Result<(), String> {

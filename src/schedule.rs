@@ -8,18 +8,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Target, parse_schedule};
 use crate::http::ReadyCheck;
-use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::report::TargetReport;
-use crate::store::Connector;
-use crate::sweep::{SweepOptions, connect_and_sweep};
+use crate::runner::{Exporter, Runner};
+use crate::shutdown::Shutdown;
+use crate::sweep::connect_and_sweep;
 
 /// A daemon failure that stops it from starting.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +31,9 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// The metrics export cannot be set up.
+    #[error("cannot set up the metrics export: {0}")]
+    Export(String),
     /// The scheduler refused a job.
     #[error("cannot schedule target {bucket:?} with {schedule:?}: {message}")]
     Schedule {
@@ -56,20 +58,18 @@ struct TargetState {
 
 /// The daemon's shared state.
 pub struct Daemon {
-    config: Config,
-    metrics: Metrics,
-    connector: Connector,
+    runner: Runner,
+    exporter: Exporter,
     targets: Vec<TargetState>,
     started: DateTime<Utc>,
-    cancel: CancellationToken,
     tracker: TaskTracker,
-    global_limit: Arc<Semaphore>,
     notifier: Notifier,
 }
 
 impl Daemon {
     /// A daemon for a validated configuration.
-    pub fn new(config: Config, metrics: Metrics, cancel: CancellationToken) -> Arc<Self> {
+    pub fn new(config: &Config, exporter: Exporter, shutdown: Shutdown) -> Arc<Self> {
+        let metrics = &exporter.metrics;
         let now = Utc::now();
         let targets = config
             .targets
@@ -85,13 +85,10 @@ impl Daemon {
             })
             .collect();
         Arc::new(Daemon {
-            global_limit: Arc::new(Semaphore::new(config.daemon.max_in_flight)),
-            config,
-            metrics,
-            connector: Connector::new(),
+            runner: Runner::new(config, shutdown),
+            exporter,
             targets,
             started: now,
-            cancel,
             tracker: TaskTracker::new(),
             notifier: Notifier::from_env(),
         })
@@ -129,12 +126,12 @@ impl Daemon {
     /// One scheduler tick for target `i`: start a sweep unless one is already running.
     fn tick(self: &Arc<Self>, i: usize) {
         let s = &self.targets[i];
-        if self.cancel.is_cancelled() {
+        if self.runner.shutdown.token().is_cancelled() {
             return;
         }
         if s.running.swap(true, Ordering::AcqRel) {
             tracing::warn!(bucket = %s.target.bucket, "Previous sweep still running; skipping this tick");
-            self.metrics.sweep_skipped(&s.target.bucket);
+            self.exporter.metrics.sweep_skipped(&s.target.bucket);
             return;
         }
         let d = self.clone();
@@ -150,31 +147,21 @@ impl Daemon {
         let jitter = t.settings.start_jitter.0;
         if !jitter.is_zero() {
             let wait = jitter.mul_f64(rand::random_range(0.0..1.0));
+            let cancel = self.runner.shutdown.token();
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = self.cancel.cancelled() => {}
+                () = cancel.cancelled() => {}
             }
         }
-        let opts = SweepOptions {
-            now: Utc::now(),
-            max_listed: 0,
-            cancel: self.cancel.clone(),
-            global_limit: Some(self.global_limit.clone()),
-            ..Default::default()
-        };
-        connect_and_sweep(t, &self.connector, &opts).await
+        let opts = self.runner.options(0);
+        connect_and_sweep(t, &self.runner.connector, &opts).await
     }
 
     fn after_sweep(&self, i: usize, r: &TargetReport) {
-        self.metrics.record(r);
+        // A failed textfile write is logged by the exporter; the daemon goes on.
+        self.exporter.record(r);
         if let Ok(mut last) = self.targets[i].last_sweep.lock() {
             *last = Some(Utc::now());
-        }
-        let textfile = &self.config.metrics.textfile;
-        if !textfile.is_empty()
-            && let Err(e) = self.metrics.write_textfile(textfile.as_ref())
-        {
-            tracing::error!(path = %textfile, error = %e, "Writing the metrics textfile failed");
         }
         self.notifier.send(&format!(
             "STATUS=Last sweep of {}: {} aborted, {} bytes reclaimed, {} unverified, {} failed{}",
@@ -209,14 +196,12 @@ fn schedule_period(expr: &str, now: DateTime<Utc>) -> Duration {
 
 /// Runs the daemon until SIGTERM/SIGINT (or `cancel`), then drains. Returns the process exit code.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, DaemonError> {
-    let metrics = Metrics::new();
     // Counters continue from the textfile an earlier run wrote, as `once` does.
-    if let Ok(previous) = std::fs::read_to_string(&config.metrics.textfile) {
-        metrics.carry_over(&previous);
-    }
-    let grace = config.daemon.shutdown_grace.0;
+    let exporter = Exporter::new(&config).map_err(DaemonError::Export)?;
+    let metrics = exporter.metrics.clone();
+    let shutdown = Shutdown::with_token(cancel, config.daemon.shutdown_grace.0);
     let listen = config.metrics.listen.clone();
-    let daemon = Daemon::new(config, metrics.clone(), cancel.clone());
+    let daemon = Daemon::new(&config, exporter, shutdown.clone());
 
     let http_cancel = CancellationToken::new();
     let server = if listen.is_empty() {
@@ -267,20 +252,16 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, Daemon
         })
     });
 
-    wait_for_signal(&cancel).await;
+    shutdown.signalled().await;
     daemon.notifier.send("STOPPING=1");
-    let in_flight = daemon.tracker.len();
     tracing::info!(
-        sweeps_in_flight = in_flight,
-        grace_seconds = grace.as_secs_f64(),
+        sweeps_in_flight = daemon.tracker.len(),
+        grace_seconds = shutdown.grace().as_secs_f64(),
         "Shutting down: no new aborts; finishing the ones in flight"
     );
-    cancel.cancel();
     let _ = scheduler.shutdown().await;
     daemon.tracker.close();
-    let drained = tokio::time::timeout(grace, daemon.tracker.wait())
-        .await
-        .is_ok();
+    let drained = shutdown.drain(daemon.tracker.wait()).await.is_some();
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -292,10 +273,6 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, Daemon
         tracing::info!("Shut down cleanly");
         Ok(0)
     } else {
-        tracing::error!(
-            grace_seconds = grace.as_secs_f64(),
-            "Sweeps still running after the grace period; exiting anyway"
-        );
         Ok(1)
     }
 }
@@ -313,23 +290,6 @@ fn scheduler_error(e: impl std::fmt::Display) -> DaemonError {
         bucket: "*".into(),
         schedule: String::new(),
         message: e.to_string(),
-    }
-}
-
-/// Resolves on SIGTERM, SIGINT or `cancel`.
-pub async fn wait_for_signal(cancel: &CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
-                () = cancel.cancelled() => {}
-            }
-        }
-        _ => cancel.cancelled().await,
     }
 }
 

@@ -31,21 +31,6 @@ pub struct Progress {
     pub reclaimed_bytes: AtomicU64,
 }
 
-/// Rewrites one status line on stderr every `every` until aborted.
-pub async fn show_progress(p: Arc<Progress>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        eprint!(
-            "\r\x1b[2Klisted {}  processed {}  aborted {}  reclaimed {}",
-            p.listed.load(Ordering::Relaxed),
-            p.processed.load(Ordering::Relaxed),
-            p.aborted.load(Ordering::Relaxed),
-            crate::report::human_bytes(p.reclaimed_bytes.load(Ordering::Relaxed)),
-        );
-    }
-}
-
 /// What a sweep needs besides the store and the target.
 #[derive(Clone, Debug)]
 pub struct SweepOptions {

@@ -15,9 +15,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{HumanDuration, Settings, Target};
 use crate::metrics::Metrics;
 use crate::report::{self, RunReport, human_bytes};
+use crate::runner::{Exporter, Runner};
+use crate::shutdown::Shutdown;
 use crate::store::Connector;
-use crate::sweep::{self, Progress, SweepOptions};
+use crate::sweep::SweepOptions;
 use s3_mem::{Endpoint, Faults};
+use tokio::sync::Semaphore;
 
 /// Keys the demo endpoint accepts (loopback only, in memory).
 pub const ACCESS_KEY: &str = "DEMOACCESSKEY0000001";
@@ -296,8 +299,14 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
         .map_err(|e| format!("cannot start the embedded S3 endpoint: {e}"))?;
     let url = ep.url();
     let targets = targets(&url);
-    let connector = Connector::with_static_credentials(ACCESS_KEY, SECRET_KEY);
-    let client = connector
+    let runner = Runner {
+        connector: Connector::with_static_credentials(ACCESS_KEY, SECRET_KEY),
+        shutdown: Shutdown::new(Duration::from_secs(10)),
+        global_limit: Arc::new(Semaphore::new(256)),
+        parallel_targets: 2,
+    };
+    let client = runner
+        .connector
         .client(&targets[0].settings)
         .await
         .map_err(|e| e.to_string())?;
@@ -335,11 +344,16 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
             ..t.clone()
         })
         .collect();
-    let plan_opts = SweepOptions {
-        max_listed: if text { 8 } else { usize::MAX },
-        ..Default::default()
+    let Some(plan) = runner
+        .sweep_all(
+            &dry,
+            runner.options(if text { 8 } else { usize::MAX }),
+            false,
+        )
+        .await
+    else {
+        return Err("interrupted".into());
     };
-    let plan = sweep::sweep_targets(&dry, &connector, &plan_opts, 2).await;
     if text {
         println!("== Plan (mpu-janitor plan): nothing changed yet ==");
         print!("{}", report::render_plan_text(&plan));
@@ -352,31 +366,21 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
         slowdown_fraction: 0.03,
         ..Faults::default()
     });
-    let progress = Arc::new(Progress::default());
-    let ticker = opts.progress.then(|| {
-        tokio::spawn(sweep::show_progress(
-            progress.clone(),
-            Duration::from_millis(200),
-        ))
-    });
     let sweep_opts = SweepOptions {
-        max_listed: if text { 0 } else { usize::MAX },
-        progress: progress.clone(),
         reabort_backoff: Duration::from_millis(20),
-        ..Default::default()
+        ..runner.options(if text { 0 } else { usize::MAX })
     };
     if text {
         println!("== Sweep (mpu-janitor once) ==");
     }
-    let run = sweep::sweep_targets(&targets, &connector, &sweep_opts, 2).await;
-    if let Some(t) = ticker {
-        t.abort();
-        eprint!("\r\x1b[2K");
-    }
+    let Some(run) = runner.sweep_all(&targets, sweep_opts, opts.progress).await else {
+        return Err("interrupted".into());
+    };
     ep.set_faults(Faults::default());
     let throttled = ep.stats().slowdown_faults;
-    let metrics = Metrics::new();
-    run.targets.iter().for_each(|t| metrics.record(t));
+    let exporter = Exporter::in_memory();
+    exporter.record_run(&run);
+    let metrics = exporter.metrics;
     let uploads_left: u64 = scene
         .buckets
         .iter()
@@ -470,7 +474,7 @@ async fn serve(ep: &Endpoint, metrics: Metrics) -> Result<(), String> {
         ep.url()
     );
     eprintln!("  metrics      http://{maddr}/metrics   (also /healthz, /readyz)");
-    crate::schedule::wait_for_signal(&CancellationToken::new()).await;
+    Shutdown::new(Duration::ZERO).signalled().await;
     cancel.cancel();
     let _ = server.await;
     Ok(())
