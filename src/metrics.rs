@@ -304,30 +304,42 @@ fn parse_labels(text: &str) -> Vec<(String, String)> {
 /// TLS trusts what the S3 calls trust (`[defaults] ca_bundle`, `AWS_CA_BUNDLE`, system roots).
 pub async fn push(
     text: String,
-    base_url: &str,
+    base: &url::Url,
     instance: &str,
     trust: &crate::store::tls::Trust,
 ) -> Result<(), String> {
     use http_body_util::{BodyExt, Full};
-    let (scheme, rest) = base_url
-        .split_once("://")
-        .ok_or_else(|| "pushgateway_url has no scheme".to_string())?;
-    let (auth, rest) = match rest
-        .split_once('/')
-        .map_or(rest, |(host, _)| host)
-        .rfind('@')
-    {
-        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
-        None => (None, rest),
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
     };
-    let url = format!(
-        "{scheme}://{}/metrics/job/mpu_janitor/instance@base64/{}",
-        rest.trim_end_matches('/'),
+    let auth = (!base.username().is_empty() || base.password().is_some()).then(|| {
+        format!(
+            "{}:{}",
+            decode(base.username()),
+            decode(base.password().unwrap_or(""))
+        )
+    });
+    let mut target = base.clone();
+    let _ = target.set_username("");
+    let _ = target.set_password(None);
+    let path = format!(
+        "{}/metrics/job/mpu_janitor/instance@base64/{}",
+        target.path().trim_end_matches('/'),
         aws_smithy_types::base64::encode(instance)
             .replace('+', "-")
             .replace('/', "_")
     );
-    let redacted = crate::config::redact_url(&url);
+    target.set_path(&path);
+    let url = target.to_string();
+    // Logged without credentials, query or fragment: tokens live there.
+    let redacted = format!(
+        "{}://{}{}",
+        target.scheme(),
+        target.host_str().unwrap_or(""),
+        target.port().map(|p| format!(":{p}")).unwrap_or_default()
+    );
     let connector = trust.https_connector(std::time::Duration::from_secs(5))?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, Full<bytes::Bytes>>(connector);

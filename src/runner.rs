@@ -106,7 +106,7 @@ pub struct Exporter {
     /// The registry.
     pub metrics: Metrics,
     textfile: Option<PathBuf>,
-    push: Option<(String, Trust)>,
+    push: Option<(url::Url, Trust)>,
 }
 
 impl Exporter {
@@ -114,19 +114,16 @@ impl Exporter {
     pub fn new(config: &Config) -> Result<Exporter, String> {
         let m = &config.metrics;
         let metrics = Metrics::new();
-        let textfile = Some(PathBuf::from(&m.textfile)).filter(|p| !p.as_os_str().is_empty());
+        let textfile = Some(m.textfile.clone()).filter(|p| !p.as_os_str().is_empty());
         if let Some(previous) = textfile
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
         {
             metrics.carry_over(&previous);
         }
-        let push = if m.pushgateway_url.is_empty() {
-            None
-        } else {
-            let ca = Some(std::path::Path::new(&config.defaults.ca_bundle))
-                .filter(|p| !p.as_os_str().is_empty());
-            Some((m.pushgateway_url.clone(), Trust::load(ca)?))
+        let push = match m.pushgateway_url.url() {
+            None => None,
+            Some(url) => Some((url.clone(), Trust::load(config.defaults.ca_bundle())?)),
         };
         Ok(Exporter {
             metrics,
@@ -174,7 +171,7 @@ impl Exporter {
         let Some((url, trust)) = &self.push else {
             return true;
         };
-        let redacted = crate::config::redact_url(url);
+        let redacted = crate::config::redact_url(url.as_str());
         match crate::metrics::push(
             self.metrics.render(),
             url,

@@ -12,7 +12,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Target, parse_schedule};
+use crate::config::{Config, Schedule, Target};
 use crate::http::ReadyCheck;
 use crate::notify::Notifier;
 use crate::report::TargetReport;
@@ -52,8 +52,8 @@ struct TargetState {
     running: AtomicBool,
     /// End of the last sweep.
     last_sweep: std::sync::Mutex<Option<DateTime<Utc>>>,
-    /// Time between two ticks of its schedule.
-    period: Duration,
+    /// Time between two ticks of its schedule (`None`: it does not fire again, never overdue).
+    period: Option<Duration>,
 }
 
 /// The daemon's shared state.
@@ -104,8 +104,10 @@ impl Daemon {
             for s in &d.targets {
                 let last = s.last_sweep.lock().map(|l| *l).unwrap_or(None);
                 let since = last.unwrap_or(d.started);
-                let limit =
-                    chrono::Duration::from_std(s.period * 2).unwrap_or(chrono::Duration::MAX);
+                let limit = s
+                    .period
+                    .and_then(|p| chrono::Duration::from_std(p * 2).ok())
+                    .unwrap_or(chrono::Duration::MAX);
                 if now - since > limit {
                     late.push(format!(
                         "{} (last sweep {})",
@@ -179,19 +181,13 @@ impl Daemon {
     }
 }
 
-/// The interval between two consecutive ticks of a schedule after `now` (1 hour if unknown).
-fn schedule_period(expr: &str, now: DateTime<Utc>) -> Duration {
-    let fallback = Duration::from_secs(3600);
-    let Ok(cron) = parse_schedule(expr) else {
-        return fallback;
-    };
-    let Ok(first) = cron.find_next_occurrence(&now, false) else {
-        return fallback;
-    };
-    let Ok(second) = cron.find_next_occurrence(&first, false) else {
-        return fallback;
-    };
-    (second - first).to_std().unwrap_or(fallback)
+/// The interval between two consecutive ticks of a schedule after `now`; `None` when it does not
+/// fire twice (config validation refuses such schedules).
+fn schedule_period(schedule: &Schedule, now: DateTime<Utc>) -> Option<Duration> {
+    let cron = schedule.cron();
+    let first = cron.find_next_occurrence(&now, false).ok()?;
+    let second = cron.find_next_occurrence(&first, false).ok()?;
+    (second - first).to_std().ok()
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (or `cancel`), then drains. Returns the process exit code.
@@ -223,7 +219,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, Daemon
     }
     let mut scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
     for (i, s) in daemon.targets.iter().enumerate() {
-        let tz: chrono_tz::Tz = s.target.settings.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let tz = s.target.settings.timezone.0;
         let d = daemon.clone();
         let job = Job::new_async_tz(s.target.settings.schedule.as_str(), tz, move |_, _| {
             d.tick(i);
@@ -280,7 +276,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, Daemon
 fn schedule_error(t: &Target, e: impl std::fmt::Display) -> DaemonError {
     DaemonError::Schedule {
         bucket: t.bucket.clone(),
-        schedule: t.settings.schedule.clone(),
+        schedule: t.settings.schedule.as_str().to_string(),
         message: e.to_string(),
     }
 }
@@ -309,8 +305,8 @@ mod tests {
         ];
         for (expr, secs) in table {
             assert_eq!(
-                schedule_period(expr, now),
-                Duration::from_secs(secs),
+                schedule_period(&expr.parse().unwrap(), now),
+                Some(Duration::from_secs(secs)),
                 "{expr}"
             );
         }

@@ -24,7 +24,7 @@ async fn endpoint() -> Endpoint {
 
 fn settings(ep: &Endpoint) -> Settings {
     Settings {
-        endpoint_url: ep.url(),
+        endpoint_url: ep.url().parse().unwrap(),
         force_path_style: true,
         older_than: HumanDuration::secs(86_400),
         ..Settings::default()
@@ -164,7 +164,11 @@ async fn a_server_clock_an_hour_ahead_is_followed_on_both_request_paths() {
             ..Faults::default()
         });
         let mut s = settings(&ep);
-        s.retry_mode = mode.to_string();
+        s.retry_mode = if mode == "adaptive" {
+            mpu_janitor::config::RetryMode::Adaptive
+        } else {
+            mpu_janitor::config::RetryMode::Standard
+        };
         let r = run(&target("skew-bucket", s), &opts()).await;
         let stats = ep.stats();
         assert!(stats.skewed_faults >= 1, "{mode}: no request was refused");

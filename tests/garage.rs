@@ -100,7 +100,11 @@ async fn odd_keys_are_aborted_exactly_on_both_request_paths() {
             seed(&client, &bucket, k, &[3]).await;
         }
         let mut s = settings(g);
-        s.retry_mode = mode.to_string();
+        s.retry_mode = if mode == "adaptive" {
+            mpu_janitor::config::RetryMode::Adaptive
+        } else {
+            mpu_janitor::config::RetryMode::Standard
+        };
         use_test_credentials();
         let store = Connector::new().store(&bucket, &s).await.unwrap();
         assert_eq!(store.request_path() == "lean", mode == "standard", "{mode}");

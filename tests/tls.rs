@@ -91,7 +91,7 @@ async fn a_private_ca_is_trusted_through_ca_bundle_or_aws_ca_bundle_and_refused_
     let ca_path = dir.path().join("ca.pem");
     std::fs::write(&ca_path, &ca_pem).unwrap();
     let base = Settings {
-        endpoint_url: url.clone(),
+        endpoint_url: url.parse().unwrap(),
         force_path_style: true,
         retry_max_attempts: 1,
         ..Settings::default()
@@ -106,7 +106,7 @@ async fn a_private_ca_is_trusted_through_ca_bundle_or_aws_ca_bundle_and_refused_
 
     // With ca_bundle: trusted, swept.
     let r = sweep_with(Settings {
-        ca_bundle: ca_path.to_string_lossy().into_owned(),
+        ca_bundle: ca_path.clone(),
         ..base.clone()
     })
     .await;

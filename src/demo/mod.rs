@@ -117,7 +117,7 @@ impl Rng {
 /// The demo's targets, pointing at the endpoint.
 fn targets(url: &str) -> Vec<Target> {
     let base = Settings {
-        endpoint_url: url.to_string(),
+        endpoint_url: url.parse().expect("the endpoint's own URL"),
         force_path_style: true,
         region: "us-east-1".into(),
         max_abort_attempts: 3,

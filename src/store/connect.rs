@@ -3,7 +3,6 @@
 //! choosing, once per store, the request path of its ListParts and AbortMultipartUpload calls.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use super::lean::{Route, Transport};
 use super::s3::{RequestPath, S3Store};
 use super::sdk::SdkBucket;
 use super::tls::Trust;
-use crate::config::Settings;
+use crate::config::{RetryMode, Settings};
 
 /// What targets with the same connection settings share.
 #[derive(Clone)]
@@ -82,7 +81,7 @@ impl Connector {
     }
 
     async fn shared(&self, s: &Settings) -> Result<Shared, StoreError> {
-        let ca_bundle = Trust::bundle_path(ca_bundle(s));
+        let ca_bundle = Trust::bundle_path(s.ca_bundle());
         let key = format!(
             "{}|{}|{}|{}|{:?}|{:?}|{:?}|{}|{}",
             s.region,
@@ -103,10 +102,6 @@ impl Connector {
         shared.insert(key, built.clone());
         Ok(built)
     }
-}
-
-fn ca_bundle(s: &Settings) -> Option<&Path> {
-    Some(Path::new(&s.ca_bundle)).filter(|p| !p.as_os_str().is_empty())
 }
 
 /// The lean route of a bucket, or why its calls keep the SDK path.
@@ -130,13 +125,13 @@ async fn choose_lean(shared: &Shared, bucket: &str, s: &Settings) -> Result<Rout
 }
 
 async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared, StoreError> {
-    let trust = Trust::load(ca_bundle(s)).map_err(StoreError::connect)?;
+    let trust = Trust::load(s.ca_bundle()).map_err(StoreError::connect)?;
     let http = aws_smithy_http_client::Builder::new()
         .pool_idle_timeout(Duration::from_secs(30))
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(trust.smithy_tls().map_err(StoreError::connect)?)
         .build_https();
-    let adaptive = s.retry_mode == "adaptive";
+    let adaptive = s.retry_mode == RetryMode::Adaptive;
     let retry = if adaptive {
         RetryConfig::adaptive()
     } else {
@@ -169,12 +164,12 @@ async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared,
         // Checksums only when an operation requires them: S3-compatible stores reject the rest.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    if !s.endpoint_url.is_empty() {
-        conf = conf.endpoint_url(&s.endpoint_url);
+    if s.endpoint_url.is_set() {
+        conf = conf.endpoint_url(s.endpoint_url.as_str());
     }
     // The endpoint the S3 client itself uses: ours, else AWS_ENDPOINT_URL_S3 / the profile's s3
     // endpoint_url, else AWS_ENDPOINT_URL (as aws_sdk_s3::config::Builder::from does).
-    let endpoint_url = Some(s.endpoint_url.clone())
+    let endpoint_url = Some(s.endpoint_url.as_str().to_string())
         .filter(|u| !u.is_empty())
         .or_else(|| {
             sdk.service_config().and_then(|c| {

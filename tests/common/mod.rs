@@ -218,7 +218,7 @@ api_bind_addr = "127.0.0.1:{admin}"
 pub fn settings(g: &Garage) -> mpu_janitor::config::Settings {
     mpu_janitor::config::Settings {
         region: REGION.into(),
-        endpoint_url: g.endpoint.clone(),
+        endpoint_url: g.endpoint.parse().unwrap(),
         force_path_style: true,
         ..Default::default()
     }

@@ -1,0 +1,385 @@
+//! Configuration: the serde structs, the figment layers (defaults, file, `MPU_JANITOR_*` environment,
+//! command-line flags), resolved per target. Everything the rest of the program reads about a target
+//! comes from the resolved [`Config`]; nothing else looks at files or the environment for settings.
+//!
+//! - [`types`]: the typed values (durations, retry mode, cron, time zone, URLs), parsed once.
+//! - `validate`: what is wrong with a configuration, one line per problem; warnings.
+//! - `render`: the effective configuration for `check-config`, secrets redacted.
+
+mod render;
+pub mod types;
+mod validate;
+
+pub use render::{redact_url, render_effective};
+pub use types::{HttpUrl, HumanDuration, RetryMode, Schedule, TimeZone};
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Where the configuration comes from when `--config` is not given and `$MPU_JANITOR_CONFIG` is unset.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/mpu-janitor/config.toml";
+
+/// Defines [`Settings`] (the keys of `[defaults]`, all with defaults) and [`TargetFile`] (a
+/// `[[targets]]` entry, where every settings key is optional) from one list, so the two can never
+/// disagree on a key, its type or its documentation.
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr; )*) => {
+        /// The settings every target inherits from `[defaults]` and may override.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Settings {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Settings { $( $name: $default, )* }
+            }
+        }
+
+        /// One `[[targets]]` entry as written in the file: what to sweep plus optional overrides.
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct TargetFile {
+            /// Bucket name, access point alias or ARN. Required.
+            #[serde(default)]
+            pub bucket: String,
+            /// Only uploads under this key prefix are considered. Default "".
+            #[serde(default)]
+            pub prefix: String,
+            /// Uploads under any of these key prefixes are never touched. Default [].
+            #[serde(default)]
+            pub exclude_prefixes: Vec<String>,
+            $( $(#[doc = $doc])* #[serde(default, skip_serializing_if = "Option::is_none")] pub $name: Option<$ty>, )*
+        }
+
+        impl Settings {
+            /// `ca_bundle`, when set.
+            pub fn ca_bundle(&self) -> Option<&Path> {
+                Some(self.ca_bundle.as_path()).filter(|p| !p.as_os_str().is_empty())
+            }
+
+            /// These settings with every override the target sets applied on top.
+            fn overlay(&self, t: &TargetFile) -> Settings {
+                Settings { $( $name: t.$name.clone().unwrap_or_else(|| self.$name.clone()), )* }
+            }
+        }
+    };
+}
+
+settings! {
+    /// An upload initiated longer ago than this is stale. Default 7d.
+    older_than: HumanDuration = HumanDuration::secs(7 * 86_400);
+    /// When > 0, a stale upload is kept while its newest part is younger than this (protects slow
+    /// live uploads). Default 0s (off).
+    idle_for: HumanDuration = HumanDuration::secs(0);
+    /// 6-field cron expression (seconds first) used by `run`. Default every hour on the hour.
+    schedule: Schedule = Schedule::default();
+    /// IANA time zone the schedule is read in. Default UTC.
+    timezone: TimeZone = TimeZone::default();
+    /// AbortMultipartUpload calls per upload before it is reported unverified. Default 5.
+    max_abort_attempts: u32 = 5;
+    /// Most uploads aborted per target per sweep; 0 = no cap. Default 0.
+    max_aborts_per_run: u64 = 0;
+    /// Uploads processed at once per target. Default 32.
+    concurrency: usize = 32;
+    /// Report what would be aborted, change nothing. Default false.
+    dry_run: bool = false;
+    /// AWS region (or the region an S3-compatible store expects). Default us-east-1.
+    region: String = "us-east-1".to_string();
+    /// S3-compatible endpoint URL; empty = AWS. Default "".
+    endpoint_url: HttpUrl = HttpUrl::default();
+    /// Path-style addressing (`endpoint/bucket/key`), needed by most S3-compatible stores. Default false.
+    force_path_style: bool = false;
+    /// Shared-config profile; empty = the default credential chain. Default "".
+    profile: String = String::new();
+    /// Account id sent as ExpectedBucketOwner on every call when set. Default "".
+    expected_bucket_owner: String = String::new();
+    /// Send RequestPayer=requester on every call. Default false.
+    request_payer: bool = false;
+    /// PEM file of extra trusted CAs (AWS_CA_BUNDLE is honoured too). Default "".
+    ca_bundle: PathBuf = PathBuf::new();
+    /// TCP + TLS connect timeout. Default 5s.
+    connect_timeout: HumanDuration = HumanDuration::secs(5);
+    /// Time allowed for a response to start arriving. Default 60s.
+    read_timeout: HumanDuration = HumanDuration::secs(60);
+    /// Attempts per S3 call, first try included, on throttling, 5xx, timeouts and connection
+    /// errors, with exponential backoff and full jitter from 50 ms. Default 5.
+    retry_max_attempts: u32 = 5;
+    /// Retry mode: "standard", or "adaptive" (the SDK's client-side rate limiting on throttling, for
+    /// every call: ListParts and aborts then go through the SDK's pipeline). Default standard.
+    retry_mode: RetryMode = RetryMode::Standard;
+    /// `run` waits a random delay up to this long before each scheduled sweep, so a fleet does not
+    /// hit S3 in the same second. Default 0s.
+    start_jitter: HumanDuration = HumanDuration::secs(0);
+}
+
+/// `[daemon]`: process-wide limits and shutdown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// On SIGTERM/SIGINT, how long in-flight aborts may take to finish and be verified before the
+    /// process exits anyway. Below Kubernetes' default 30 s grace. Default 20s.
+    pub shutdown_grace: HumanDuration,
+    /// Targets swept at the same time. Default 8.
+    pub parallel_targets: usize,
+    /// Uploads in flight across all targets at once (each target also has its `concurrency`). Default 256.
+    pub max_in_flight: usize,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            shutdown_grace: HumanDuration::secs(20),
+            parallel_targets: 8,
+            max_in_flight: 256,
+        }
+    }
+}
+
+/// `[sharding]`: split the targets across several processes (Kubernetes Indexed Jobs). A process
+/// sweeps the targets whose stable hash of bucket and prefix, modulo `count`, equals `index`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardingConfig {
+    /// This process's shard, 0-based. Default: `$JOB_COMPLETION_INDEX` when set, else 0.
+    pub index: Option<u32>,
+    /// Number of shards. Default 1 (no sharding).
+    pub count: u32,
+}
+
+impl Default for ShardingConfig {
+    fn default() -> Self {
+        ShardingConfig {
+            index: None,
+            count: 1,
+        }
+    }
+}
+
+/// `[metrics]`: how the figures leave the process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address `run` serves /metrics, /healthz and /readyz on; "" disables. Default 127.0.0.1:9464.
+    pub listen: String,
+    /// File `once`/`run` write the exposition to atomically after each sweep; "" disables. Default "".
+    pub textfile: PathBuf,
+    /// Pushgateway base URL `once` pushes to before exiting (job="mpu_janitor"); "" disables. Default "".
+    pub pushgateway_url: HttpUrl,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: "127.0.0.1:9464".into(),
+            textfile: PathBuf::new(),
+            pushgateway_url: HttpUrl::default(),
+        }
+    }
+}
+
+/// The whole file as written.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Settings every target inherits.
+    #[serde(default)]
+    pub defaults: Settings,
+    /// Metrics export.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Process-wide limits and shutdown.
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    /// Splitting targets across processes.
+    #[serde(default)]
+    pub sharding: ShardingConfig,
+    /// What to sweep.
+    #[serde(default)]
+    pub targets: Vec<TargetFile>,
+}
+
+/// One target with its settings resolved (defaults + overrides).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    /// Bucket name, access point alias or ARN.
+    pub bucket: String,
+    /// Key prefix the sweep is limited to.
+    pub prefix: String,
+    /// Key prefixes never touched.
+    pub exclude_prefixes: Vec<String>,
+    /// Effective settings.
+    pub settings: Settings,
+}
+
+/// The validated, effective configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `[defaults]` as resolved.
+    pub defaults: Settings,
+    /// `[metrics]` as resolved.
+    pub metrics: MetricsConfig,
+    /// `[daemon]` as resolved.
+    pub daemon: DaemonConfig,
+    /// `[sharding]` as resolved (index filled from `$JOB_COMPLETION_INDEX` when unset).
+    pub sharding: ShardingConfig,
+    /// The targets of this shard, settings resolved.
+    pub targets: Vec<Target>,
+    /// Where each layer came from, for `check-config`.
+    pub sources: Vec<String>,
+}
+
+/// Overrides coming from command-line flags: the last layer.
+#[derive(Clone, Debug, Default)]
+pub struct CliOverrides {
+    /// `--dry-run`: forces `dry_run = true` on every target.
+    pub dry_run: bool,
+}
+
+/// A configuration that cannot be used, with everything a user needs to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    /// One line per problem: key, bad value, source.
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(problem: impl Into<String>) -> Self {
+        ConfigError {
+            problems: vec![problem.into()],
+        }
+    }
+}
+
+/// The configuration file to read: the flag, then `$MPU_JANITOR_CONFIG`, then the default path.
+pub fn config_path(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    match std::env::var_os("MPU_JANITOR_CONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_CONFIG_PATH),
+    }
+}
+
+/// The figment layers, later wins: built-in defaults, the file, `MPU_JANITOR_<SECTION>__<KEY>`.
+pub fn figment(path: &Path) -> Figment {
+    Figment::new()
+        .merge(Serialized::defaults(FileConfig::default()))
+        .merge(Toml::file_exact(path))
+        .merge(env_layer())
+}
+
+/// `MPU_JANITOR_<SECTION>__<KEY>` variables. Variables without a `__` (such as `MPU_JANITOR_CONFIG`)
+/// are not configuration keys and are left out.
+fn env_layer() -> Env {
+    Env::prefixed("MPU_JANITOR_")
+        .filter(|k| k.as_str().contains("__"))
+        .split("__")
+}
+
+impl Config {
+    /// Reads, layers and validates the configuration at `path`. Contacts nothing.
+    pub fn load(path: &Path, cli: &CliOverrides) -> Result<Config, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError::one(format!(
+                "configuration file {} does not exist (set --config or MPU_JANITOR_CONFIG)",
+                path.display()
+            )));
+        }
+        Self::from_figment(figment(path), cli, vec![path.display().to_string()])
+    }
+
+    /// Extracts and validates a configuration from any figment (tests layer strings this way).
+    pub fn from_figment(
+        fig: Figment,
+        cli: &CliOverrides,
+        mut sources: Vec<String>,
+    ) -> Result<Config, ConfigError> {
+        let file: FileConfig = fig.extract().map_err(|e| ConfigError {
+            problems: e
+                .into_iter()
+                .map(validate::describe_figment_error)
+                .collect(),
+        })?;
+        let mut env_keys: Vec<String> = std::env::vars()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with("MPU_JANITOR_") && k.contains("__"))
+            .collect();
+        env_keys.sort();
+        sources.extend(env_keys.into_iter().map(|k| format!("environment {k}")));
+        if cli.dry_run {
+            sources.push("command line --dry-run".into());
+        }
+        let targets = file
+            .targets
+            .iter()
+            .map(|t| {
+                let mut settings = file.defaults.overlay(t);
+                if cli.dry_run {
+                    settings.dry_run = true;
+                }
+                Target {
+                    bucket: t.bucket.clone(),
+                    prefix: t.prefix.clone(),
+                    exclude_prefixes: t.exclude_prefixes.clone(),
+                    settings,
+                }
+            })
+            .collect();
+        let mut sharding = file.sharding;
+        if sharding.index.is_none() {
+            sharding.index = std::env::var("JOB_COMPLETION_INDEX")
+                .ok()
+                .and_then(|v| v.trim().parse().ok());
+        }
+        let config = Config {
+            defaults: file.defaults,
+            metrics: file.metrics,
+            daemon: file.daemon,
+            sharding,
+            targets,
+            sources,
+        };
+        let problems = config.problems(&fig);
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        let mut config = config;
+        let (index, count) = (config.sharding.index.unwrap_or(0), config.sharding.count);
+        if count > 1 {
+            config.sources.push(format!(
+                "sharding: shard {index} of {count} keeps {} of {} targets",
+                config
+                    .targets
+                    .iter()
+                    .filter(|t| shard_of(&t.bucket, &t.prefix, count) == index)
+                    .count(),
+                config.targets.len()
+            ));
+            config
+                .targets
+                .retain(|t| shard_of(&t.bucket, &t.prefix, count) == index);
+        }
+        Ok(config)
+    }
+}
+
+/// The shard (0..count) a target belongs to: FNV-1a of bucket and prefix, stable across versions,
+/// platforms and processes (unlike std's hasher), so N processes cover every target exactly once.
+pub fn shard_of(bucket: &str, prefix: &str, count: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bucket.bytes().chain([0]).chain(prefix.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(count.max(1))) as u32
+}
+
+#[cfg(test)]
+mod tests;

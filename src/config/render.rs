@@ -1,0 +1,99 @@
+//! The effective configuration as `check-config` prints it: every layer named, targets showing only
+//! what differs from `[defaults]`, and no secret (URLs are redacted by their type, [`super::HttpUrl`]).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Config, DaemonConfig, MetricsConfig, Settings, ShardingConfig};
+
+/// A URL safe to show: the user and password become `REDACTED`, and a query or fragment (where
+/// tokens live) becomes `?REDACTED`. A password holding an unencoded `/` (`https://u:pa/ss@host`)
+/// is still hidden: when the part before the first `/` has a `:` and an `@` follows, everything up
+/// to that `@` is taken for credentials. Errs towards hiding too much.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (main, tail) = match rest.find(['?', '#']) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, ""),
+    };
+    let authority_end = main.find('/').unwrap_or(main.len());
+    let userinfo_end = match main[..authority_end].rfind('@') {
+        Some(at) => Some(at),
+        None if main[..authority_end].contains(':') => main.rfind('@'),
+        None => None,
+    };
+    let main = match userinfo_end {
+        Some(at) => format!("REDACTED@{}", &main[at + 1..]),
+        None => main.to_string(),
+    };
+    let tail = if tail.is_empty() { "" } else { "?REDACTED" };
+    format!("{scheme}://{main}{tail}")
+}
+
+/// The effective configuration as a TOML document with secrets redacted, for `check-config`.
+pub fn render_effective(config: &Config) -> String {
+    #[derive(Serialize)]
+    struct Out {
+        defaults: Settings,
+        metrics: MetricsConfig,
+        daemon: DaemonConfig,
+        sharding: ShardingConfig,
+        targets: Vec<BTreeMap<String, toml::Value>>,
+    }
+    let targets = config
+        .targets
+        .iter()
+        .map(|t| {
+            let mut m = BTreeMap::new();
+            m.insert("bucket".into(), toml::Value::String(t.bucket.clone()));
+            m.insert("prefix".into(), toml::Value::String(t.prefix.clone()));
+            m.insert(
+                "exclude_prefixes".into(),
+                toml::Value::Array(
+                    t.exclude_prefixes
+                        .iter()
+                        .map(|p| toml::Value::String(p.clone()))
+                        .collect(),
+                ),
+            );
+            if let Ok(toml::Value::Table(tab)) = toml::Value::try_from(&t.settings) {
+                let defaults = toml::Value::try_from(&config.defaults).ok();
+                for (k, v) in tab {
+                    // Print only what differs from [defaults]: the rest is inherited.
+                    let inherited = defaults
+                        .as_ref()
+                        .and_then(|d| d.get(&k))
+                        .is_some_and(|d| *d == v);
+                    if !inherited {
+                        m.insert(k, v);
+                    }
+                }
+            }
+            m
+        })
+        .collect();
+    let out = Out {
+        defaults: config.defaults.clone(),
+        metrics: config.metrics.clone(),
+        daemon: config.daemon.clone(),
+        sharding: config.sharding.clone(),
+        targets,
+    };
+    let mut text = String::new();
+    for w in config.warnings() {
+        text.push_str(&format!("# WARNING: {w}\n"));
+    }
+    text.push_str("# Effective configuration (secrets redacted). Layers, later wins:\n");
+    text.push_str("#   built-in defaults\n");
+    for s in &config.sources {
+        text.push_str(&format!("#   {s}\n"));
+    }
+    text.push('\n');
+    text.push_str(
+        &toml::to_string_pretty(&out).unwrap_or_else(|e| format!("# cannot render: {e}\n")),
+    );
+    text
+}
