@@ -6,7 +6,7 @@
 //!
 //! - [`config`]: serde structs, figment layers (defaults, file, `MPU_JANITOR_*` env, flags), validation.
 //! - [`store`]: the only module that talks to S3: list uploads (two markers) through aws-sdk-s3; list
-//!   parts and abort through `store::direct` (hyper, signed by aws-sigv4) or, with adaptive retries, the SDK.
+//!   parts and abort through the lean path (hyper, signed by aws-sigv4) or, with adaptive retries, the SDK.
 //! - [`policy`]: pure stale/keep decision: upload + newest part + now + rules -> abort or keep(reason).
 //! - [`sweep`]: one target: list -> policy -> abort -> verify until empty, bounded concurrency.
 //! - [`verify`]: the abort-until-empty loop: verified, unverified (parts left) or failed.

@@ -8,7 +8,7 @@
 #   deploy/prometheus/                promtool check rules + test rules, dashboard JSON
 #                                     and its PromQL
 #   deploy/iam/policy.json            JSON, least privilege
-#   config/*.toml                     TOML, only keys of shared/spec.md plus [sharding];
+#   config/*.toml                     TOML, only keys of docs/contract.md;
 #                                     `mpu-janitor check-config` when a built binary exists
 #
 # Usage (from anywhere; it works from the repository root):
@@ -250,7 +250,7 @@ def metric_names(paths):
     for p in paths:
         for m in sorted(set(re.findall(r"\bmpu_janitor_[a-z_]+", open(p).read()))):
             if m not in METRICS and m != "mpu_janitor":   # job="mpu_janitor" of the Pushgateway
-                errors.append(f"{p}: {m} is not a metric of shared/spec.md")
+                errors.append(f"{p}: {m} is not a metric of docs/contract.md")
     return errors
 
 def iam(path):
@@ -476,7 +476,7 @@ check_config_bin() {
   env "${unset[@]}" "$BIN" --config "$1" check-config > /dev/null
 }
 for f in config/*.toml; do
-  check "$f (TOML, keys of spec.md + [sharding])" helper config "$f"
+  check "$f (TOML, keys of docs/contract.md)" helper config "$f"
   if [ -x "$BIN" ]; then
     check "$f ($BIN check-config)" check_config_bin "$f"
   fi
@@ -492,7 +492,7 @@ lint_dashboard() {
   promtool check rules "$TMP/dashboard-rules.yml" > /dev/null
 }
 check "deploy/prometheus/grafana-dashboard.json (JSON, panels, PromQL via promtool)" lint_dashboard
-check "metric names in alerts and dashboard (spec.md)" helper metrics \
+check "metric names in alerts and dashboard (docs/contract.md)" helper metrics \
   deploy/prometheus/alerts.yml deploy/prometheus/alerts_test.yml deploy/prometheus/grafana-dashboard.json
 
 # --- IAM ---
