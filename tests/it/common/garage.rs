@@ -1,12 +1,9 @@
-//! Test harness: one real Garage 2.5.0 per test binary, started on free loopback ports in a temp dir,
-//! plus helpers to seed multipart uploads through the real aws-sdk-s3 client. Garage comes from
-//! `$GARAGE_BIN`, then `garage` on PATH, then `~/.cargo/bin/garage` (scripts/test.sh installs it).
+//! One real Garage 2.5.0 for the whole suite, started on first use on free loopback ports in a temp
+//! dir, plus helpers to seed multipart uploads through the real aws-sdk-s3 client and to sweep it
+//! through the library. Garage comes from `$GARAGE_BIN`, then `garage` on PATH, then
+//! `~/.cargo/bin/garage` (scripts/test.sh installs it).
 
-#![allow(dead_code)]
-
-use std::io::Write as _;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -14,7 +11,14 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
+use chrono::Utc;
 use futures::StreamExt;
+use mpu_janitor::config::{Settings, Target};
+use mpu_janitor::report::TargetReport;
+use mpu_janitor::store::Connector;
+use mpu_janitor::sweep::{SweepOptions, connect_and_sweep};
+
+use super::free_port;
 
 /// Access key imported into Garage for the tests.
 pub const ACCESS_KEY: &str = "GK0123456789abcdef01234567";
@@ -22,6 +26,8 @@ pub const ACCESS_KEY: &str = "GK0123456789abcdef01234567";
 pub const SECRET_KEY: &str = "5eb9e3f36ab9c84c5ef5a4ac8c2f7e3b4de41ba1b2e02c2e4c1b0ef3d3a8c0f1";
 /// Garage's region.
 pub const REGION: &str = "garage";
+
+const DAY: i64 = 86_400;
 
 /// A running Garage.
 pub struct Garage {
@@ -35,16 +41,9 @@ pub struct Garage {
 
 static GARAGE: OnceLock<Garage> = OnceLock::new();
 
-/// The Garage of this test binary, started on first use.
+/// The suite's Garage, started on first use.
 pub fn garage() -> &'static Garage {
     GARAGE.get_or_init(Garage::start)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 fn garage_bin() -> PathBuf {
@@ -212,30 +211,36 @@ api_bind_addr = "127.0.0.1:{admin}"
             self.endpoint
         )
     }
-}
 
-/// Settings pointing at this Garage, with the given `older_than`.
-pub fn settings(g: &Garage) -> mpu_janitor::config::Settings {
-    mpu_janitor::config::Settings {
-        region: REGION.into(),
-        endpoint_url: g.endpoint.parse().unwrap(),
-        force_path_style: true,
-        ..Default::default()
+    /// Settings pointing at this Garage.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            region: REGION.into(),
+            ..super::settings_at(&self.endpoint)
+        }
+    }
+
+    /// A connector signing with the test key, given to the library explicitly (the binary gets it
+    /// through its own environment, see [`super::janitor`]).
+    pub fn connector(&self) -> Connector {
+        Connector::with_static_credentials(ACCESS_KEY, SECRET_KEY)
     }
 }
 
-/// Sets the test key in this process's environment, for the janitor's default credential chain.
-pub fn use_test_credentials() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        // SAFETY: set once, before any test thread reads these variables through aws-config.
-        unsafe {
-            std::env::set_var("AWS_ACCESS_KEY_ID", ACCESS_KEY);
-            std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
-            std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-            std::env::set_var("AWS_CONFIG_FILE", "/nonexistent");
-            std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
-        }
+/// Sweeps `t` with "now" moved `days_later` days ahead of the real clock.
+pub async fn sweep_at(t: &Target, days_later: i64) -> TargetReport {
+    let opts = SweepOptions {
+        now: Utc::now() + chrono::Duration::seconds(days_later * DAY),
+        ..Default::default()
+    };
+    connect_and_sweep(t, &garage().connector(), &opts).await
+}
+
+/// Waits until uploads seeded just now are older than the `older_than = "1s"` of a config.
+pub fn wait_older_than_1s() {
+    let seeded = Utc::now();
+    super::wait_until("uploads older than 1s", Duration::from_secs(5), || {
+        Utc::now() - seeded > chrono::Duration::milliseconds(1_200)
     });
 }
 
@@ -280,7 +285,7 @@ pub async fn put_part(
         .unwrap_or_else(|e| panic!("upload part {number} of {key:?}: {e:?}"));
 }
 
-/// Seeds many uploads, `concurrency` at a time; `make(i)` gives the key and part sizes of upload i.
+/// Seeds many uploads, 32 at a time; `make(i)` gives the key and part sizes of upload i.
 pub async fn seed_many<F>(client: &Client, bucket: &str, n: usize, make: F) -> Vec<(String, String)>
 where
     F: Fn(usize) -> (String, Vec<usize>),
@@ -326,67 +331,4 @@ pub async fn list_all(client: &Client, bucket: &str) -> Vec<(String, String)> {
     }
     out.sort();
     out
-}
-
-/// Runs the janitor binary with `args`, the given config text and the test credentials.
-pub fn janitor(config_text: &str, args: &[&str]) -> Output {
-    janitor_with_env(config_text, args, &[])
-}
-
-/// Like [`janitor`] with extra environment variables.
-pub fn janitor_with_env(config_text: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("config.toml");
-    std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(config_text.as_bytes()))
-        .expect("write config");
-    run_janitor(&path, args, extra)
-}
-
-/// What the binary did.
-pub struct Output {
-    /// Exit code.
-    pub code: i32,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-/// Runs the binary with a config path.
-pub fn run_janitor(config: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpu-janitor"));
-    cmd.arg("--config").arg(config).args(args);
-    for (k, v) in garage_env() {
-        cmd.env(k, v);
-    }
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run mpu-janitor");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn garage_env() -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ("AWS_CONFIG_FILE", "/nonexistent".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
-        ("RUST_LOG", "warn".into()),
-    ]
-}
-
-/// Waits until `cond` holds, polling, or panics after `timeout` naming `what`.
-pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

@@ -1,14 +1,21 @@
-//! The binary as a user runs it: exit codes, messages for bad configuration, check-config, and `once`
-//! / `plan` against a real Garage with a missing bucket beside good ones.
-
-mod common;
+//! The binary as a user runs it: exit codes and messages for bad configuration, check-config,
+//! `once` against Garage with a missing bucket beside good ones, failing targets with one clear line,
+//! sharding, CA bundle errors, `demo` (its figures match the scene it seeded), and TLS with a
+//! private CA in front of the embedded endpoint.
 
 use std::net::TcpListener;
-use std::time::Duration;
 
-use chrono::Utc;
-use common::{garage, janitor, janitor_with_env, list_all, seed_many};
+use chrono::{TimeDelta, Utc};
+use mpu_janitor::config::Settings;
+use mpu_janitor::report::TargetReport;
+use mpu_janitor::sweep::SweepOptions;
 use serde_json::Value;
+
+use crate::common::endpoint::{AK, SK, endpoint, sweep};
+use crate::common::garage::{SECRET_KEY, garage, list_all, seed_many, wait_older_than_1s};
+use crate::common::janitor::{Output, command, janitor, janitor_with_env, run_janitor};
+use crate::common::tls::tls_proxy;
+use crate::common::{settings_at, target};
 
 /// A listener standing in for an S3 endpoint that must never be contacted.
 fn tripwire() -> (TcpListener, String) {
@@ -63,7 +70,7 @@ fn bad_configs_exit_2_with_the_key_the_value_and_nothing_contacted() {
 
 #[test]
 fn a_missing_config_file_says_where_it_looked() {
-    let out = common::run_janitor("/nonexistent/janitor.toml".as_ref(), &["once"], &[]);
+    let out = run_janitor("/nonexistent/janitor.toml".as_ref(), &["once"], &[]);
     assert_eq!(out.code, 2);
     assert!(
         out.stderr.contains("/nonexistent/janitor.toml"),
@@ -113,7 +120,7 @@ fn check_config_prints_the_effective_config_with_env_layers_and_no_secrets() {
 }
 
 fn super_secret() -> &'static str {
-    common::SECRET_KEY
+    SECRET_KEY
 }
 
 #[test]
@@ -126,10 +133,7 @@ fn once_sweeps_good_buckets_beside_a_missing_one_and_exits_1() {
         seed_many(&client, &b1, 5, |i| (format!("x/{i}"), vec![100, 28])).await;
         seed_many(&client, &b2, 3, |i| (format!("y/{i}"), vec![1000])).await;
     });
-    let seeded = Utc::now();
-    common::wait_until("uploads older than 1s", Duration::from_secs(5), || {
-        Utc::now() - seeded > chrono::Duration::milliseconds(1_200)
-    });
+    wait_older_than_1s();
     let text = format!(
         "[defaults]\n{}older_than = \"1s\"\n[[targets]]\nbucket = \"{b1}\"\n[[targets]]\nbucket = \"missing-bucket\"\n[[targets]]\nbucket = \"{b2}\"\n",
         g.defaults_toml()
@@ -197,48 +201,6 @@ fn once_sweeps_good_buckets_beside_a_missing_one_and_exits_1() {
 }
 
 #[test]
-fn plan_and_dry_run_list_uploads_and_change_nothing() {
-    let g = garage();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = g.client();
-    let b = rt.block_on(g.bucket("plan"));
-    rt.block_on(seed_many(&client, &b, 4, |i| {
-        (format!("p/{i}"), vec![10, 20, 30])
-    }));
-    let before = rt.block_on(list_all(&client, &b));
-    let seeded = Utc::now();
-    common::wait_until("uploads older than 1s", Duration::from_secs(5), || {
-        Utc::now() - seeded > chrono::Duration::milliseconds(1_200)
-    });
-    let text = format!(
-        "[defaults]\n{}older_than = \"1s\"\n[[targets]]\nbucket = \"{b}\"\n",
-        g.defaults_toml()
-    );
-    let plan = janitor(&text, &["plan", "--output", "json"]);
-    assert_eq!(plan.code, 0, "{}", plan.stderr);
-    let report: Value = serde_json::from_str(&plan.stdout).unwrap();
-    let uploads = report["targets"][0]["uploads"].as_array().unwrap();
-    assert_eq!(uploads.len(), 4);
-    assert!(
-        uploads
-            .iter()
-            .all(|u| u["outcome"] == "would_abort" && u["bytes"] == 60 && u["parts"] == 3)
-    );
-    let table = janitor(&text, &["plan"]);
-    assert!(
-        table.stdout.contains("4 stale of 4") && table.stdout.contains("p/3"),
-        "{}",
-        table.stdout
-    );
-    let dry = janitor(&text, &["once", "--dry-run", "--output", "json"]);
-    assert_eq!(dry.code, 0);
-    let report: Value = serde_json::from_str(&dry.stdout).unwrap();
-    assert_eq!(report["dry_run"], true);
-    assert_eq!(report["targets"][0]["would_abort"], 4);
-    assert_eq!(rt.block_on(list_all(&client, &b)), before);
-}
-
-#[test]
 fn an_unreachable_endpoint_and_bad_credentials_fail_their_target_with_one_clear_line() {
     let g = garage();
     let (listener, _) = tripwire();
@@ -279,10 +241,7 @@ fn three_shards_sweep_every_target_exactly_once() {
     for b in &buckets {
         rt.block_on(seed_many(&client, b, 2, |i| (format!("s/{i}"), vec![10])));
     }
-    let seeded = Utc::now();
-    common::wait_until("uploads older than 1s", Duration::from_secs(5), || {
-        Utc::now() - seeded > chrono::Duration::milliseconds(1_200)
-    });
+    wait_older_than_1s();
     let mut text = format!("[defaults]\n{}older_than = \"1s\"\n", g.defaults_toml());
     for b in &buckets {
         text.push_str(&format!("[[targets]]\nbucket = \"{b}\"\n"));
@@ -352,4 +311,169 @@ fn a_ca_bundle_without_certificates_fails_its_target_with_a_clear_line() {
             .unwrap()
             .contains("holds no PEM certificate")
     );
+}
+
+/// Runs `mpu-janitor demo`; (exit code, stdout, stderr).
+fn demo(args: &[&str]) -> (i32, String, String) {
+    // The demo needs no account: make sure none leaks in from the host.
+    let out = command(None)
+        .arg("demo")
+        .args(args)
+        .output()
+        .expect("run demo");
+    Output::from(out).into_parts()
+}
+
+fn sum(report: &Value, field: &str) -> u64 {
+    report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[field].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn demo_json_figures_match_the_seeded_scene_at_any_size() {
+    let mut stale_counts = Vec::new();
+    for uploads in ["60", "300"] {
+        let (code, stdout, stderr) = demo(&["--output", "json", "--uploads", uploads]);
+        assert_eq!(code, 0, "{stderr}");
+        let d: Value = serde_json::from_str(&stdout).expect("JSON");
+        let scene = &d["scene"];
+        let report = &d["report"];
+        assert_eq!(d["matches_scene"], true);
+        assert_eq!(sum(report, "aborted"), scene["stale"].as_u64().unwrap());
+        assert_eq!(
+            sum(report, "reclaimed_bytes"),
+            scene["stale_bytes"].as_u64().unwrap()
+        );
+        assert_eq!(
+            sum(report, "unverified"),
+            scene["never_empty"].as_u64().unwrap()
+        );
+        assert_eq!(sum(report, "skipped_idle"), scene["idle"].as_u64().unwrap());
+        assert_eq!(
+            sum(report, "skipped_excluded"),
+            scene["excluded"].as_u64().unwrap()
+        );
+        assert_eq!(
+            sum(report, "skipped_fresh"),
+            scene["fresh"].as_u64().unwrap()
+        );
+        // The straggler needs two aborts, the stuck upload max_abort_attempts (3).
+        let stale = sum(report, "stale");
+        assert_eq!(sum(report, "abort_attempts"), stale + 1 + 2);
+        // The plan changed nothing and saw the same stale uploads.
+        assert_eq!(sum(&d["plan"], "would_abort"), stale);
+        assert_eq!(sum(&d["plan"], "aborted"), 0);
+        assert_eq!(
+            d["uploads_left"].as_u64().unwrap(),
+            scene["uploads"].as_u64().unwrap() - scene["stale"].as_u64().unwrap()
+        );
+        assert!(d["metrics"].as_str().unwrap().contains(&format!(
+            "mpu_janitor_reclaimed_bytes_total{{bucket=\"db-backups\"}} {}",
+            report["targets"][1]["reclaimed_bytes"]
+        )));
+        stale_counts.push(stale);
+    }
+    assert!(
+        stale_counts[1] > stale_counts[0],
+        "a bigger scene gives bigger numbers: {stale_counts:?}"
+    );
+}
+
+#[test]
+fn demo_text_shows_plan_sweep_metrics_and_check() {
+    let (code, stdout, stderr) = demo(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    for section in [
+        "== Plan",
+        "== Sweep",
+        "== Metrics",
+        "== Check",
+        "UNVERIFIED",
+        "mpu_janitor_reclaimed_bytes_total",
+    ] {
+        assert!(stdout.contains(section), "missing {section:?} in\n{stdout}");
+    }
+    assert!(!stdout.contains("MISMATCH"), "{stdout}");
+}
+
+/// Sweeps the TLS test's bucket with these settings.
+async fn sweep_with(settings: Settings) -> TargetReport {
+    sweep(&target("tls-bucket", settings), &SweepOptions::default()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_ca_is_trusted_through_ca_bundle_or_aws_ca_bundle_and_refused_without() {
+    let ep = endpoint().await;
+    ep.create_bucket("tls-bucket");
+    for i in 0..5 {
+        ep.seed_upload(
+            "tls-bucket",
+            &format!("k{i}"),
+            Utc::now() - TimeDelta::days(9),
+            &[(1, 10)],
+        );
+    }
+    let (url, ca_pem) = tls_proxy(ep.addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &ca_pem).unwrap();
+    let base = Settings {
+        retry_max_attempts: 1,
+        ..settings_at(&url)
+    };
+
+    // Without the CA: the certificate is refused, nothing is touched.
+    let r = sweep_with(base.clone()).await;
+    let e = r.error.expect("TLS refused");
+    assert_eq!(r.errors[0].kind.as_str(), "network", "{e}");
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert_eq!(ep.upload_count("tls-bucket"), 5);
+
+    // With ca_bundle: trusted, swept.
+    let r = sweep_with(Settings {
+        ca_bundle: ca_path.clone(),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!((r.error, r.aborted), (None, 5));
+
+    // With AWS_CA_BUNDLE, through the binary (the variable is read from its environment).
+    for i in 0..3 {
+        ep.seed_upload(
+            "tls-bucket",
+            &format!("e{i}"),
+            Utc::now() - TimeDelta::days(9),
+            &[(1, 10)],
+        );
+    }
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!("[defaults]\nendpoint_url = \"{url}\"\nforce_path_style = true\n[[targets]]\nbucket = \"tls-bucket\"\n"),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        command(Some((AK, SK)))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["once", "--output", "json"])
+            .env("AWS_CA_BUNDLE", &ca_path)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["targets"][0]["aborted"], 3);
+    assert_eq!(ep.upload_count("tls-bucket"), 0);
 }

@@ -1,0 +1,136 @@
+//! Running the janitor binary (`CARGO_BIN_EXE_mpu-janitor`) as a user or a service manager would:
+//! to completion against the Garage of [`super::garage`], or spawned in the background against the
+//! embedded endpoint of [`super::endpoint`] and stopped with SIGTERM. Its AWS environment is set on its own `Command` only, never in this process.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::endpoint;
+use super::garage::{ACCESS_KEY, SECRET_KEY};
+
+/// The binary with a hermetic AWS environment: these credentials (or none at all), no instance
+/// metadata, no shared config or credentials file.
+pub fn command(credentials: Option<(&str, &str)>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpu-janitor"));
+    match credentials {
+        Some((ak, sk)) => cmd
+            .env("AWS_ACCESS_KEY_ID", ak)
+            .env("AWS_SECRET_ACCESS_KEY", sk),
+        None => cmd
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY"),
+    };
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+    cmd
+}
+
+/// What the binary did.
+pub struct Output {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Output {
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Output {
+    /// (exit code, stdout, stderr)
+    pub fn into_parts(self) -> (i32, String, String) {
+        (self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs the binary with `args`, the given config text and the Garage test credentials.
+pub fn janitor(config_text: &str, args: &[&str]) -> Output {
+    janitor_with_env(config_text, args, &[])
+}
+
+/// Like [`janitor`] with extra environment variables.
+pub fn janitor_with_env(config_text: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.toml");
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(config_text.as_bytes()))
+        .expect("write config");
+    run_janitor(&path, args, extra)
+}
+
+/// Runs the binary with a config path, the Garage test credentials, warnings only, and `extra`.
+pub fn run_janitor(config: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let mut cmd = command(Some((ACCESS_KEY, SECRET_KEY)));
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run mpu-janitor").into()
+}
+
+/// Spawns the binary in the background with the config text, `args`, the embedded endpoint's
+/// credentials and `env`, its output piped; the temp dir holding the config must outlive it.
+pub fn spawn_janitor(
+    config_text: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config_text).unwrap();
+    let mut cmd = command(Some((endpoint::AK, endpoint::SK)));
+    cmd.arg("--config")
+        .arg(&path)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    (cmd.spawn().expect("spawn mpu-janitor"), dir)
+}
+
+/// Sends SIGTERM to the child.
+pub fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM");
+}
+
+/// Waits for the child to exit within `timeout` (reading its output meanwhile, so a large report
+/// cannot fill the pipe); returns its exit code, stdout and stderr.
+pub fn wait_exit(child: Child, timeout: Duration) -> (i32, String, String) {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(out)) => Output::from(out).into_parts(),
+        Ok(Err(e)) => panic!("waiting for the process: {e}"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("the process did not exit within {timeout:?}");
+        }
+    }
+}

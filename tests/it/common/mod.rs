@@ -1,0 +1,59 @@
+//! The suite's shared fixtures, each written once: [`garage`] (the real Garage, started once for the
+//! whole suite, and seeding through the real aws-sdk-s3 client), [`endpoint`] (the embedded s3-mem
+//! endpoint with its fault injection), [`janitor`] (running the binary with a hermetic AWS
+//! environment), [`http`] (plain GETs, Prometheus samples, the Prometheus servers) and [`tls`] (a
+//! private CA and a TLS proxy). Nothing here sets a process-wide environment variable: every test
+//! shares this one process, so credentials go to the library explicitly and to the binary through
+//! its own `Command` environment.
+
+pub mod endpoint;
+pub mod garage;
+pub mod http;
+pub mod janitor;
+pub mod tls;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use mpu_janitor::config::{Settings, Target};
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// `127.0.0.1:PORT` on a port that was free a moment ago.
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// Waits until `cond` holds, polling, or panics after `timeout` naming `what`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Settings for a path-style endpoint at `url`, the rest default.
+pub fn settings_at(url: &str) -> Settings {
+    Settings {
+        endpoint_url: url.parse().unwrap(),
+        force_path_style: true,
+        ..Settings::default()
+    }
+}
+
+/// A target on the whole of `bucket` (no prefix, no exclusion).
+pub fn target(bucket: &str, settings: Settings) -> Target {
+    Target {
+        bucket: bucket.to_string(),
+        prefix: String::new(),
+        exclude_prefixes: vec![],
+        settings,
+    }
+}

@@ -1,0 +1,26 @@
+//! The integration suite of mpu-janitor: one test binary, one process, organised by behaviour.
+//! It drives the real library and the real binary (`CARGO_BIN_EXE_mpu-janitor`) against real
+//! components, never a mock of the SDK:
+//!
+//! - `listing`, `verify`, `safety`: the sweep on a real Garage 2.5.0 (started once for the whole
+//!   suite, see `common::garage`) and on the embedded s3-mem endpoint with fault injection; `safety`
+//!   also runs `plan` and `once --dry-run` through the binary against Garage.
+//! - `resilience`: the embedded endpoint injecting SlowDown, resets, clock skew and latency.
+//! - `daemon`: the binary's `run` and `once` against the embedded endpoint, with a Unix datagram
+//!   socket as systemd's NOTIFY_SOCKET and SIGTERM.
+//! - `metrics`: the binary's textfile, a real Pushgateway and a real Prometheus (Debian packages).
+//! - `cli`: the binary as a user runs it, against Garage, the embedded endpoint (`demo`) and a TLS
+//!   proxy with a private CA.
+//!
+//! No test sets a process-wide environment variable: settings and credentials reach the library as
+//! arguments and the binary through its own `Command` (`common::janitor`).
+
+mod common;
+
+mod cli;
+mod daemon;
+mod listing;
+mod metrics;
+mod resilience;
+mod safety;
+mod verify;

@@ -1,0 +1,160 @@
+//! Metrics out of the binary, against the embedded endpoint: the node-exporter textfile (atomic,
+//! counters continued across runs), a real Pushgateway (and one that is down), and a real
+//! Prometheus scraping `run`.
+
+use std::time::{Duration, Instant};
+
+use crate::common;
+use crate::common::endpoint::{config_toml, endpoint, seed_old};
+use crate::common::free_addr;
+use crate::common::http::{get, sample, start_server};
+use crate::common::janitor::{sigterm, spawn_janitor, wait_exit};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_writes_the_textfile_atomically_with_exact_figures() {
+    let ep = endpoint().await;
+    seed_old(&ep, "text-bucket", "k/", 7, &[(1, 1_234)]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mpu_janitor.prom");
+    let cfg = config_toml(
+        &ep,
+        &format!("[metrics]\ntextfile = \"{}\"", path.display()),
+        &["text-bucket"],
+    );
+    let (child, _cfg_dir) = spawn_janitor(&cfg, &["once", "--output", "json"], &[]);
+    let (code, stdout, stderr) = wait_exit(child, Duration::from_secs(20));
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let text = std::fs::read_to_string(&path).expect("textfile written");
+    let reclaimed = sample(
+        &text,
+        "mpu_janitor_reclaimed_bytes_total{bucket=\"text-bucket\"}",
+    );
+    assert_eq!(reclaimed, report["targets"][0]["reclaimed_bytes"].as_f64());
+    assert_eq!(reclaimed, Some(7.0 * 1234.0));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temp file left"
+    );
+    // The next batch run continues the counters, so rate() and increase() work across runs.
+    seed_old(&ep, "text-bucket", "k/", 3, &[(1, 1_000)]);
+    let (child, _cfg_dir) = spawn_janitor(&cfg, &["once"], &[]);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(20));
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let reclaimed = sample(
+        &text,
+        "mpu_janitor_reclaimed_bytes_total{bucket=\"text-bucket\"}",
+    );
+    assert_eq!(reclaimed, Some(7.0 * 1234.0 + 3.0 * 1000.0));
+    assert_eq!(
+        sample(&text, "mpu_janitor_stale_uploads{bucket=\"text-bucket\"}"),
+        Some(3.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_pushes_to_a_real_pushgateway() {
+    let ep = endpoint().await;
+    seed_old(&ep, "push-bucket", "k/", 4, &[(1, 2_000)]);
+    let pg = free_addr();
+    let (mut gateway, _pg_dir) = start_server(
+        "prometheus-pushgateway",
+        &[format!("--web.listen-address={pg}")],
+    )
+    .expect("prometheus-pushgateway is installed (scripts/test.sh installs it)");
+    common::wait_until("the Pushgateway", Duration::from_secs(20), || {
+        get(&pg, "/-/ready").is_some()
+    });
+    let cfg = config_toml(
+        &ep,
+        &format!("[metrics]\npushgateway_url = \"http://{pg}\""),
+        &["push-bucket"],
+    );
+    let (child, _dir) = spawn_janitor(&cfg, &["once"], &[]);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(20));
+    assert_eq!(code, 0, "{stderr}");
+    let (_, metrics) = get(&pg, "/metrics").unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("mpu_janitor_reclaimed_bytes_total{"))
+        .unwrap_or_else(|| panic!("no pushed series in\n{metrics}"));
+    assert!(
+        line.contains("job=\"mpu_janitor\"") && line.contains("instance=\""),
+        "{line}"
+    );
+    assert!(line.ends_with(" 8000"), "{line}");
+
+    // A Pushgateway that is down: the sweep still counts, the exit code says the push failed.
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    seed_old(&ep, "push-bucket", "k/", 2, &[(1, 10)]);
+    let (child, _dir) = spawn_janitor(&cfg, &["once", "--output", "json"], &[]);
+    let (code, stdout, stderr) = wait_exit(child, Duration::from_secs(30));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("Pushing metrics failed"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["targets"][0]["aborted"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_reclaimed_bytes() {
+    let ep = endpoint().await;
+    seed_old(&ep, "scrape-bucket", "k/", 3, &[(1, 512)]);
+    let listen = free_addr();
+    let cfg = config_toml(
+        &ep,
+        &format!("[metrics]\nlisten = \"{listen}\""),
+        &["scrape-bucket"],
+    );
+    let (janitor, _dir) = spawn_janitor(&cfg, &["run"], &[]);
+
+    let prom = free_addr();
+    let prom_dir = tempfile::tempdir().unwrap();
+    let prom_cfg = prom_dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: janitor\n    static_configs:\n      - targets: ['{listen}']\n"
+        ),
+    )
+    .unwrap();
+    let (mut prometheus, _pdir) = start_server(
+        "prometheus",
+        &[
+            format!("--config.file={}", prom_cfg.display()),
+            format!("--web.listen-address={prom}"),
+            format!(
+                "--storage.tsdb.path={}",
+                prom_dir.path().join("data").display()
+            ),
+        ],
+    )
+    .expect("prometheus is installed (scripts/test.sh installs it)");
+    let query =
+        "/api/v1/query?query=mpu_janitor_reclaimed_bytes_total%7Bbucket%3D%22scrape-bucket%22%7D";
+    let mut last = String::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some((200, body)) = get(&prom, query) {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            if let Some(value) = v["data"]["result"][0]["value"][1].as_str() {
+                if value == "1536" {
+                    break;
+                }
+                last = value.to_string();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never saw 1536 reclaimed bytes (last {last:?})"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+    sigterm(&janitor);
+    let (code, _, stderr) = wait_exit(janitor, Duration::from_secs(10));
+    assert_eq!(code, 0, "{stderr}");
+}

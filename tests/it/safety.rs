@@ -1,0 +1,281 @@
+//! Safety: what the janitor must not touch or must not let spread. Fresh and idle uploads, dry run
+//! and plan (through the binary), the per-run cap and a missing bucket on Garage; untrustworthy
+//! initiation times, cancellation mid-sweep and one failing target among healthy ones on the
+//! embedded endpoint.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use mpu_janitor::config::{HumanDuration, Settings, Target};
+use mpu_janitor::report::Outcome;
+use mpu_janitor::sweep::sweep_targets;
+use s3_mem::Faults;
+use serde_json::Value;
+
+use crate::common::endpoint::{TWO_PARTS, connector, endpoint, opts, seed_old, settings, sweep};
+use crate::common::garage::{
+    garage, list_all, put_part, seed, seed_many, sweep_at, wait_older_than_1s,
+};
+use crate::common::janitor::janitor;
+use crate::common::target;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_uploads_are_untouched() {
+    // Uploads younger than older_than are listed and counted, never aborted.
+    let g = garage();
+    let client = g.client();
+    let bucket = g.bucket("fresh").await;
+    seed_many(&client, &bucket, 25, |i| (format!("f/{i}"), vec![2])).await;
+    let r = sweep_at(&target(&bucket, g.settings()), 0).await;
+    assert_eq!(
+        (r.uploads_seen, r.skipped_fresh, r.stale, r.abort_attempts),
+        (25, 25, 0, 0)
+    );
+    assert_eq!(list_all(&client, &bucket).await.len(), 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_for_keeps_an_old_upload_that_just_received_a_part() {
+    // Both uploads are older than older_than; only one received a part within idle_for.
+    let g = garage();
+    let client = g.client();
+    let bucket = g.bucket("idle").await;
+    let quiet = seed(&client, &bucket, "quiet", &[5]).await;
+    let busy = seed(&client, &bucket, "busy", &[5]).await;
+    let seeded = Utc::now();
+    // Wait for the clock, not for a server: the uploads must be more than 2 s old.
+    while Utc::now() - seeded < chrono::Duration::milliseconds(2_500) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    put_part(&client, &bucket, "busy", &busy, 2, 7).await;
+    let t = target(
+        &bucket,
+        Settings {
+            older_than: HumanDuration::secs(2),
+            idle_for: HumanDuration::secs(2),
+            ..g.settings()
+        },
+    );
+    let r = sweep_at(&t, 0).await;
+    assert_eq!(r.error, None);
+    assert_eq!((r.aborted, r.skipped_idle), (1, 1), "{:?}", r.uploads);
+    assert_eq!(r.uploads[0].upload_id, quiet);
+    let left = list_all(&client, &bucket).await;
+    assert_eq!(left, [("busy".to_string(), busy)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing_and_reports_what_it_would_do() {
+    let g = garage();
+    let client = g.client();
+    let bucket = g.bucket("dry").await;
+    seed_many(&client, &bucket, 12, |i| (format!("d/{i}"), vec![4, 6])).await;
+    let before = list_all(&client, &bucket).await;
+    let t = target(
+        &bucket,
+        Settings {
+            dry_run: true,
+            ..g.settings()
+        },
+    );
+    let r = sweep_at(&t, 8).await;
+    assert_eq!(
+        (r.stale, r.would_abort, r.aborted, r.abort_attempts),
+        (12, 12, 0, 0)
+    );
+    assert_eq!(r.stale_bytes, 12 * 10);
+    assert_eq!(r.reclaimed_bytes, 0);
+    assert!(
+        r.uploads
+            .iter()
+            .all(|u| u.outcome == Outcome::WouldAbort && u.parts == 2)
+    );
+    assert_eq!(list_all(&client, &bucket).await, before);
+}
+
+#[test]
+fn plan_and_dry_run_list_uploads_and_change_nothing() {
+    let g = garage();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = g.client();
+    let b = rt.block_on(g.bucket("plan"));
+    rt.block_on(seed_many(&client, &b, 4, |i| {
+        (format!("p/{i}"), vec![10, 20, 30])
+    }));
+    let before = rt.block_on(list_all(&client, &b));
+    wait_older_than_1s();
+    let text = format!(
+        "[defaults]\n{}older_than = \"1s\"\n[[targets]]\nbucket = \"{b}\"\n",
+        g.defaults_toml()
+    );
+    let plan = janitor(&text, &["plan", "--output", "json"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let report: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let uploads = report["targets"][0]["uploads"].as_array().unwrap();
+    assert_eq!(uploads.len(), 4);
+    assert!(
+        uploads
+            .iter()
+            .all(|u| u["outcome"] == "would_abort" && u["bytes"] == 60 && u["parts"] == 3)
+    );
+    let table = janitor(&text, &["plan"]);
+    assert!(
+        table.stdout.contains("4 stale of 4") && table.stdout.contains("p/3"),
+        "{}",
+        table.stdout
+    );
+    let dry = janitor(&text, &["once", "--dry-run", "--output", "json"]);
+    assert_eq!(dry.code, 0);
+    let report: Value = serde_json::from_str(&dry.stdout).unwrap();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["targets"][0]["would_abort"], 4);
+    assert_eq!(rt.block_on(list_all(&client, &b)), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_aborts_per_run_caps_the_blast_radius() {
+    let g = garage();
+    let client = g.client();
+    let bucket = g.bucket("cap").await;
+    seed_many(&client, &bucket, 30, |i| (format!("c/{i}"), vec![1])).await;
+    let t = target(
+        &bucket,
+        Settings {
+            max_aborts_per_run: 10,
+            ..g.settings()
+        },
+    );
+    let r = sweep_at(&t, 8).await;
+    assert_eq!((r.aborted, r.capped, r.cap_reached), (10, 20, true));
+    assert_eq!(list_all(&client, &bucket).await.len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrustworthy_initiation_times_are_kept_and_reported() {
+    // An upload "initiated" tomorrow (a clock is wrong somewhere) is never aborted.
+    let ep = endpoint().await;
+    ep.create_bucket("fault-bucket");
+    ep.seed_upload(
+        "fault-bucket",
+        "from-the-future",
+        Utc::now() + TimeDelta::days(1),
+        &[(1, 10)],
+    );
+    ep.seed_upload(
+        "fault-bucket",
+        "old",
+        Utc::now() - TimeDelta::days(30),
+        &[(1, 10)],
+    );
+    let t = target(
+        "fault-bucket",
+        Settings {
+            older_than: HumanDuration::secs(3_600),
+            ..settings(&ep)
+        },
+    );
+    let r = sweep(&t, &opts()).await;
+    assert_eq!((r.aborted, r.skipped_suspicious), (1, 1));
+    let kept = r
+        .uploads
+        .iter()
+        .find(|u| u.key == "from-the-future")
+        .unwrap();
+    assert_eq!(kept.outcome, Outcome::Kept);
+    let left: HashSet<String> = ep
+        .uploads("fault-bucket")
+        .into_iter()
+        .map(|u| u.key)
+        .collect();
+    assert_eq!(left, HashSet::from(["from-the-future".to_string()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_mid_sweep_starts_no_new_abort_and_verifies_those_in_flight() {
+    // Slow answers; cancel once some aborts happened. Every upload is either verified gone or
+    // still there untouched, and the report's figures add up.
+    let ep = endpoint().await;
+    seed_old(&ep, "fault-bucket", "c", 200, TWO_PARTS);
+    ep.set_faults(Faults {
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    let t = target(
+        "fault-bucket",
+        Settings {
+            concurrency: 4,
+            ..settings(&ep)
+        },
+    );
+    let opts = opts();
+    let cancel = opts.cancel.clone();
+    let sweeping = tokio::spawn({
+        let t = t.clone();
+        let opts = opts.clone();
+        async move { sweep(&t, &opts).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ep.stats().aborts_removed < 10 {
+        assert!(Instant::now() < deadline, "no aborts happened");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cancel.cancel();
+    let r = sweeping.await.unwrap();
+    let stats = ep.stats();
+    assert!(r.aborted >= 10 && r.aborted < 200, "aborted {}", r.aborted);
+    assert_eq!(
+        r.aborted, stats.aborts_removed,
+        "every abort sent was verified and reported"
+    );
+    assert_eq!(r.unverified + r.failed, 0);
+    assert_eq!(ep.upload_count("fault-bucket") as u64, 200 - r.aborted);
+    assert_eq!(r.stale, r.aborted + r.interrupted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_target_never_stops_the_others() {
+    // Access denied on one bucket, a missing bucket, and two healthy ones, in one run.
+    let ep = endpoint().await;
+    seed_old(&ep, "good-one", "a", 10, TWO_PARTS);
+    seed_old(&ep, "denied", "a", 10, TWO_PARTS);
+    seed_old(&ep, "good-two", "a", 10, TWO_PARTS);
+    ep.set_faults(Faults {
+        fail_buckets: ["denied".to_string()].into(),
+        ..Faults::default()
+    });
+    let s = settings(&ep);
+    let targets: Vec<Target> = ["good-one", "denied", "no-such-bucket", "good-two"]
+        .iter()
+        .map(|b| target(b, s.clone()))
+        .collect();
+    let run = sweep_targets(&targets, &connector(), &opts(), 4).await;
+    let aborted: Vec<u64> = run.targets.iter().map(|t| t.aborted).collect();
+    assert_eq!(aborted, [10, 0, 0, 10]);
+    assert!(
+        run.targets[1]
+            .error
+            .as_ref()
+            .unwrap()
+            .contains("AccessDenied")
+    );
+    assert!(
+        run.targets[2]
+            .error
+            .as_ref()
+            .unwrap()
+            .contains("NoSuchBucket")
+    );
+    assert_eq!(run.exit_code(), 1);
+    assert_eq!(ep.upload_count("denied"), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_is_an_error_not_a_crash() {
+    let g = garage();
+    let r = sweep_at(&target("no-such-bucket-here", g.settings()), 8).await;
+    let e = r.error.expect("an error");
+    assert!(e.contains("NoSuchBucket"), "{e}");
+    assert_eq!(r.errors.len(), 1);
+    assert_eq!(r.errors[0].kind.as_str(), "no_such_bucket");
+}
