@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this). Installs what it needs when
-# missing: Garage 2.5.0 (the real S3 server the integration tests start), and the linters of the
-# deployment artifacts. Then: rustfmt, clippy -D warnings, every test, the deployment lint.
+# missing: Garage 2.5.0 and Ceph RGW 16 (the real S3 servers the integration tests start), and the
+# linters of the deployment artifacts. Then: rustfmt, clippy -D warnings, every test, the deployment lint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,10 +9,15 @@ cd "$(dirname "$0")/.."
 source scripts/garage.sh
 echo "==> Garage: $("$GARAGE_BIN" --version 2>&1 | head -n1)"
 
-# Real Prometheus and Pushgateway servers for the metrics tests (Debian packages).
+# Real Prometheus and Pushgateway servers for the metrics tests, and Ceph RGW (the second real S3
+# server, started by the tests through scripts/rgw.sh), from Debian's packages.
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
+for cmd in ceph-mon ceph-mgr ceph-osd radosgw radosgw-admin; do
+  command -v "$cmd" >/dev/null || { missing+=(ceph-mon ceph-mgr ceph-osd radosgw ceph-common); break; }
+done
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> Installing ${missing[*]} (apt-get)"
   sudo=""

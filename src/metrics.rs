@@ -1,4 +1,4 @@
-//! The Prometheus metrics of spec.md, on one registry, recorded from each target's report. Also
+//! The Prometheus metrics of docs/contract.md, on one registry, recorded from each target's report. Also
 //! renders the text exposition and writes it where batch runs need it (a node_exporter textfile,
 //! atomically). Bucket is the only per-target label: keys and upload ids never become labels.
 
@@ -28,6 +28,7 @@ pub struct Metrics {
     sweep_duration: HistogramVec,
     last_sweep: GaugeVec,
     last_success: GaugeVec,
+    clock_skew: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -127,6 +128,10 @@ impl Metrics {
                 "mpu_janitor_last_success_timestamp_seconds",
                 "End of the last sweep without failure (Unix seconds).",
             ),
+            clock_skew: int_gauge(
+                "mpu_janitor_clock_skew_seconds",
+                "The store's clock minus this host's at the last sweep, from the store's Date header.",
+            ),
             registry,
         };
         let build = IntGaugeVec::new(
@@ -174,6 +179,9 @@ impl Metrics {
             .observe(r.duration_seconds);
         let end = r.finished_at.timestamp() as f64;
         self.last_sweep.with_label_values(&b).set(end);
+        if let Some(skew) = r.clock_skew_seconds {
+            self.clock_skew.with_label_values(&b).set(skew);
+        }
         if !r.is_failure() {
             self.last_success.with_label_values(&b).set(end);
         }

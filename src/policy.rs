@@ -67,6 +67,62 @@ pub enum Decision {
     Keep(KeepReason),
 }
 
+/// Whose clock the ages of a target are measured on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockSource {
+    /// This host's: it agrees with the store's within `max_clock_skew` (or the store sent no date
+    /// and `trust_host_clock` is set).
+    Host,
+    /// The store's, from its `Date` header: this host's clock is off by more than `max_clock_skew`.
+    Server,
+}
+
+/// The "now" that a target's ages are measured against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// The time.
+    pub now: DateTime<Utc>,
+    /// Whose clock it is.
+    pub source: ClockSource,
+    /// Store's clock minus this host's, in whole seconds, when the store sent a date.
+    pub skew_seconds: Option<i64>,
+}
+
+/// Chooses the clock of a sweep from this host's time and the store's `Date` at the same moment:
+/// the host's while the two agree within `max_skew`, else the store's (it stamped the initiation
+/// times, as a lifecycle rule would age them). Without a store date, the host's only when
+/// `trust_host_clock`; otherwise an error saying why nothing can be aged.
+pub fn choose_now(
+    host: DateTime<Utc>,
+    server: Option<DateTime<Utc>>,
+    max_skew: Duration,
+    trust_host_clock: bool,
+) -> Result<Now, String> {
+    let Some(server) = server else {
+        return if trust_host_clock {
+            Ok(Now {
+                now: host,
+                source: ClockSource::Host,
+                skew_seconds: None,
+            })
+        } else {
+            Err("the store sent no usable Date header, so this host's clock cannot be checked against the store's: nothing was aborted (set trust_host_clock = true to age uploads on this host's clock)".into())
+        };
+    };
+    let skew = server - host;
+    let within = skew.abs().to_std().is_ok_and(|s| s <= max_skew);
+    Ok(Now {
+        now: if within { host } else { server },
+        source: if within {
+            ClockSource::Host
+        } else {
+            ClockSource::Server
+        },
+        skew_seconds: Some(skew.num_seconds()),
+    })
+}
+
 /// First look, from the listing alone: prefix, exclusions, initiation time.
 pub fn screen(
     key: &str,
@@ -292,6 +348,43 @@ mod tests {
         assert_eq!(
             second_look(None, now(), &no_cap, run(false, u64::MAX)),
             Abort
+        );
+    }
+
+    #[test]
+    fn the_store_clock_wins_beyond_the_skew_bound_and_no_date_ages_nothing_unless_trusted() {
+        let five_min = Duration::from_secs(300);
+        let host = now();
+        let at = |secs: i64| Some(host + chrono::Duration::seconds(secs));
+        use ClockSource::*;
+        // (store's date relative to the host, expected source and skew)
+        let table = [
+            (0, Host, 0),
+            (299, Host, 299),
+            (-300, Host, -300),
+            (301, Server, 301),
+            (-8 * DAY as i64, Server, -8 * DAY as i64),
+            (8 * DAY as i64, Server, 8 * DAY as i64),
+        ];
+        for (offset, source, skew) in table {
+            let n = choose_now(host, at(offset), five_min, false).unwrap();
+            assert_eq!((n.source, n.skew_seconds), (source, Some(skew)), "{offset}");
+            let want = if source == Host {
+                host
+            } else {
+                at(offset).unwrap()
+            };
+            assert_eq!(n.now, want, "{offset}");
+        }
+        assert!(
+            choose_now(host, None, five_min, false)
+                .unwrap_err()
+                .contains("trust_host_clock")
+        );
+        let trusted = choose_now(host, None, five_min, true).unwrap();
+        assert_eq!(
+            (trusted.now, trusted.source, trusted.skew_seconds),
+            (host, Host, None)
         );
     }
 

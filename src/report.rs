@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::policy::KeepReason;
+use crate::policy::{ClockSource, KeepReason};
 use crate::store::{ErrorKind, Operation};
 
 /// What happened to one upload the report lists.
@@ -167,6 +167,11 @@ pub struct TargetReport {
     /// When it ended.
     #[serde(serialize_with = "rfc3339")]
     pub finished_at: DateTime<Utc>,
+    /// Whose clock the ages were measured on (`host` or `server`); absent when the listing failed
+    /// before the store answered.
+    pub clock: Option<ClockSource>,
+    /// The store's clock minus this host's, in seconds, from the store's `Date` header.
+    pub clock_skew_seconds: Option<i64>,
     /// Failed S3 calls by operation and kind, after retries.
     pub errors: Vec<ErrorCount>,
     /// The stale (and suspicious) uploads, up to the listing limit.
@@ -263,7 +268,7 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Exit code as spec.md defines it: 0 all clean, 1 a target failed or an upload stayed unverified.
+    /// Exit code as docs/contract.md defines it: 0 all clean, 1 a target failed or an upload stayed unverified.
     pub fn exit_code(&self) -> u8 {
         if self.targets.iter().any(TargetReport::is_failure) {
             1
@@ -335,6 +340,9 @@ pub fn render_plan_text(run: &RunReport) -> String {
         );
         if let Some(e) = &t.error {
             let _ = writeln!(out, "  ERROR: {e}");
+        }
+        if let Some(line) = clock_line(t) {
+            let _ = writeln!(out, "  {line}");
         }
         if !t.uploads.is_empty() {
             let _ = writeln!(
@@ -416,6 +424,11 @@ pub fn render_run_text(run: &RunReport) -> String {
         if let Some(e) = &t.error {
             let _ = writeln!(out, "  error: {e}");
         }
+        if t.clock == Some(ClockSource::Server)
+            && let Some(line) = clock_line(t)
+        {
+            let _ = writeln!(out, "  {line}");
+        }
         for u in t.uploads.iter().filter(|u| {
             matches!(
                 u.outcome,
@@ -461,6 +474,26 @@ pub fn render_run_text(run: &RunReport) -> String {
         }
     );
     out
+}
+
+/// What the plan says about the clock the ages were measured on.
+fn clock_line(t: &TargetReport) -> Option<String> {
+    let skew = t.clock_skew_seconds?;
+    let (dir, secs) = if skew >= 0 {
+        ("ahead of", skew as u64)
+    } else {
+        ("behind", skew.unsigned_abs())
+    };
+    Some(match t.clock {
+        Some(ClockSource::Server) => format!(
+            "clock: the store's clock is {} {dir} this host's, more than max_clock_skew: ages measured on the store's clock",
+            human_age(secs)
+        ),
+        _ => format!(
+            "clock: the store's clock is {} {dir} this host's (within max_clock_skew)",
+            human_age(secs)
+        ),
+    })
 }
 
 fn target_name(t: &TargetReport) -> String {

@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Target;
-use crate::policy::{self, Decision, KeepReason, Rules, RunState};
+use crate::policy::{self, ClockSource, Decision, KeepReason, Now, Rules, RunState};
 use crate::report::{Outcome, RunReport, TargetReport, UploadReport};
 use crate::store::{Connector, Marker, Operation, Parts, StoreError, Upload, UploadStore};
 use crate::verify::{self, SeenParts, Verification};
@@ -34,7 +34,8 @@ pub struct Progress {
 /// What a sweep needs besides the store and the target.
 #[derive(Clone, Debug)]
 pub struct SweepOptions {
-    /// "Now" for every age computed in this sweep.
+    /// This host's clock when the sweep starts. Ages are measured against it only while it agrees
+    /// with the store's (see [`policy::choose_now`]); tests move it to play a wrong host clock.
     pub now: DateTime<Utc>,
     /// Most entries kept in `TargetReport::uploads` for successful outcomes; problems
     /// (unverified, failed, kept) are always listed.
@@ -87,8 +88,8 @@ impl<S> Ctx<S> {
 
 /// What the listing hands to the workers.
 enum Item {
-    /// Stale by its listing: list its parts, take the second look, abort and verify.
-    Candidate(Upload),
+    /// Stale by its listing (at this "now"): list its parts, take the second look, abort and verify.
+    Candidate(Upload, DateTime<Utc>),
     /// Kept by the first look: only to be counted (and listed, if suspicious).
     Screened(UploadReport),
 }
@@ -133,9 +134,11 @@ pub async fn sweep<S: UploadStore>(
                             error: None,
                         }),
                         // Spawned so that signing and parsing spread over the runtime's threads.
-                        Item::Candidate(u) => tokio::spawn(async move { process(&ctx, u).await })
-                            .await
-                            .map_err(|e| e.to_string()),
+                        Item::Candidate(u, now) => {
+                            tokio::spawn(async move { process(&ctx, u, now).await })
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
                     }
                 }
             })
@@ -157,6 +160,13 @@ pub async fn sweep<S: UploadStore>(
     report.bucket = target.bucket.clone();
     report.prefix = target.prefix.clone();
     report.uploads_seen = listed.seen;
+    if let Some(clock) = listed.clock {
+        report.clock = Some(clock.source);
+        report.clock_skew_seconds = clock.skew_seconds;
+    }
+    if let Some(problem) = listed.clock_error {
+        report.error = Some(format!("bucket {:?}: {problem}", target.bucket));
+    }
     if let Some(e) = listed.error {
         report.count_error(e.operation, e.kind);
         report.error = Some(format!(
@@ -178,6 +188,10 @@ pub async fn sweep<S: UploadStore>(
 struct Listed {
     seen: u64,
     error: Option<StoreError>,
+    /// The clock the ages were measured on, once the first page told the store's.
+    clock: Option<Now>,
+    /// Why no age could be trusted (then nothing was handed on).
+    clock_error: Option<String>,
 }
 
 /// Folds per-upload outcomes into the report as they arrive, so nothing grows with the number of
@@ -232,7 +246,8 @@ impl Tally {
 async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> Listed {
     let mut listed = Listed::default();
     let rules = ctx.rules();
-    let now = ctx.opts.now;
+    let settings = &ctx.target.settings;
+    let started = Instant::now();
     let mut marker: Option<Marker> = None;
     let bucket = ctx.store.bucket().to_string();
     loop {
@@ -251,11 +266,42 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
                 break;
             }
         };
+        // The clock of the whole sweep, from the first answer: this host's time as the store's
+        // Date header arrived, and that date.
+        let now = match listed.clock {
+            Some(clock) => clock.now,
+            None => {
+                let host = ctx.opts.now
+                    + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+                match policy::choose_now(
+                    host,
+                    page.server_date,
+                    settings.max_clock_skew.0,
+                    settings.trust_host_clock,
+                ) {
+                    Ok(clock) => {
+                        if clock.source == ClockSource::Server {
+                            tracing::warn!(bucket = %bucket, skew_seconds = clock.skew_seconds.unwrap_or(0),
+                                max_clock_skew = %settings.max_clock_skew,
+                                "This host's clock disagrees with the store's: ages are measured on the store's clock");
+                        }
+                        listed.clock = Some(clock);
+                        clock.now
+                    }
+                    Err(problem) => {
+                        tracing::error!(bucket = %bucket, "{problem}");
+                        listed.seen += page.uploads.len() as u64;
+                        listed.clock_error = Some(problem);
+                        break;
+                    }
+                }
+            }
+        };
         for u in page.uploads {
             listed.seen += 1;
             ctx.opts.progress.listed.fetch_add(1, Ordering::Relaxed);
             let item = match policy::screen(&u.key, u.initiated, now, &rules) {
-                Decision::Abort => Item::Candidate(u),
+                Decision::Abort => Item::Candidate(u, now),
                 Decision::Keep(reason) => {
                     if matches!(
                         reason,
@@ -309,12 +355,11 @@ fn not_advancing(current: Option<&Marker>, next: &Marker) -> Option<String> {
 }
 
 /// One candidate: ListParts, the second look, then abort until empty.
-async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload) -> Processed {
+async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload, now: DateTime<Utc>) -> Processed {
     let _permit = match &ctx.opts.global_limit {
         Some(sem) => sem.clone().acquire_owned().await.ok(),
         None => None,
     };
-    let now = ctx.opts.now;
     let settings = &ctx.target.settings;
     let bucket = ctx.store.bucket();
     let mut seen = SeenParts::default();

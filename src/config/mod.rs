@@ -112,6 +112,13 @@ settings! {
     /// Retry mode: "standard", or "adaptive" (the SDK's client-side rate limiting on throttling, for
     /// every call: ListParts and aborts then go through the SDK's pipeline). Default standard.
     retry_mode: RetryMode = RetryMode::Standard;
+    /// Largest disagreement tolerated between this host's clock and the store's (read from the
+    /// `Date` header of its ListMultipartUploads answer); beyond it, the target's ages are measured
+    /// on the store's clock, and the skew is logged and reported. Default 5m.
+    max_clock_skew: HumanDuration = HumanDuration::secs(300);
+    /// When the store sends no usable `Date` header, age uploads on this host's clock anyway.
+    /// Default false: such a target is reported as failed and nothing is aborted.
+    trust_host_clock: bool = false;
     /// `run` waits a random delay up to this long before each scheduled sweep, so a fleet does not
     /// hit S3 in the same second. Default 0s.
     start_jitter: HumanDuration = HumanDuration::secs(0);

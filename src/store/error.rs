@@ -168,12 +168,22 @@ pub(super) fn service_error(
     }
 }
 
-/// Whether an SDK error is the server's NoSuchUpload.
-pub(super) fn is_no_such_upload<E, R>(e: &SdkError<E, R>) -> bool
+/// Whether an error answer to `op` says the upload is gone, as each store words it (the table is
+/// docs/store-answers.md): `NoSuchUpload`, from every store, to ListParts and aborts; `404
+/// NoSuchKey` to ListParts, from Ceph RGW (its ListParts looks the upload's metadata object up by
+/// key and upload id, and answers NoSuchKey once it is gone). Nothing else counts as gone: an
+/// abort's NoSuchKey, or a NoSuchKey that is not a 404, stays an error.
+pub(super) fn means_gone(op: Operation, status: u16, code: &str) -> bool {
+    code == "NoSuchUpload" || (op == Operation::ListParts && status == 404 && code == "NoSuchKey")
+}
+
+/// [`means_gone`] for an SDK error.
+pub(super) fn sdk_means_gone<E>(op: Operation, e: &SdkError<E, HttpResponse>) -> bool
 where
     E: ProvideErrorMetadata,
 {
-    matches!(e, SdkError::ServiceError(s) if s.err().code() == Some("NoSuchUpload"))
+    matches!(e, SdkError::ServiceError(s)
+        if means_gone(op, s.raw().status().as_u16(), s.err().code().unwrap_or("")))
 }
 
 /// Maps an SDK error to our kind and a one-line message that says what to fix.
@@ -257,4 +267,29 @@ pub(super) fn chain(e: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gone_is_recognised_as_each_store_words_it_and_nothing_else_is() {
+        use Operation::*;
+        // (operation, status, code, gone?) from docs/store-answers.md
+        let table = [
+            (ListParts, 404, "NoSuchUpload", true), // AWS, Garage, MinIO
+            (Abort, 404, "NoSuchUpload", true),     // every store, second abort
+            (ListParts, 404, "NoSuchKey", true),    // Ceph RGW after an abort
+            (Abort, 404, "NoSuchKey", false),       // no store answers so: an error
+            (ListParts, 400, "NoSuchKey", false),   // not a 404: an error
+            (ListParts, 404, "NoSuchBucket", false),
+            (ListParts, 404, "", false), // a bare 404 is ambiguous
+            (ListParts, 403, "AccessDenied", false),
+            (ListParts, 500, "InternalError", false),
+        ];
+        for (op, status, code, gone) in table {
+            assert_eq!(means_gone(op, status, code), gone, "{op:?} {status} {code}");
+        }
+    }
 }

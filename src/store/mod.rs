@@ -50,6 +50,8 @@ pub struct UploadPage {
     pub uploads: Vec<Upload>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Marker>,
+    /// The store's clock when it answered (its `Date` header), when it sent a readable one.
+    pub server_date: Option<DateTime<Utc>>,
 }
 
 /// One part of an upload.

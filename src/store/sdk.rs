@@ -1,10 +1,18 @@
 //! The calls made through aws-sdk-s3: ListMultipartUploads always (one request per 1,000 uploads),
 //! and ListParts and AbortMultipartUpload when the store was built with the SDK request path.
 
+use std::sync::Arc;
+
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::RequestPayer;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use chrono::{DateTime, Utc};
 
-use super::error::{classify, is_no_such_upload};
+use super::error::{classify, sdk_means_gone};
 use super::{
     Aborted, Marker, Operation, Part, PartsPage, StoreError, Upload, UploadPage, to_chrono,
 };
@@ -34,6 +42,7 @@ impl SdkBucket {
         prefix: &str,
         marker: Option<&Marker>,
     ) -> Result<UploadPage, StoreError> {
+        let date = DateHeader::default();
         let out = self
             .client
             .list_multipart_uploads()
@@ -43,6 +52,8 @@ impl SdkBucket {
             .set_upload_id_marker(marker.and_then(|m| m.upload_id.clone()))
             .set_expected_bucket_owner(self.expected_owner.clone())
             .set_request_payer(self.request_payer.clone())
+            .customize()
+            .interceptor(date.clone())
             .send()
             .await
             .map_err(|e| classify(Operation::ListUploads, &self.bucket, e))?;
@@ -77,7 +88,11 @@ impl SdkBucket {
         } else {
             None
         };
-        Ok(UploadPage { uploads, next })
+        Ok(UploadPage {
+            uploads,
+            next,
+            server_date: *date.0.lock(),
+        })
     }
 
     /// One ListParts page; `None` for NoSuchUpload.
@@ -100,7 +115,7 @@ impl SdkBucket {
             .await;
         let out = match result {
             Ok(out) => out,
-            Err(e) if is_no_such_upload(&e) => return Ok(None),
+            Err(e) if sdk_means_gone(Operation::ListParts, &e) => return Ok(None),
             Err(e) => return Err(classify(Operation::ListParts, &self.bucket, e)),
         };
         Ok(Some(PartsPage {
@@ -133,8 +148,34 @@ impl SdkBucket {
             .await;
         match result {
             Ok(_) => Ok(Aborted::Accepted),
-            Err(e) if is_no_such_upload(&e) => Ok(Aborted::NoSuchUpload),
+            Err(e) if sdk_means_gone(Operation::Abort, &e) => Ok(Aborted::NoSuchUpload),
             Err(e) => Err(classify(Operation::Abort, &self.bucket, e)),
         }
+    }
+}
+
+/// Keeps the `Date` header of the last answer to the call it is attached to: the store's clock,
+/// read from the answers the sweep receives anyway.
+#[derive(Clone, Debug, Default)]
+struct DateHeader(Arc<parking_lot::Mutex<Option<DateTime<Utc>>>>);
+
+impl Intercept for DateHeader {
+    fn name(&self) -> &'static str {
+        "DateHeader"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        *self.0.lock() = context
+            .response()
+            .headers()
+            .get("date")
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .map(DateTime::<Utc>::from);
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The binary as a user runs it: exit codes and messages for bad configuration, check-config,
-//! `once` against Garage with a missing bucket beside good ones, failing targets with one clear line,
+//! `once` on every real server (Garage and Ceph RGW) verifying every abort and exiting 0, `once`
+//! against Garage with a missing bucket beside good ones, failing targets with one clear line,
 //! sharding, CA bundle errors, `demo` (its figures match the scene it seeded), and TLS with a
 //! private CA in front of the embedded endpoint.
 
@@ -14,8 +15,53 @@ use serde_json::Value;
 use crate::common::endpoint::{AK, SK, endpoint, sweep};
 use crate::common::garage::{SECRET_KEY, garage, list_all, seed_many, wait_older_than_1s};
 use crate::common::janitor::{Output, command, janitor, janitor_with_env, run_janitor};
+use crate::common::server::servers;
 use crate::common::tls::tls_proxy;
 use crate::common::{settings_at, target};
+
+#[test]
+fn once_on_every_real_server_verifies_every_abort_reclaims_the_exact_bytes_and_exits_0() {
+    // On Garage and on Ceph RGW (whose ListParts answers 404 NoSuchKey once an upload is gone):
+    // 30 stale uploads of two parts (5 + 7 bytes) and 2 under an excluded prefix. `once` aborts and
+    // verifies the 30, reclaims exactly 360 bytes, keeps the 2 and exits 0.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for g in servers() {
+        let client = g.client();
+        let b = rt.block_on(g.bucket("once"));
+        rt.block_on(seed_many(&client, &b, 30, |i| {
+            (format!("stale/{i:02}"), vec![5, 7])
+        }));
+        let kept = rt.block_on(seed_many(&client, &b, 2, |i| {
+            (format!("keep/{i}"), vec![1])
+        }));
+        wait_older_than_1s();
+        let text = format!(
+            "[defaults]\n{}older_than = \"1s\"\n[[targets]]\nbucket = \"{b}\"\nexclude_prefixes = [\"keep/\"]\n",
+            g.defaults_toml()
+        );
+        let out = g.janitor(&text, &["once", "--output", "json"]);
+        assert_eq!(out.code, 0, "{}: {}\n{}", g.name, out.stdout, out.stderr);
+        let report: Value = serde_json::from_str(&out.stdout).unwrap();
+        let t = &report["targets"][0];
+        let figures = [
+            "uploads_seen",
+            "aborted",
+            "failed",
+            "unverified",
+            "skipped_excluded",
+        ]
+        .map(|f| t[f].as_u64().unwrap());
+        assert_eq!(figures, [32, 30, 0, 0, 2], "{}: {t}", g.name);
+        assert_eq!(t["reclaimed_bytes"], 360, "{}", g.name);
+        assert_eq!(t["abort_attempts"], 30, "{}", g.name);
+        let mut left = rt.block_on(list_all(&client, &b));
+        left.sort();
+        let mut kept = kept;
+        kept.sort();
+        assert_eq!(left, kept, "{}: only the excluded uploads are left", g.name);
+        eprintln!("{}: once aborted 30, reclaimed 360 bytes, exit 0", g.name);
+    }
+}
 
 /// A listener standing in for an S3 endpoint that must never be contacted.
 fn tripwire() -> (TcpListener, String) {

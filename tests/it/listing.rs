@@ -9,124 +9,133 @@ use mpu_janitor::config::Target;
 use mpu_janitor::sweep::{SweepOptions, sweep_targets};
 
 use crate::common::endpoint::{TWO_PARTS, connector, endpoint, opts, seed_old, settings};
-use crate::common::garage::{garage, list_all, seed, seed_many, sweep_at};
+use crate::common::garage::{list_all, seed, seed_many};
+use crate::common::server::servers;
 use crate::common::target;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pagination_past_2000_uploads_aborts_every_one() {
     // 2,150 uploads over several keys: three ListMultipartUploads pages; all must be aborted.
-    let g = garage();
-    let client = g.client();
-    let bucket = g.bucket("pages").await;
-    seed_many(&client, &bucket, 2_150, |i| {
-        (format!("k/{:04}", i % 700), vec![])
-    })
-    .await;
-    assert_eq!(list_all(&client, &bucket).await.len(), 2_150);
+    for g in servers() {
+        eprintln!("== on {}", g.name);
+        let client = g.client();
+        let bucket = g.bucket("pages").await;
+        seed_many(&client, &bucket, 2_150, |i| {
+            (format!("k/{:04}", i % 700), vec![])
+        })
+        .await;
+        assert_eq!(list_all(&client, &bucket).await.len(), 2_150);
 
-    let started = Instant::now();
-    let r = sweep_at(&target(&bucket, g.settings()), 8).await;
-    eprintln!("swept 2,150 uploads on Garage in {:.2?}", started.elapsed());
-    assert_eq!(r.error, None);
-    assert_eq!((r.uploads_seen, r.stale, r.aborted), (2_150, 2_150, 2_150));
-    assert_eq!(r.abort_attempts, 2_150);
-    assert!(list_all(&client, &bucket).await.is_empty());
+        let started = Instant::now();
+        let r = g.sweep_at(&target(&bucket, g.settings()), 8).await;
+        eprintln!("swept 2,150 uploads on Garage in {:.2?}", started.elapsed());
+        assert_eq!(r.error, None);
+        assert_eq!((r.uploads_seen, r.stale, r.aborted), (2_150, 2_150, 2_150));
+        assert_eq!(r.abort_attempts, 2_150);
+        assert!(list_all(&client, &bucket).await.is_empty());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_uploads_on_one_key_across_a_page_boundary() {
     // 1,300 uploads on the same key, so a 1000-upload page ends among them, plus keys around it.
-    let g = garage();
-    let client = g.client();
-    let bucket = g.bucket("onekey").await;
-    seed_many(&client, &bucket, 1_300, |_| {
-        ("same/key".to_string(), vec![])
-    })
-    .await;
-    seed(&client, &bucket, "a-before", &[10]).await;
-    seed(&client, &bucket, "z-after", &[20]).await;
+    for g in servers() {
+        eprintln!("== on {}", g.name);
+        let client = g.client();
+        let bucket = g.bucket("onekey").await;
+        seed_many(&client, &bucket, 1_300, |_| {
+            ("same/key".to_string(), vec![])
+        })
+        .await;
+        seed(&client, &bucket, "a-before", &[10]).await;
+        seed(&client, &bucket, "z-after", &[20]).await;
 
-    let r = sweep_at(&target(&bucket, g.settings()), 8).await;
-    assert_eq!(r.error, None);
-    assert_eq!((r.uploads_seen, r.aborted), (1_302, 1_302));
-    assert_eq!(r.reclaimed_bytes, 30);
-    assert!(list_all(&client, &bucket).await.is_empty());
+        let r = g.sweep_at(&target(&bucket, g.settings()), 8).await;
+        assert_eq!(r.error, None);
+        assert_eq!((r.uploads_seen, r.aborted), (1_302, 1_302));
+        assert_eq!(r.reclaimed_bytes, 30);
+        assert!(list_all(&client, &bucket).await.is_empty());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_keys_are_aborted_exactly_on_both_request_paths() {
     // Keys that break naive URL and XML handling, through the lean signed path (standard retries)
     // and through the SDK's own pipeline (adaptive retries keep it).
-    let g = garage();
-    let client = g.client();
-    let keys = [
-        "with space",
-        "plus+sign",
-        "per%25cent%",
-        "ünïcødé/日本語",
-        "double//slash",
-        "question?mark",
-        "hash#tag",
-        "amp&er=sand",
-        "  leading",
-        "tab\there",
-        "<xml>&'\"",
-        "./dot/../segments",
-    ];
-    for mode in ["standard", "adaptive"] {
-        let bucket = g.bucket(&format!("oddkeys-{mode}")).await;
-        for k in keys {
-            seed(&client, &bucket, k, &[3]).await;
+    for g in servers() {
+        eprintln!("== on {}", g.name);
+        let client = g.client();
+        let keys = [
+            "with space",
+            "plus+sign",
+            "per%25cent%",
+            "ünïcødé/日本語",
+            "double//slash",
+            "question?mark",
+            "hash#tag",
+            "amp&er=sand",
+            "  leading",
+            "tab\there",
+            "<xml>&'\"",
+            "./dot/../segments",
+        ];
+        for mode in ["standard", "adaptive"] {
+            let bucket = g.bucket(&format!("oddkeys-{mode}")).await;
+            for k in keys {
+                seed(&client, &bucket, k, &[3]).await;
+            }
+            let mut s = g.settings();
+            s.retry_mode = if mode == "adaptive" {
+                mpu_janitor::config::RetryMode::Adaptive
+            } else {
+                mpu_janitor::config::RetryMode::Standard
+            };
+            let store = g.connector().store(&bucket, &s).await.unwrap();
+            assert_eq!(store.request_path() == "lean", mode == "standard", "{mode}");
+            let r = g.sweep_at(&target(&bucket, s), 8).await;
+            assert_eq!(r.error, None, "{mode}: {r:?}");
+            assert_eq!(r.aborted, keys.len() as u64, "{mode}: {:?}", r.uploads);
+            assert_eq!(r.reclaimed_bytes, 3 * keys.len() as u64, "{mode}");
+            let mut reported: Vec<&str> = r.uploads.iter().map(|u| u.key.as_str()).collect();
+            reported.sort();
+            let mut want = keys.to_vec();
+            want.sort();
+            assert_eq!(reported, want, "{mode}");
+            assert!(list_all(&client, &bucket).await.is_empty(), "{mode}");
         }
-        let mut s = g.settings();
-        s.retry_mode = if mode == "adaptive" {
-            mpu_janitor::config::RetryMode::Adaptive
-        } else {
-            mpu_janitor::config::RetryMode::Standard
-        };
-        let store = g.connector().store(&bucket, &s).await.unwrap();
-        assert_eq!(store.request_path() == "lean", mode == "standard", "{mode}");
-        let r = sweep_at(&target(&bucket, s), 8).await;
-        assert_eq!(r.error, None, "{mode}: {r:?}");
-        assert_eq!(r.aborted, keys.len() as u64, "{mode}: {:?}", r.uploads);
-        assert_eq!(r.reclaimed_bytes, 3 * keys.len() as u64, "{mode}");
-        let mut reported: Vec<&str> = r.uploads.iter().map(|u| u.key.as_str()).collect();
-        reported.sort();
-        let mut want = keys.to_vec();
-        want.sort();
-        assert_eq!(reported, want, "{mode}");
-        assert!(list_all(&client, &bucket).await.is_empty(), "{mode}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefix_and_exclusions_limit_what_is_touched() {
     // Only tmp/ is swept, and tmp/keep/ inside it is excluded.
-    let g = garage();
-    let client = g.client();
-    let bucket = g.bucket("prefix").await;
-    for k in [
-        "tmp/a",
-        "tmp/b/c",
-        "tmp/keep/x",
-        "tmpx",
-        "other/a",
-        "keep/a",
-    ] {
-        seed(&client, &bucket, k, &[1]).await;
+    for g in servers() {
+        eprintln!("== on {}", g.name);
+        let client = g.client();
+        let bucket = g.bucket("prefix").await;
+        for k in [
+            "tmp/a",
+            "tmp/b/c",
+            "tmp/keep/x",
+            "tmpx",
+            "other/a",
+            "keep/a",
+        ] {
+            seed(&client, &bucket, k, &[1]).await;
+        }
+        let mut t = target(&bucket, g.settings());
+        t.prefix = "tmp/".into();
+        t.exclude_prefixes = vec!["tmp/keep/".into()];
+        let r = g.sweep_at(&t, 8).await;
+        assert_eq!(r.error, None);
+        assert_eq!((r.uploads_seen, r.aborted, r.skipped_excluded), (3, 2, 1));
+        let left: Vec<String> = list_all(&client, &bucket)
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, ["keep/a", "other/a", "tmp/keep/x", "tmpx"]);
     }
-    let mut t = target(&bucket, g.settings());
-    t.prefix = "tmp/".into();
-    t.exclude_prefixes = vec!["tmp/keep/".into()];
-    let r = sweep_at(&t, 8).await;
-    assert_eq!(r.error, None);
-    assert_eq!((r.uploads_seen, r.aborted, r.skipped_excluded), (3, 2, 1));
-    let left: Vec<String> = list_all(&client, &bucket)
-        .await
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    assert_eq!(left, ["keep/a", "other/a", "tmp/keep/x", "tmpx"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,136 +1,143 @@
 //! Safety: what the janitor must not touch or must not let spread. Fresh and idle uploads, dry run
 //! and plan (through the binary), the per-run cap and a missing bucket on Garage; untrustworthy
 //! initiation times, cancellation mid-sweep and one failing target among healthy ones on the
-//! embedded endpoint.
+//! embedded endpoint; a host clock days off the store's, and a store that sends no Date.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use mpu_janitor::config::{HumanDuration, Settings, Target};
+use mpu_janitor::policy::ClockSource;
 use mpu_janitor::report::Outcome;
-use mpu_janitor::sweep::sweep_targets;
+use mpu_janitor::sweep::{SweepOptions, sweep_targets};
 use s3_mem::Faults;
 use serde_json::Value;
 
 use crate::common::endpoint::{TWO_PARTS, connector, endpoint, opts, seed_old, settings, sweep};
-use crate::common::garage::{
-    garage, list_all, put_part, seed, seed_many, sweep_at, wait_older_than_1s,
-};
-use crate::common::janitor::janitor;
+use crate::common::garage::{garage, list_all, put_part, seed, seed_many, wait_older_than_1s};
+use crate::common::server::servers;
 use crate::common::target;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_uploads_are_untouched() {
     // Uploads younger than older_than are listed and counted, never aborted.
-    let g = garage();
-    let client = g.client();
-    let bucket = g.bucket("fresh").await;
-    seed_many(&client, &bucket, 25, |i| (format!("f/{i}"), vec![2])).await;
-    let r = sweep_at(&target(&bucket, g.settings()), 0).await;
-    assert_eq!(
-        (r.uploads_seen, r.skipped_fresh, r.stale, r.abort_attempts),
-        (25, 25, 0, 0)
-    );
-    assert_eq!(list_all(&client, &bucket).await.len(), 25);
+    for g in servers() {
+        eprintln!("== on {}", g.name);
+        let client = g.client();
+        let bucket = g.bucket("fresh").await;
+        seed_many(&client, &bucket, 25, |i| (format!("f/{i}"), vec![2])).await;
+        let r = g.sweep_at(&target(&bucket, g.settings()), 0).await;
+        assert_eq!(
+            (r.uploads_seen, r.skipped_fresh, r.stale, r.abort_attempts),
+            (25, 25, 0, 0)
+        );
+        assert_eq!(list_all(&client, &bucket).await.len(), 25);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_for_keeps_an_old_upload_that_just_received_a_part() {
     // Both uploads are older than older_than; only one received a part within idle_for.
-    let g = garage();
-    let client = g.client();
-    let bucket = g.bucket("idle").await;
-    let quiet = seed(&client, &bucket, "quiet", &[5]).await;
-    let busy = seed(&client, &bucket, "busy", &[5]).await;
-    let seeded = Utc::now();
-    // Wait for the clock, not for a server: the uploads must be more than 2 s old.
-    while Utc::now() - seeded < chrono::Duration::milliseconds(2_500) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    for g in servers() {
+        eprintln!("== on {}", g.name);
+        let client = g.client();
+        let bucket = g.bucket("idle").await;
+        let quiet = seed(&client, &bucket, "quiet", &[5]).await;
+        let busy = seed(&client, &bucket, "busy", &[5]).await;
+        let seeded = Utc::now();
+        // Wait for the clock, not for a server: the uploads must be more than 2 s old.
+        while Utc::now() - seeded < chrono::Duration::milliseconds(2_500) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        put_part(&client, &bucket, "busy", &busy, 2, 7).await;
+        let t = target(
+            &bucket,
+            Settings {
+                older_than: HumanDuration::secs(2),
+                idle_for: HumanDuration::secs(2),
+                ..g.settings()
+            },
+        );
+        let r = g.sweep_at(&t, 0).await;
+        assert_eq!(r.error, None);
+        assert_eq!((r.aborted, r.skipped_idle), (1, 1), "{:?}", r.uploads);
+        assert_eq!(r.uploads[0].upload_id, quiet);
+        let left = list_all(&client, &bucket).await;
+        assert_eq!(left, [("busy".to_string(), busy)]);
     }
-    put_part(&client, &bucket, "busy", &busy, 2, 7).await;
-    let t = target(
-        &bucket,
-        Settings {
-            older_than: HumanDuration::secs(2),
-            idle_for: HumanDuration::secs(2),
-            ..g.settings()
-        },
-    );
-    let r = sweep_at(&t, 0).await;
-    assert_eq!(r.error, None);
-    assert_eq!((r.aborted, r.skipped_idle), (1, 1), "{:?}", r.uploads);
-    assert_eq!(r.uploads[0].upload_id, quiet);
-    let left = list_all(&client, &bucket).await;
-    assert_eq!(left, [("busy".to_string(), busy)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_changes_nothing_and_reports_what_it_would_do() {
-    let g = garage();
-    let client = g.client();
-    let bucket = g.bucket("dry").await;
-    seed_many(&client, &bucket, 12, |i| (format!("d/{i}"), vec![4, 6])).await;
-    let before = list_all(&client, &bucket).await;
-    let t = target(
-        &bucket,
-        Settings {
-            dry_run: true,
-            ..g.settings()
-        },
-    );
-    let r = sweep_at(&t, 8).await;
-    assert_eq!(
-        (r.stale, r.would_abort, r.aborted, r.abort_attempts),
-        (12, 12, 0, 0)
-    );
-    assert_eq!(r.stale_bytes, 12 * 10);
-    assert_eq!(r.reclaimed_bytes, 0);
-    assert!(
-        r.uploads
-            .iter()
-            .all(|u| u.outcome == Outcome::WouldAbort && u.parts == 2)
-    );
-    assert_eq!(list_all(&client, &bucket).await, before);
+    for g in servers() {
+        eprintln!("== on {}", g.name);
+        let client = g.client();
+        let bucket = g.bucket("dry").await;
+        seed_many(&client, &bucket, 12, |i| (format!("d/{i}"), vec![4, 6])).await;
+        let before = list_all(&client, &bucket).await;
+        let t = target(
+            &bucket,
+            Settings {
+                dry_run: true,
+                ..g.settings()
+            },
+        );
+        let r = g.sweep_at(&t, 8).await;
+        assert_eq!(
+            (r.stale, r.would_abort, r.aborted, r.abort_attempts),
+            (12, 12, 0, 0)
+        );
+        assert_eq!(r.stale_bytes, 12 * 10);
+        assert_eq!(r.reclaimed_bytes, 0);
+        assert!(
+            r.uploads
+                .iter()
+                .all(|u| u.outcome == Outcome::WouldAbort && u.parts == 2)
+        );
+        assert_eq!(list_all(&client, &bucket).await, before);
+    }
 }
 
 #[test]
 fn plan_and_dry_run_list_uploads_and_change_nothing() {
-    let g = garage();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = g.client();
-    let b = rt.block_on(g.bucket("plan"));
-    rt.block_on(seed_many(&client, &b, 4, |i| {
-        (format!("p/{i}"), vec![10, 20, 30])
-    }));
-    let before = rt.block_on(list_all(&client, &b));
-    wait_older_than_1s();
-    let text = format!(
-        "[defaults]\n{}older_than = \"1s\"\n[[targets]]\nbucket = \"{b}\"\n",
-        g.defaults_toml()
-    );
-    let plan = janitor(&text, &["plan", "--output", "json"]);
-    assert_eq!(plan.code, 0, "{}", plan.stderr);
-    let report: Value = serde_json::from_str(&plan.stdout).unwrap();
-    let uploads = report["targets"][0]["uploads"].as_array().unwrap();
-    assert_eq!(uploads.len(), 4);
-    assert!(
-        uploads
-            .iter()
-            .all(|u| u["outcome"] == "would_abort" && u["bytes"] == 60 && u["parts"] == 3)
-    );
-    let table = janitor(&text, &["plan"]);
-    assert!(
-        table.stdout.contains("4 stale of 4") && table.stdout.contains("p/3"),
-        "{}",
-        table.stdout
-    );
-    let dry = janitor(&text, &["once", "--dry-run", "--output", "json"]);
-    assert_eq!(dry.code, 0);
-    let report: Value = serde_json::from_str(&dry.stdout).unwrap();
-    assert_eq!(report["dry_run"], true);
-    assert_eq!(report["targets"][0]["would_abort"], 4);
-    assert_eq!(rt.block_on(list_all(&client, &b)), before);
+    for g in servers() {
+        eprintln!("== on {}", g.name);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let client = g.client();
+        let b = rt.block_on(g.bucket("plan"));
+        rt.block_on(seed_many(&client, &b, 4, |i| {
+            (format!("p/{i}"), vec![10, 20, 30])
+        }));
+        let before = rt.block_on(list_all(&client, &b));
+        wait_older_than_1s();
+        let text = format!(
+            "[defaults]\n{}older_than = \"1s\"\n[[targets]]\nbucket = \"{b}\"\n",
+            g.defaults_toml()
+        );
+        let plan = g.janitor(&text, &["plan", "--output", "json"]);
+        assert_eq!(plan.code, 0, "{}", plan.stderr);
+        let report: Value = serde_json::from_str(&plan.stdout).unwrap();
+        let uploads = report["targets"][0]["uploads"].as_array().unwrap();
+        assert_eq!(uploads.len(), 4);
+        assert!(
+            uploads
+                .iter()
+                .all(|u| u["outcome"] == "would_abort" && u["bytes"] == 60 && u["parts"] == 3)
+        );
+        let table = g.janitor(&text, &["plan"]);
+        assert!(
+            table.stdout.contains("4 stale of 4") && table.stdout.contains("p/3"),
+            "{}",
+            table.stdout
+        );
+        let dry = g.janitor(&text, &["once", "--dry-run", "--output", "json"]);
+        assert_eq!(dry.code, 0);
+        let report: Value = serde_json::from_str(&dry.stdout).unwrap();
+        assert_eq!(report["dry_run"], true);
+        assert_eq!(report["targets"][0]["would_abort"], 4);
+        assert_eq!(rt.block_on(list_all(&client, &b)), before);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +153,7 @@ async fn max_aborts_per_run_caps_the_blast_radius() {
             ..g.settings()
         },
     );
-    let r = sweep_at(&t, 8).await;
+    let r = g.sweep_at(&t, 8).await;
     assert_eq!((r.aborted, r.capped, r.cap_reached), (10, 20, true));
     assert_eq!(list_all(&client, &bucket).await.len(), 20);
 }
@@ -273,9 +280,103 @@ async fn one_failing_target_never_stops_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_bucket_is_an_error_not_a_crash() {
     let g = garage();
-    let r = sweep_at(&target("no-such-bucket-here", g.settings()), 8).await;
+    let r = g
+        .sweep_at(&target("no-such-bucket-here", g.settings()), 8)
+        .await;
     let e = r.error.expect("an error");
     assert!(e.contains("NoSuchBucket"), "{e}");
     assert_eq!(r.errors.len(), 1);
     assert_eq!(r.errors[0].kind.as_str(), "no_such_bucket");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_clock_days_off_never_ages_an_upload() {
+    // The host clock 8 days ahead of the store's, 8 days behind, and 2 minutes ahead (within
+    // max_clock_skew), with older_than 7d: 3 uploads started a minute ago and 3 started 10 days ago
+    // on the store's clock. The fresh ones are never aborted, the old ones always are, and the skew
+    // is measured and reported.
+    for (offset, source) in [
+        (TimeDelta::days(8), ClockSource::Server),
+        (TimeDelta::days(-8), ClockSource::Server),
+        (TimeDelta::minutes(2), ClockSource::Host),
+    ] {
+        let ep = endpoint().await;
+        ep.create_bucket("clock");
+        let store_now = Utc::now();
+        for i in 0..3 {
+            let fresh = store_now - TimeDelta::minutes(1);
+            ep.seed_upload("clock", &format!("fresh/{i}"), fresh, TWO_PARTS);
+            let old = store_now - TimeDelta::days(10);
+            ep.seed_upload("clock", &format!("old/{i}"), old, TWO_PARTS);
+        }
+        let t = target(
+            "clock",
+            Settings {
+                older_than: HumanDuration::secs(7 * 86_400),
+                ..settings(&ep)
+            },
+        );
+        let host = SweepOptions {
+            now: Utc::now() + offset,
+            ..opts()
+        };
+        let r = sweep(&t, &host).await;
+        let off = offset.num_seconds();
+        assert_eq!(r.error, None, "host {off} s off");
+        assert_eq!(
+            (
+                r.uploads_seen,
+                r.aborted,
+                r.skipped_fresh,
+                r.reclaimed_bytes
+            ),
+            (6, 3, 3, 6_000),
+            "host {off} s off"
+        );
+        assert_eq!(r.clock, Some(source), "host {off} s off");
+        let skew = r.clock_skew_seconds.expect("the store sent a Date");
+        assert!(
+            (skew + off).abs() <= 3,
+            "skew {skew} s for a host {off} s off"
+        );
+        let left: HashSet<String> = ep.uploads("clock").into_iter().map(|u| u.key).collect();
+        let fresh: HashSet<String> = (0..3).map(|i| format!("fresh/{i}")).collect();
+        assert_eq!(
+            left, fresh,
+            "host {off} s off: exactly the fresh uploads are left"
+        );
+        eprintln!(
+            "host {off:>7} s off: {} aborted, {} fresh kept, clock {:?}, skew {skew} s",
+            r.aborted, r.skipped_fresh, r.clock
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_a_date_header_ages_nothing_unless_the_host_clock_is_trusted() {
+    // The store sends no Date: the host clock cannot be checked, so nothing is aborted and the
+    // target says why; with trust_host_clock = true the host's clock is used and all are aborted.
+    let ep = endpoint().await;
+    seed_old(&ep, "nodate", "k/", 4, TWO_PARTS);
+    ep.update_faults(|f| f.no_date = true);
+    let r = sweep(&target("nodate", settings(&ep)), &opts()).await;
+    let error = r.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("no usable Date") && error.contains("trust_host_clock"),
+        "{error:?}"
+    );
+    assert_eq!((r.uploads_seen, r.stale, r.aborted), (4, 0, 0));
+    assert_eq!(ep.stats().abort_multipart_upload, 0);
+    assert_eq!(ep.upload_count("nodate"), 4);
+    let trusted = Settings {
+        trust_host_clock: true,
+        ..settings(&ep)
+    };
+    let r = sweep(&target("nodate", trusted), &opts()).await;
+    assert_eq!((r.error.as_deref(), r.aborted), (None, 4));
+    assert_eq!(
+        (r.clock, r.clock_skew_seconds),
+        (Some(ClockSource::Host), None)
+    );
+    assert_eq!(ep.upload_count("nodate"), 0);
 }

@@ -7,7 +7,8 @@ use mpu_janitor::report::Outcome;
 use s3_mem::Faults;
 
 use crate::common::endpoint::{TWO_PARTS, endpoint, opts, seed_old, settings, sweep};
-use crate::common::garage::{garage, put_part, sweep_at};
+use crate::common::garage::put_part;
+use crate::common::server::servers;
 use crate::common::target;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,43 +71,45 @@ async fn never_empty_uploads_are_reported_unverified_after_max_abort_attempts() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_1100_part_upload_counts_every_byte() {
     // 1,100 parts of distinct sizes: ListParts needs two pages and the byte count must be exact.
-    let g = garage();
-    let client = g.client();
-    let bucket = g.bucket("parts").await;
-    let sizes: Vec<usize> = (1..=1_100).map(|i| i % 97 + 1).collect();
-    let id = client
-        .create_multipart_upload()
-        .bucket(&bucket)
-        .key("big")
-        .send()
-        .await
-        .unwrap()
-        .upload_id
-        .unwrap();
-    futures::future::join_all(sizes.chunks(100).enumerate().map(|(chunk, s)| {
-        let (client, bucket, id) = (client.clone(), bucket.clone(), id.clone());
-        let s = s.to_vec();
-        async move {
-            for (j, size) in s.iter().enumerate() {
-                put_part(
-                    &client,
-                    &bucket,
-                    "big",
-                    &id,
-                    (chunk * 100 + j + 1) as i32,
-                    *size,
-                )
-                .await;
+    for g in servers() {
+        eprintln!("== on {}", g.name);
+        let client = g.client();
+        let bucket = g.bucket("parts").await;
+        let sizes: Vec<usize> = (1..=1_100).map(|i| i % 97 + 1).collect();
+        let id = client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("big")
+            .send()
+            .await
+            .unwrap()
+            .upload_id
+            .unwrap();
+        futures::future::join_all(sizes.chunks(100).enumerate().map(|(chunk, s)| {
+            let (client, bucket, id) = (client.clone(), bucket.clone(), id.clone());
+            let s = s.to_vec();
+            async move {
+                for (j, size) in s.iter().enumerate() {
+                    put_part(
+                        &client,
+                        &bucket,
+                        "big",
+                        &id,
+                        (chunk * 100 + j + 1) as i32,
+                        *size,
+                    )
+                    .await;
+                }
             }
-        }
-    }))
-    .await;
-    let want: u64 = sizes.iter().map(|s| *s as u64).sum();
+        }))
+        .await;
+        let want: u64 = sizes.iter().map(|s| *s as u64).sum();
 
-    let r = sweep_at(&target(&bucket, g.settings()), 8).await;
-    assert_eq!(r.error, None);
-    assert_eq!(r.aborted, 1);
-    assert_eq!(r.uploads[0].parts, 1_100);
-    assert_eq!(r.reclaimed_bytes, want);
-    assert_eq!(r.stale_bytes, want);
+        let r = g.sweep_at(&target(&bucket, g.settings()), 8).await;
+        assert_eq!(r.error, None);
+        assert_eq!(r.aborted, 1);
+        assert_eq!(r.uploads[0].parts, 1_100);
+        assert_eq!(r.reclaimed_bytes, want);
+        assert_eq!(r.stale_bytes, want);
+    }
 }

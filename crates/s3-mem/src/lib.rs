@@ -91,6 +91,9 @@ pub struct Faults {
     /// `403 RequestTimeTooSkewed`, with its own time in the `Date` header, to every request whose
     /// `x-amz-date` is more than 15 minutes away from its clock (checked before authentication).
     pub clock_ahead: Duration,
+    /// Answer without a `Date` header (hyper's automatic one is turned off for connections
+    /// accepted while this is set), as a server with no usable clock would.
+    pub no_date: bool,
 }
 
 /// Counters for assertions; see [`Endpoint::stats`].
@@ -1107,6 +1110,7 @@ async fn serve_connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let shared_no_date = shared.faults.lock().no_date;
     let reset = Arc::new(AtomicBool::new(false));
     let io = FaultIo {
         io: TokioIo::new(stream),
@@ -1120,7 +1124,10 @@ async fn serve_connection(
             req,
         )
     });
-    let conn = http1::Builder::new().serve_connection(io, svc);
+    let no_date = shared_no_date;
+    let conn = http1::Builder::new()
+        .auto_date_header(!no_date)
+        .serve_connection(io, svc);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {

@@ -32,7 +32,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use self::retry::{Failure, with_retries};
 use self::sign::{EMPTY_SHA256, Signer};
 pub(crate) use self::transport::Transport;
-use super::error::{NETWORK_HINT, chain, service_error};
+use super::error::{NETWORK_HINT, chain, means_gone, service_error};
 use super::{Aborted, ErrorKind, Operation, PartsPage, StoreError};
 use crate::config::Settings;
 
@@ -232,7 +232,7 @@ impl Route {
             return Ok(Reply::Ok(body));
         }
         let (code, message) = xml::parse_error(&body);
-        if code == "NoSuchUpload" {
+        if means_gone(op, status.as_u16(), &code) {
             return Ok(Reply::NoSuchUpload);
         }
         // A refused clock is worth another attempt once the server's time is known.

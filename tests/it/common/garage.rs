@@ -9,16 +9,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::Utc;
 use futures::StreamExt;
-use mpu_janitor::config::{Settings, Target};
-use mpu_janitor::report::TargetReport;
-use mpu_janitor::store::Connector;
-use mpu_janitor::sweep::{SweepOptions, connect_and_sweep};
 
 use super::free_port;
+use super::server::S3Server;
 
 /// Access key imported into Garage for the tests.
 pub const ACCESS_KEY: &str = "GK0123456789abcdef01234567";
@@ -27,12 +23,9 @@ pub const SECRET_KEY: &str = "5eb9e3f36ab9c84c5ef5a4ac8c2f7e3b4de41ba1b2e02c2e4c
 /// Garage's region.
 pub const REGION: &str = "garage";
 
-const DAY: i64 = 86_400;
-
 /// A running Garage.
-pub struct Garage {
-    /// `http://127.0.0.1:PORT`
-    pub endpoint: String,
+struct Garage {
+    server: S3Server,
     config: PathBuf,
     bin: PathBuf,
     _dir: tempfile::TempDir,
@@ -42,8 +35,8 @@ pub struct Garage {
 static GARAGE: OnceLock<Garage> = OnceLock::new();
 
 /// The suite's Garage, started on first use.
-pub fn garage() -> &'static Garage {
-    GARAGE.get_or_init(Garage::start)
+pub fn garage() -> &'static S3Server {
+    &GARAGE.get_or_init(Garage::start).server
 }
 
 fn garage_bin() -> PathBuf {
@@ -116,7 +109,13 @@ api_bind_addr = "127.0.0.1:{admin}"
         std::mem::forget(stdin);
 
         let g = Garage {
-            endpoint: format!("http://127.0.0.1:{s3}"),
+            server: S3Server {
+                name: "garage",
+                endpoint: format!("http://127.0.0.1:{s3}"),
+                region: REGION.into(),
+                access_key: ACCESS_KEY.into(),
+                secret_key: SECRET_KEY.into(),
+            },
             config,
             bin,
             _dir: dir,
@@ -172,68 +171,6 @@ api_bind_addr = "127.0.0.1:{admin}"
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
     }
-
-    /// An SDK client signed with the test key.
-    pub fn client(&self) -> Client {
-        let conf = aws_sdk_s3::Config::builder()
-            .behavior_version_latest()
-            .region(Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .force_path_style(true)
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "tests",
-            ))
-            .request_checksum_calculation(
-                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-            )
-            .build();
-        Client::from_conf(conf)
-    }
-
-    /// Creates a bucket with a unique name built from `hint`, and returns the name.
-    pub async fn bucket(&self, hint: &str) -> String {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("{hint}-{}-{n}", std::process::id());
-        self.client()
-            .create_bucket()
-            .bucket(&name)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
-        name
-    }
-
-    /// A config file's `[defaults]` lines pointing at this Garage.
-    pub fn defaults_toml(&self) -> String {
-        format!(
-            "region = \"{REGION}\"\nendpoint_url = \"{}\"\nforce_path_style = true\n",
-            self.endpoint
-        )
-    }
-
-    /// Settings pointing at this Garage.
-    pub fn settings(&self) -> Settings {
-        Settings {
-            region: REGION.into(),
-            ..super::settings_at(&self.endpoint)
-        }
-    }
-
-    /// A connector signing with the test key, given to the library explicitly (the binary gets it
-    /// through its own environment, see [`super::janitor`]).
-    pub fn connector(&self) -> Connector {
-        Connector::with_static_credentials(ACCESS_KEY, SECRET_KEY)
-    }
-}
-
-/// Sweeps `t` with "now" moved `days_later` days ahead of the real clock.
-pub async fn sweep_at(t: &Target, days_later: i64) -> TargetReport {
-    let opts = SweepOptions {
-        now: Utc::now() + chrono::Duration::seconds(days_later * DAY),
-        ..Default::default()
-    };
-    connect_and_sweep(t, &garage().connector(), &opts).await
 }
 
 /// Waits until uploads seeded just now are older than the `older_than = "1s"` of a config.

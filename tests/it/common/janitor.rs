@@ -72,7 +72,25 @@ pub fn janitor_with_env(config_text: &str, args: &[&str], extra: &[(&str, &str)]
 
 /// Runs the binary with a config path, the Garage test credentials, warnings only, and `extra`.
 pub fn run_janitor(config: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let mut cmd = command(Some((ACCESS_KEY, SECRET_KEY)));
+    run_janitor_as((ACCESS_KEY, SECRET_KEY), config, args, extra)
+}
+
+/// Like [`janitor`], signing with `credentials`.
+pub fn janitor_as(credentials: (&str, &str), config_text: &str, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config_text).expect("write config");
+    run_janitor_as(credentials, &path, args, &[])
+}
+
+/// Like [`run_janitor`], signing with `credentials`.
+fn run_janitor_as(
+    credentials: (&str, &str),
+    config: &Path,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Output {
+    let mut cmd = command(Some(credentials));
     cmd.arg("--config")
         .arg(config)
         .args(args)

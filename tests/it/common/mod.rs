@@ -1,5 +1,6 @@
-//! The suite's shared fixtures, each written once: [`garage`] (the real Garage, started once for the
-//! whole suite, and seeding through the real aws-sdk-s3 client), [`endpoint`] (the embedded s3-mem
+//! The suite's shared fixtures, each written once: [`server`] (a real S3 server: [`garage`], the real
+//! Garage, and [`rgw`], a real Ceph RGW, each started once for the whole suite; seeding goes through
+//! the real aws-sdk-s3 client), [`endpoint`] (the embedded s3-mem
 //! endpoint with its fault injection), [`janitor`] (running the binary with a hermetic AWS
 //! environment), [`http`] (plain GETs, Prometheus samples, the Prometheus servers) and [`tls`] (a
 //! private CA and a TLS proxy). Nothing here sets a process-wide environment variable: every test
@@ -10,6 +11,8 @@ pub mod endpoint;
 pub mod garage;
 pub mod http;
 pub mod janitor;
+pub mod rgw;
+pub mod server;
 pub mod tls;
 
 use std::net::TcpListener;
