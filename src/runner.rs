@@ -110,8 +110,9 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    /// An exporter for `[metrics]`; counters continue from the textfile an earlier run wrote.
-    pub fn new(config: &Config) -> Result<Exporter, String> {
+    /// An exporter for `[metrics]`; counters continue from the textfile an earlier run wrote. The
+    /// Pushgateway (and its trust store) is set up only for `push` (`once`; `run` never pushes).
+    pub fn new(config: &Config, push: bool) -> Result<Exporter, String> {
         let m = &config.metrics;
         let metrics = Metrics::new();
         let textfile = Some(m.textfile.clone()).filter(|p| !p.as_os_str().is_empty());
@@ -122,8 +123,8 @@ impl Exporter {
             metrics.carry_over(&previous);
         }
         let push = match m.pushgateway_url.url() {
-            None => None,
-            Some(url) => Some((url.clone(), Trust::load(config.defaults.ca_bundle())?)),
+            Some(url) if push => Some((url.clone(), Trust::load(config.defaults.ca_bundle())?)),
+            _ => None,
         };
         Ok(Exporter {
             metrics,
@@ -202,7 +203,7 @@ pub struct Once {
 
 /// `once`: one sweep of every target, then the textfile and the push.
 pub async fn once(config: &Config, max_listed: usize) -> Once {
-    let exporter = match Exporter::new(config) {
+    let exporter = match Exporter::new(config, true) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "Cannot set up the metrics export");

@@ -182,7 +182,7 @@ impl Daemon {
 }
 
 /// The interval between two consecutive ticks of a schedule after `now`; `None` when it does not
-/// fire twice (config validation refuses such schedules).
+/// fire twice (such a target is never reported overdue by `/readyz`).
 fn schedule_period(schedule: &Schedule, now: DateTime<Utc>) -> Option<Duration> {
     let cron = schedule.cron();
     let first = cron.find_next_occurrence(&now, false).ok()?;
@@ -193,7 +193,7 @@ fn schedule_period(schedule: &Schedule, now: DateTime<Utc>) -> Option<Duration> 
 /// Runs the daemon until SIGTERM/SIGINT (or `cancel`), then drains. Returns the process exit code.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, DaemonError> {
     // Counters continue from the textfile an earlier run wrote, as `once` does.
-    let exporter = Exporter::new(&config).map_err(DaemonError::Export)?;
+    let exporter = Exporter::new(&config, false).map_err(DaemonError::Export)?;
     let metrics = exporter.metrics.clone();
     let shutdown = Shutdown::with_token(cancel, config.daemon.shutdown_grace.0);
     let listen = config.metrics.listen.clone();
