@@ -7,7 +7,7 @@
 use std::net::TcpListener;
 
 use chrono::{TimeDelta, Utc};
-use mpu_janitor::config::Settings;
+use mpu_janitor::config::{Settings, shard_of};
 use mpu_janitor::report::TargetReport;
 use mpu_janitor::sweep::SweepOptions;
 use serde_json::Value;
@@ -276,14 +276,21 @@ fn an_unreachable_endpoint_and_bad_credentials_fail_their_target_with_one_clear_
 
 #[test]
 fn three_shards_sweep_every_target_exactly_once() {
-    // Twelve buckets, three processes with JOB_COMPLETION_INDEX 0..3 and a shard count from the
+    // Buckets in every shard, three processes with JOB_COMPLETION_INDEX 0..3 and a shard count from the
     // environment, as a Kubernetes Indexed Job runs them.
     let g = garage();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = g.client();
-    let buckets: Vec<String> = (0..12)
-        .map(|i| rt.block_on(g.bucket(&format!("shard{i}"))))
-        .collect();
+    // Bucket names carry the process id, so which shard each lands in varies by run: create buckets
+    // until every shard holds at least two, so no shard is empty by chance.
+    let mut buckets: Vec<String> = Vec::new();
+    let mut per_shard = [0; 3];
+    while per_shard.iter().any(|&n| n < 2) {
+        assert!(buckets.len() < 100, "FNV-1a spreads bucket names over the shards");
+        let b = rt.block_on(g.bucket(&format!("shard{}", buckets.len())));
+        per_shard[shard_of(&b, "", 3) as usize] += 1;
+        buckets.push(b);
+    }
     for b in &buckets {
         rt.block_on(seed_many(&client, b, 2, |i| (format!("s/{i}"), vec![10])));
     }
@@ -308,6 +315,8 @@ fn three_shards_sweep_every_target_exactly_once() {
         assert!(!targets.is_empty(), "shard {index} got no target");
         for t in targets {
             assert_eq!(t["aborted"], 2);
+            let bucket = t["bucket"].as_str().unwrap();
+            assert_eq!(shard_of(bucket, "", 3).to_string(), index, "{bucket} in its own shard");
             swept.push(t["bucket"].as_str().unwrap().to_string());
         }
     }
