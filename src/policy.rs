@@ -8,6 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+/// No store of multipart uploads existed before 2006 (S3 opened in March 2006): an earlier
+/// initiation time comes from a wrong clock, most often an unset one (the Unix epoch).
+pub const EARLIEST_PLAUSIBLE: DateTime<Utc> = DateTime::from_timestamp(1_136_073_600, 0).unwrap();
+
 /// The rules of one target that the decision depends on.
 #[derive(Clone, Copy, Debug)]
 pub struct Rules<'a> {
@@ -50,6 +54,13 @@ pub enum KeepReason {
     UnknownInitiated,
     /// The initiation time is in the future: a clock is wrong, so no age can be trusted.
     FutureInitiated,
+    /// The initiation time is before [`EARLIEST_PLAUSIBLE`], when no S3 store existed (1970-01-01
+    /// from a server with an unset clock): no age can be trusted.
+    #[serde(rename = "initiated_before_2006")]
+    AncientInitiated,
+    /// The listing entry could not be read (a field missing, not a date, or holding characters
+    /// XML cannot carry): nothing it says is acted on.
+    UnreadableEntry,
     /// Stale, but this is a dry run (or `plan`).
     DryRun,
     /// Stale, but `max_aborts_per_run` aborts were already started in this sweep.
@@ -146,6 +157,9 @@ pub fn screen(
     if initiated > now {
         return Decision::Keep(KeepReason::FutureInitiated);
     }
+    if initiated < EARLIEST_PLAUSIBLE {
+        return Decision::Keep(KeepReason::AncientInitiated);
+    }
     if !older_than(initiated, now, rules.older_than) {
         return Decision::Keep(KeepReason::Fresh);
     }
@@ -238,6 +252,13 @@ mod tests {
             ("a", ago(0), Keep(Fresh)),
             ("a", ago(-5), Keep(FutureInitiated)),
             ("a", None, Keep(UnknownInitiated)),
+            ("a", DateTime::from_timestamp(0, 0), Keep(AncientInitiated)), // an unset clock
+            (
+                "a",
+                Some(EARLIEST_PLAUSIBLE - chrono::TimeDelta::seconds(1)),
+                Keep(AncientInitiated),
+            ),
+            ("a", Some(EARLIEST_PLAUSIBLE), Abort),
             ("keep/x", ago(30 * DAY as i64), Keep(Excluded)),
             ("keep", ago(30 * DAY as i64), Abort),
             ("logs/live-2026", ago(30 * DAY as i64), Keep(Excluded)),

@@ -77,6 +77,9 @@ pub struct UploadReport {
     /// The error (outcome `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What could not be read (reason `unreadable_entry`: the field and what it held).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl UploadReport {
@@ -98,6 +101,7 @@ impl UploadReport {
             parts_remaining: None,
             reason: None,
             error: None,
+            detail: None,
         }
     }
 
@@ -160,6 +164,8 @@ pub struct TargetReport {
     pub cap_reached: bool,
     /// Stale but not started because a shutdown began.
     pub interrupted: u64,
+    /// A shutdown began while pages were still to be listed: uploads beyond were not seen.
+    pub listing_interrupted: bool,
     /// Bytes held by the stale uploads.
     pub stale_bytes: u64,
     /// Wall time of the sweep.
@@ -253,7 +259,7 @@ impl TargetReport {
 }
 
 /// A whole run: every target.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RunReport {
     /// Start.
     #[serde(serialize_with = "rfc3339")]
@@ -383,6 +389,8 @@ pub fn render_run_text(run: &RunReport) -> String {
             "FAILED"
         } else if t.unverified > 0 || t.failed > 0 {
             "ATTENTION"
+        } else if t.listing_interrupted || t.interrupted > 0 {
+            "INTERRUPTED"
         } else {
             "ok"
         };
@@ -421,6 +429,12 @@ pub fn render_run_text(run: &RunReport) -> String {
             },
             t.interrupted
         );
+        if t.listing_interrupted {
+            let _ = writeln!(
+                out,
+                "  interrupted: a shutdown began before the listing ended; the rest waits for the next sweep"
+            );
+        }
         if let Some(e) = &t.error {
             let _ = writeln!(out, "  error: {e}");
         }
@@ -441,7 +455,14 @@ pub fn render_run_text(run: &RunReport) -> String {
                     u.parts_remaining.unwrap_or(0),
                     u.abort_attempts
                 ),
-                Outcome::Kept => format!("kept: {}", u.reason.map(keep_word).unwrap_or("?")),
+                Outcome::Kept => format!(
+                    "kept: {}{}",
+                    u.reason.map(keep_word).unwrap_or("?"),
+                    u.detail
+                        .as_ref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
+                ),
                 _ => u.error.clone().unwrap_or_default(),
             };
             let _ = writeln!(
@@ -525,6 +546,8 @@ fn keep_word(r: KeepReason) -> &'static str {
         KeepReason::RecentPart => "recent-part",
         KeepReason::UnknownInitiated => "unknown-initiated",
         KeepReason::FutureInitiated => "future-initiated",
+        KeepReason::AncientInitiated => "initiated-before-2006",
+        KeepReason::UnreadableEntry => "unreadable-entry",
         KeepReason::DryRun => "dry-run",
         KeepReason::Capped => "capped",
         KeepReason::ShuttingDown => "shutting-down",

@@ -160,6 +160,7 @@ pub async fn sweep<S: UploadStore>(
     report.bucket = target.bucket.clone();
     report.prefix = target.prefix.clone();
     report.uploads_seen = listed.seen;
+    report.listing_interrupted = listed.interrupted;
     if let Some(clock) = listed.clock {
         report.clock = Some(clock.source);
         report.clock_skew_seconds = clock.skew_seconds;
@@ -192,6 +193,8 @@ struct Listed {
     clock: Option<Now>,
     /// Why no age could be trusted (then nothing was handed on).
     clock_error: Option<String>,
+    /// A shutdown stopped the listing before its last page.
+    interrupted: bool,
 }
 
 /// Folds per-upload outcomes into the report as they arrive, so nothing grows with the number of
@@ -251,12 +254,14 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
     let mut marker: Option<Marker> = None;
     let bucket = ctx.store.bucket().to_string();
     loop {
-        if ctx.opts.cancel.is_cancelled() {
-            break;
-        }
         let page = tokio::select! {
+            biased;
+            () = ctx.opts.cancel.cancelled() => {
+                tracing::warn!(bucket = %bucket, seen = listed.seen, "Shutdown: listing stopped before its last page");
+                listed.interrupted = true;
+                break;
+            }
             page = ctx.store.list_uploads(&ctx.target.prefix, marker.as_ref()) => page,
-            () = ctx.opts.cancel.cancelled() => break,
         };
         let page = match page {
             Ok(p) => p,
@@ -297,6 +302,25 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
                 }
             }
         };
+        for u in page.unreadable {
+            listed.seen += 1;
+            ctx.opts.progress.listed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(bucket = %bucket, key = ?u.key, upload_id = ?u.upload_id, problem = %u.problem,
+                "Keeping an upload whose listing entry cannot be read");
+            let mut entry = UploadReport::new(
+                Upload {
+                    key: u.key,
+                    upload_id: u.upload_id,
+                    initiated: None,
+                },
+                now,
+            );
+            entry.keep(KeepReason::UnreadableEntry);
+            entry.detail = Some(u.problem);
+            if tx.send(Item::Screened(entry)).await.is_err() {
+                return listed;
+            }
+        }
         for u in page.uploads {
             listed.seen += 1;
             ctx.opts.progress.listed.fetch_add(1, Ordering::Relaxed);
@@ -305,7 +329,9 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
                 Decision::Keep(reason) => {
                     if matches!(
                         reason,
-                        KeepReason::UnknownInitiated | KeepReason::FutureInitiated
+                        KeepReason::UnknownInitiated
+                            | KeepReason::FutureInitiated
+                            | KeepReason::AncientInitiated
                     ) {
                         tracing::warn!(bucket = %bucket, key = %u.key, upload_id = %u.upload_id,
                             initiated = ?u.initiated, reason = ?reason, "Keeping upload with untrustworthy initiation time");
@@ -380,7 +406,16 @@ async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload, now: DateTime<Utc>) ->
         Processed { report, error }
     };
 
-    let parts = match ctx.store.list_parts(&key, &id).await {
+    // Nothing has been done to the upload yet: a shutdown drops this ListParts and keeps it.
+    let listed = tokio::select! {
+        biased;
+        () = ctx.opts.cancel.cancelled() => {
+            report.keep(KeepReason::ShuttingDown);
+            return finish(report, &seen, None);
+        }
+        listed = ctx.store.list_parts(&key, &id) => listed,
+    };
+    let parts = match listed {
         Ok(Parts::Gone) => {
             tracing::debug!(bucket = %bucket, key = %key, upload_id = %id, "Upload vanished before its abort");
             report.outcome = Outcome::Vanished;

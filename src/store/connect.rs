@@ -147,6 +147,9 @@ async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared,
             TimeoutConfig::builder()
                 .connect_timeout(s.connect_timeout.0)
                 .read_timeout(s.read_timeout.0)
+                // read_timeout bounds each attempt from sending to the last byte, on this path as
+                // on the lean one: a body that trickles in a byte at a time cannot hold a sweep.
+                .operation_attempt_timeout(s.read_timeout.0)
                 .build(),
         );
     if !s.profile.is_empty() {

@@ -151,8 +151,9 @@ pub(super) fn service_error(
         }
         _ => String::new(),
     };
+    // No code: the answer was not an S3 error document, and `text` says what it was.
     let code = if code.is_empty() {
-        format!("HTTP {status}")
+        format!("HTTP {status} without an S3 error document")
     } else {
         code.to_string()
     };
@@ -165,6 +166,20 @@ pub(super) fn service_error(
         operation,
         kind,
         message: format!("{code}{text}{hint}"),
+    }
+}
+
+/// What to fix after a redirect: S3 answers a request sent to the wrong region with 301 (or 400
+/// AuthorizationHeaderMalformed) and the bucket's region in `x-amz-bucket-region`.
+pub(super) fn redirect_hint(status: u16, region: Option<&str>) -> String {
+    match region {
+        Some(r) if matches!(status, 301 | 307 | 400) && !r.is_empty() => {
+            format!(" (the bucket is in region {r:?}: set region = {r:?} for this target)")
+        }
+        _ if status == 301 => {
+            " (the bucket is in another region; the server did not say which)".to_string()
+        }
+        _ => String::new(),
     }
 }
 
@@ -198,13 +213,21 @@ where
     let (kind, message) = match &e {
         SdkError::ServiceError(s) => {
             let err = s.err();
-            return service_error(
-                operation,
-                bucket,
-                s.raw().status().as_u16(),
-                err.code().unwrap_or(""),
-                err.message().unwrap_or(""),
-            );
+            let status = s.raw().status().as_u16();
+            let code = err.code().unwrap_or("");
+            let text = match (code, err.message()) {
+                ("", _) => s
+                    .raw()
+                    .body()
+                    .bytes()
+                    .map(super::xml::snippet)
+                    .unwrap_or_else(|| chain(&e)),
+                (_, message) => message.unwrap_or("").to_string(),
+            };
+            let mut error = service_error(operation, bucket, status, code, &text);
+            let region = s.raw().headers().get("x-amz-bucket-region");
+            error.message.push_str(&redirect_hint(status, region));
+            return error;
         }
         SdkError::TimeoutError(_) => (ErrorKind::Timeout, format!("timed out: {}", chain(&e))),
         SdkError::DispatchFailure(_) if chain(&e).contains("credential") => (

@@ -6,7 +6,8 @@
 //! - [`tls`]: the one trust store every HTTP client of the product is built from.
 //! - [`connect`]: builds and shares clients; chooses each store's request path, once.
 //! - `s3`: [`S3Store`], an S3 bucket; `sdk`: the calls made through aws-sdk-s3.
-//! - `lean`: the lean path, ListParts and AbortMultipartUpload over hyper, signed by aws-sigv4.
+//! - `lean`: the lean path, the same calls over hyper, signed by aws-sigv4.
+//! - `xml`: the one strict reader of the answers' XML, for both request paths.
 
 pub mod connect;
 pub mod error;
@@ -14,6 +15,7 @@ mod lean;
 mod s3;
 mod sdk;
 pub mod tls;
+mod xml;
 
 use std::future::Future;
 
@@ -43,11 +45,31 @@ pub struct Marker {
     pub upload_id: Option<String>,
 }
 
+/// An entry of a listing page that could not be read (a field missing, not a date, or holding a
+/// character XML cannot carry): kept and reported, never acted on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The key as it came (possibly empty or garbled).
+    pub key: String,
+    /// The upload id as it came (possibly empty or garbled).
+    pub upload_id: String,
+    /// Which field, and what it held.
+    pub problem: String,
+}
+
+/// The most entries one ListMultipartUploads or ListParts page may hold (`max-uploads` and
+/// `max-parts` cannot ask for more).
+pub const MAX_PAGE_ENTRIES: usize = 1_000;
+/// The most parts an upload can have, and the highest part number.
+pub const MAX_PARTS: usize = 10_000;
+
 /// One page of ListMultipartUploads.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct UploadPage {
     /// The uploads of this page, in the server's order (not necessarily by key).
     pub uploads: Vec<Upload>,
+    /// Entries that could not be read.
+    pub unreadable: Vec<Unreadable>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Marker>,
     /// The store's clock when it answered (its `Date` header), when it sent a readable one.
@@ -118,6 +140,29 @@ pub(crate) struct PartsPage {
     pub(crate) parts: Vec<Part>,
     pub(crate) truncated: bool,
     pub(crate) next: Option<String>,
+}
+
+/// Where the next ListMultipartUploads page starts, from a page's `IsTruncated`, `NextKeyMarker` and
+/// `NextUploadIdMarker` (empty markers count as absent); a truncated page without a key marker is a
+/// protocol error.
+fn next_marker(
+    truncated: bool,
+    key: Option<&str>,
+    upload_id: Option<&str>,
+) -> Result<Option<Marker>, StoreError> {
+    if !truncated {
+        return Ok(None);
+    }
+    let key = key.filter(|k| !k.is_empty()).ok_or_else(|| {
+        StoreError::protocol(
+            Operation::ListUploads,
+            "the server said the listing is truncated but gave no NextKeyMarker",
+        )
+    })?;
+    Ok(Some(Marker {
+        key: key.to_string(),
+        upload_id: upload_id.filter(|u| !u.is_empty()).map(str::to_string),
+    }))
 }
 
 fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {

@@ -7,15 +7,16 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::types::RequestPayer;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    AfterDeserializationInterceptorContextRef, BeforeDeserializationInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::error::{classify, sdk_means_gone};
-use super::{
-    Aborted, Marker, Operation, Part, PartsPage, StoreError, Upload, UploadPage, to_chrono,
-};
+use super::{Aborted, Marker, Operation, PartsPage, StoreError, UploadPage, next_marker, xml};
 use crate::config::Settings;
 
 /// One bucket on an SDK client, with the per-call options of its target.
@@ -36,14 +37,17 @@ impl SdkBucket {
         }
     }
 
-    /// One ListMultipartUploads page, markers exactly as the server returned them.
+    /// One ListMultipartUploads page, markers exactly as the server returned them. The SDK sends
+    /// the request and reads the answer; the page is read from the body by the same strict parser
+    /// as the lean path's ([`xml`]), so both paths agree on what a page says.
     pub(crate) async fn list_uploads(
         &self,
         prefix: &str,
         marker: Option<&Marker>,
     ) -> Result<UploadPage, StoreError> {
-        let date = DateHeader::default();
-        let out = self
+        let op = Operation::ListUploads;
+        let answer = Answer::default();
+        let result = self
             .client
             .list_multipart_uploads()
             .bucket(&self.bucket)
@@ -53,55 +57,38 @@ impl SdkBucket {
             .set_expected_bucket_owner(self.expected_owner.clone())
             .set_request_payer(self.request_payer.clone())
             .customize()
-            .interceptor(date.clone())
+            .interceptor(answer.clone())
             .send()
-            .await
-            .map_err(|e| classify(Operation::ListUploads, &self.bucket, e))?;
-        let uploads = out
-            .uploads()
-            .iter()
-            .filter_map(|u| {
-                Some(Upload {
-                    key: u.key()?.to_string(),
-                    upload_id: u.upload_id()?.to_string(),
-                    initiated: u.initiated().and_then(to_chrono),
-                })
-            })
-            .collect();
-        let next = if out.is_truncated().unwrap_or(false) {
-            let key = out
-                .next_key_marker()
-                .filter(|k| !k.is_empty())
-                .ok_or_else(|| {
-                    StoreError::protocol(
-                        Operation::ListUploads,
-                        "the server said the listing is truncated but gave no NextKeyMarker",
-                    )
-                })?;
-            Some(Marker {
-                key: key.to_string(),
-                upload_id: out
-                    .next_upload_id_marker()
-                    .filter(|u| !u.is_empty())
-                    .map(str::to_string),
-            })
-        } else {
-            None
+            .await;
+        let (date, body) = answer.take();
+        let Some(body) = body else {
+            result.map_err(|e| classify(op, &self.bucket, e))?;
+            return Err(StoreError::protocol(op, "the SDK kept no answer to read"));
         };
+        let page = xml::parse_list_uploads(&body).map_err(|e| {
+            StoreError::protocol(op, format!("unreadable ListMultipartUploads answer: {e}"))
+        })?;
         Ok(UploadPage {
-            uploads,
-            next,
-            server_date: *date.0.lock(),
+            next: next_marker(
+                page.truncated,
+                page.next_key.as_deref(),
+                page.next_upload_id.as_deref(),
+            )?,
+            uploads: page.uploads,
+            unreadable: page.unreadable,
+            server_date: date,
         })
     }
 
-    /// One ListParts page; `None` for NoSuchUpload.
+    /// One ListParts page; `None` for NoSuchUpload. Read like [`Self::list_uploads`].
     pub(crate) async fn parts_page(
         &self,
         key: &str,
         upload_id: &str,
         marker: Option<&str>,
     ) -> Result<Option<PartsPage>, StoreError> {
+        let op = Operation::ListParts;
+        let answer = Answer::default();
         let result = self
             .client
             .list_parts()
@@ -111,27 +98,21 @@ impl SdkBucket {
             .set_part_number_marker(marker.map(str::to_string))
             .set_expected_bucket_owner(self.expected_owner.clone())
             .set_request_payer(self.request_payer.clone())
+            .customize()
+            .interceptor(answer.clone())
             .send()
             .await;
-        let out = match result {
-            Ok(out) => out,
-            Err(e) if sdk_means_gone(Operation::ListParts, &e) => return Ok(None),
-            Err(e) => return Err(classify(Operation::ListParts, &self.bucket, e)),
+        let body = match (answer.take().1, result) {
+            (Some(body), _) => body,
+            (None, Err(e)) if sdk_means_gone(op, &e) => return Ok(None),
+            (None, Err(e)) => return Err(classify(op, &self.bucket, e)),
+            (None, Ok(_)) => {
+                return Err(StoreError::protocol(op, "the SDK kept no answer to read"));
+            }
         };
-        Ok(Some(PartsPage {
-            parts: out
-                .parts()
-                .iter()
-                .map(|p| Part {
-                    number: p.part_number().unwrap_or(0),
-                    etag: p.e_tag().unwrap_or_default().to_string(),
-                    size: p.size().unwrap_or(0).max(0) as u64,
-                    last_modified: p.last_modified().and_then(to_chrono),
-                })
-                .collect(),
-            truncated: out.is_truncated().unwrap_or(false),
-            next: out.next_part_number_marker().map(str::to_string),
-        }))
+        xml::parse_list_parts(&body)
+            .map(Some)
+            .map_err(|e| StoreError::protocol(op, format!("unreadable ListParts answer: {e}")))
     }
 
     /// Aborts an upload.
@@ -154,14 +135,27 @@ impl SdkBucket {
     }
 }
 
-/// Keeps the `Date` header of the last answer to the call it is attached to: the store's clock,
-/// read from the answers the sweep receives anyway.
+/// Keeps what the last answer to the call it is attached to said: its `Date` header (the store's
+/// clock, read from the answers the sweep receives anyway) and, for a 2xx, its body.
 #[derive(Clone, Debug, Default)]
-struct DateHeader(Arc<parking_lot::Mutex<Option<DateTime<Utc>>>>);
+struct Answer(Arc<parking_lot::Mutex<Answered>>);
 
-impl Intercept for DateHeader {
+#[derive(Debug, Default)]
+struct Answered {
+    date: Option<DateTime<Utc>>,
+    body: Option<Bytes>,
+}
+
+impl Answer {
+    fn take(&self) -> (Option<DateTime<Utc>>, Option<Bytes>) {
+        let Answered { date, body } = std::mem::take(&mut *self.0.lock());
+        (date, body)
+    }
+}
+
+impl Intercept for Answer {
     fn name(&self) -> &'static str {
-        "DateHeader"
+        "Answer"
     }
 
     fn read_after_transmit(
@@ -170,12 +164,28 @@ impl Intercept for DateHeader {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        *self.0.lock() = context
-            .response()
-            .headers()
-            .get("date")
-            .and_then(|d| httpdate::parse_http_date(d).ok())
-            .map(DateTime::<Utc>::from);
+        *self.0.lock() = Answered {
+            date: context
+                .response()
+                .headers()
+                .get("date")
+                .and_then(|d| httpdate::parse_http_date(d).ok())
+                .map(DateTime::<Utc>::from),
+            body: None,
+        };
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response();
+        if response.status().is_success() {
+            self.0.lock().body = response.body().bytes().map(Bytes::copy_from_slice);
+        }
         Ok(())
     }
 }

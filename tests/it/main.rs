@@ -19,6 +19,7 @@ mod common;
 
 mod cli;
 mod daemon;
+mod hostile;
 mod listing;
 mod metrics;
 mod resilience;

@@ -1,5 +1,5 @@
-//! The lean path: ListParts and AbortMultipartUpload, two of the three or more requests a sweep
-//! sends for every upload, over a plain hyper connection pool and signed with aws-sigv4 the way the
+//! The lean path: ListMultipartUploads, ListParts and AbortMultipartUpload, the requests a sweep
+//! sends, over a plain hyper connection pool and signed with aws-sigv4 the way the
 //! SDK signs S3 requests ([`sign`]). The SDK's pipeline around the same request (interceptors,
 //! per-call config layering, endpoint rules, user-agent assembly, type-erased orchestration) costs
 //! more CPU than the request itself; scripts/bench.sh measures the difference.
@@ -17,14 +17,14 @@
 mod retry;
 mod sign;
 mod transport;
-mod xml;
 
 use std::sync::Arc;
 
 use aws_smithy_types::Document;
 use aws_smithy_types::endpoint::Endpoint;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -32,8 +32,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use self::retry::{Failure, with_retries};
 use self::sign::{EMPTY_SHA256, Signer};
 pub(crate) use self::transport::Transport;
-use super::error::{NETWORK_HINT, chain, means_gone, service_error};
-use super::{Aborted, ErrorKind, Operation, PartsPage, StoreError};
+use super::error::{NETWORK_HINT, chain, means_gone, redirect_hint, service_error};
+use super::xml;
+use super::{
+    Aborted, ErrorKind, Marker, Operation, PartsPage, StoreError, UploadPage, next_marker,
+};
 use crate::config::Settings;
 
 /// Characters of a key left as they are in the path: RFC 3986 unreserved, and `/`.
@@ -56,9 +59,20 @@ pub(crate) struct Route {
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// A response worth reading: a 2xx, or NoSuchUpload.
+/// The largest answer read, by operation: a ListMultipartUploads page of 1,000 uploads with
+/// 1,024-byte keys escaped is under 8 MiB, a ListParts page of 1,000 parts under 1 MiB, an error
+/// document a few hundred bytes. A larger answer is a protocol error, never buffered whole.
+fn max_body(op: Operation, success: bool) -> usize {
+    match (op, success) {
+        (Operation::ListUploads, true) => 16 << 20,
+        (Operation::ListParts, true) => 4 << 20,
+        _ => 64 << 10,
+    }
+}
+
+/// A response worth reading: a 2xx (its body and `Date` header), or NoSuchUpload.
 enum Reply {
-    Ok(Bytes),
+    Ok(Bytes, Option<HeaderValue>),
     NoSuchUpload,
 }
 
@@ -135,6 +149,52 @@ impl Route {
         })
     }
 
+    /// One ListMultipartUploads page, markers exactly as the server returned them.
+    pub(crate) async fn list_uploads(
+        &self,
+        prefix: &str,
+        marker: Option<&Marker>,
+    ) -> Result<UploadPage, StoreError> {
+        let op = Operation::ListUploads;
+        let mut url = format!("{}/?uploads", self.base);
+        for (name, value) in [
+            ("key-marker", marker.map(|m| m.key.as_str())),
+            ("prefix", Some(prefix).filter(|p| !p.is_empty())),
+            (
+                "upload-id-marker",
+                marker.and_then(|m| m.upload_id.as_deref()),
+            ),
+        ] {
+            if let Some(v) = value {
+                url.push('&');
+                url.push_str(name);
+                url.push('=');
+                url.extend(utf8_percent_encode(v, QUERY));
+            }
+        }
+        let (body, date) = match self.send(op, Method::GET, &url).await? {
+            Reply::Ok(body, date) => (body, date),
+            Reply::NoSuchUpload => {
+                return Err(StoreError::protocol(op, "NoSuchUpload to a listing"));
+            }
+        };
+        let page = xml::parse_list_uploads(&body).map_err(|e| {
+            StoreError::protocol(op, format!("unreadable ListMultipartUploads answer: {e}"))
+        })?;
+        Ok(UploadPage {
+            next: next_marker(
+                page.truncated,
+                page.next_key.as_deref(),
+                page.next_upload_id.as_deref(),
+            )?,
+            uploads: page.uploads,
+            unreadable: page.unreadable,
+            server_date: date
+                .and_then(|d| httpdate::parse_http_date(d.to_str().ok()?).ok())
+                .map(DateTime::<Utc>::from),
+        })
+    }
+
     /// One ListParts page; `None` for NoSuchUpload.
     pub(crate) async fn parts_page(
         &self,
@@ -150,7 +210,7 @@ impl Route {
         }
         let body = match self.send(op, Method::GET, &url).await? {
             Reply::NoSuchUpload => return Ok(None),
-            Reply::Ok(body) => body,
+            Reply::Ok(body, _) => body,
         };
         xml::parse_list_parts(&body)
             .map(Some)
@@ -162,7 +222,7 @@ impl Route {
         let url = self.url(key, upload_id);
         Ok(
             match self.send(Operation::Abort, Method::DELETE, &url).await? {
-                Reply::Ok(_) => Aborted::Accepted,
+                Reply::Ok(..) => Aborted::Accepted,
                 Reply::NoSuchUpload => Aborted::NoSuchUpload,
             },
         )
@@ -215,29 +275,47 @@ impl Route {
         })?;
         let status = resp.status();
         let date = resp.headers().get(hyper::header::DATE).cloned();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Failure {
-                retry: true,
-                error: StoreError {
-                    operation: op,
-                    kind: ErrorKind::Network,
-                    message: format!("the answer broke off: {}", chain(&e)),
-                },
-            })?
-            .to_bytes();
+        let region = resp.headers().get("x-amz-bucket-region").cloned();
+        let limit = max_body(op, status.is_success());
+        let body = match Limited::new(resp.into_body(), limit).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => {
+                return Err(Failure::fatal(StoreError::protocol(
+                    op,
+                    format!(
+                        "HTTP {status} with an answer larger than {} MiB, more than the protocol allows",
+                        limit as f64 / f64::from(1 << 20)
+                    ),
+                )));
+            }
+            Err(e) => {
+                return Err(Failure {
+                    retry: true,
+                    error: StoreError {
+                        operation: op,
+                        kind: ErrorKind::Network,
+                        message: format!("the answer broke off: {}", chain(&*e)),
+                    },
+                });
+            }
+        };
         if status.is_success() {
-            return Ok(Reply::Ok(body));
+            return Ok(Reply::Ok(body, date));
         }
-        let (code, message) = xml::parse_error(&body);
+        let (code, message) = match xml::parse_error(&body) {
+            Some(parsed) => parsed,
+            None => (String::new(), xml::snippet(&body)),
+        };
         if means_gone(op, status.as_u16(), &code) {
             return Ok(Reply::NoSuchUpload);
         }
         // A refused clock is worth another attempt once the server's time is known.
         let skew_learnt = code == "RequestTimeTooSkewed" && t.learn_skew(date.as_ref());
-        let error = service_error(op, &self.bucket, status.as_u16(), &code, &message);
+        let mut error = service_error(op, &self.bucket, status.as_u16(), &code, &message);
+        error.message.push_str(&redirect_hint(
+            status.as_u16(),
+            region.as_ref().and_then(|r| r.to_str().ok()),
+        ));
         let retry = skew_learnt
             || matches!(error.kind, ErrorKind::Throttled | ErrorKind::Server)
             || matches!(code.as_str(), "RequestTimeout" | "InternalError");

@@ -9,6 +9,7 @@
 
 pub mod endpoint;
 pub mod garage;
+pub mod hostile;
 pub mod http;
 pub mod janitor;
 pub mod rgw;
