@@ -351,23 +351,38 @@ pub fn render_plan_text(run: &RunReport) -> String {
             let _ = writeln!(out, "  {line}");
         }
         if !t.uploads.is_empty() {
+            let action = |u: &UploadReport| match (u.outcome, u.reason) {
+                (Outcome::Kept, Some(r)) => format!("keep:{}", keep_word(r)),
+                (o, _) => outcome_word(o).to_string(),
+            };
+            // Columns as wide as their widest entry (AWS upload ids are 60 to 100+ characters).
+            let id_width = t
+                .uploads
+                .iter()
+                .map(|u| u.upload_id.len())
+                .max()
+                .unwrap_or(0)
+                .max(9);
+            let action_width = t
+                .uploads
+                .iter()
+                .map(|u| action(u).len())
+                .max()
+                .unwrap_or(0)
+                .max(6);
             let _ = writeln!(
                 out,
-                "  {:<10} {:>6} {:>10}  {:<12} {:<36} KEY",
+                "  {:<10} {:>6} {:>10}  {:<action_width$} {:<id_width$} KEY",
                 "AGE", "PARTS", "BYTES", "ACTION", "UPLOAD ID"
             );
             for u in &t.uploads {
-                let action = match (u.outcome, u.reason) {
-                    (Outcome::Kept, Some(r)) => format!("keep:{}", keep_word(r)),
-                    (o, _) => outcome_word(o).to_string(),
-                };
                 let _ = writeln!(
                     out,
-                    "  {:<10} {:>6} {:>10}  {:<12} {:<36} {:?}",
+                    "  {:<10} {:>6} {:>10}  {:<action_width$} {:<id_width$} {:?}",
                     human_age(u.age_seconds),
                     u.parts,
                     human_bytes(u.bytes),
-                    action,
+                    action(u),
                     u.upload_id,
                     u.key
                 );
@@ -451,9 +466,9 @@ pub fn render_run_text(run: &RunReport) -> String {
         }) {
             let detail = match u.outcome {
                 Outcome::Unverified => format!(
-                    "{} parts still listed after {} aborts",
-                    u.parts_remaining.unwrap_or(0),
-                    u.abort_attempts
+                    "{} still listed after {}",
+                    plural(u.parts_remaining.unwrap_or(0), "part"),
+                    plural(u64::from(u.abort_attempts), "abort")
                 ),
                 Outcome::Kept => format!(
                     "kept: {}{}",
@@ -538,6 +553,15 @@ fn outcome_word(o: Outcome) -> &'static str {
     }
 }
 
+/// `1 part`, `2 parts`.
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn keep_word(r: KeepReason) -> &'static str {
     match r {
         KeepReason::Excluded => "excluded",
@@ -573,6 +597,50 @@ mod tests {
         for (n, want) in ages {
             assert_eq!(human_age(n), want);
         }
+    }
+
+    #[test]
+    fn plan_columns_fit_long_upload_ids_and_counts_read_as_english() {
+        let entry = |id: &str, outcome, reason| UploadReport {
+            key: "k".into(),
+            upload_id: id.into(),
+            initiated: None,
+            age_seconds: 90_000,
+            parts: 1,
+            bytes: 10,
+            outcome,
+            abort_attempts: 1,
+            parts_remaining: Some(1),
+            reason,
+            error: None,
+            detail: None,
+        };
+        let long = "x".repeat(64);
+        let run = RunReport {
+            targets: vec![TargetReport {
+                bucket: "b".into(),
+                uploads: vec![
+                    entry(&long, Outcome::WouldAbort, None),
+                    entry("short", Outcome::Kept, Some(KeepReason::AncientInitiated)),
+                    entry("u", Outcome::Unverified, None),
+                ],
+                ..TargetReport::default()
+            }],
+            ..RunReport::default()
+        };
+        let plan = render_plan_text(&run);
+        let key_column: Vec<usize> = plan
+            .lines()
+            .filter(|l| l.ends_with("KEY") || l.ends_with("\"k\""))
+            .map(|l| l.len())
+            .collect();
+        assert_eq!(key_column.len(), 4, "{plan}");
+        assert!(
+            key_column.windows(2).all(|w| w[0] == w[1]),
+            "aligned:\n{plan}"
+        );
+        let text = render_run_text(&run);
+        assert!(text.contains("1 part still listed after 1 abort"), "{text}");
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! within the grace period, see [`crate::shutdown`]), then export what they did ([`Exporter`]:
 //! the metrics registry, the textfile, the Pushgateway).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -73,18 +74,32 @@ impl Runner {
         let run = run.await;
         if let Some(t) = ticker {
             t.abort();
+            PROGRESS_LINE.store(false, Relaxed);
             eprint!("\r\x1b[2K");
         }
         run
     }
 }
 
+/// True while a progress line sits on stderr without its newline: [`log_writer`] clears it before a
+/// log line, so the line does not land on it (the next tick draws it again below).
+static PROGRESS_LINE: AtomicBool = AtomicBool::new(false);
+
+/// The writer of log lines: stderr, with the progress line cleared first when one is shown.
+pub fn log_writer() -> std::io::Stderr {
+    let stderr = std::io::stderr();
+    if PROGRESS_LINE.load(Relaxed) {
+        let _ = (&stderr).write_all(b"\r\x1b[2K");
+    }
+    stderr
+}
+
 /// Rewrites one status line on stderr every `every` until aborted.
 async fn show_progress(p: Arc<Progress>, every: Duration) {
-    use std::sync::atomic::Ordering::Relaxed;
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
+        PROGRESS_LINE.store(true, Relaxed);
         eprint!(
             "\r\x1b[2Klisted {}  processed {}  aborted {}  reclaimed {}",
             p.listed.load(Relaxed),
