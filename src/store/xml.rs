@@ -516,7 +516,7 @@ mod tests {
                 let full = page(n);
                 let end = full.trim_end().len();
                 let at = cut.index(end);
-                prop_assert!(parse_list_uploads(full[..at].as_bytes()).is_err(), "cut at {at} of {end}");
+                prop_assert!(parse_list_uploads(&full.as_bytes()[..at]).is_err(), "cut at {at} of {end}");
             }
 
             /// A valid page with one byte replaced, removed or inserted: never a panic, and when it
