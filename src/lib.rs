@@ -26,6 +26,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod http;
+pub mod limit;
 pub mod metrics;
 pub mod notify;
 pub mod policy;

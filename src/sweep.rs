@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Target;
+use crate::limit::Limiter;
 use crate::policy::{self, ClockSource, Decision, KeepReason, Now, Rules, RunState};
 use crate::report::{Outcome, RunReport, TargetReport, UploadReport};
 use crate::store::{Connector, Marker, Operation, Parts, StoreError, Upload, UploadStore};
@@ -70,6 +71,8 @@ struct Ctx<S> {
     opts: SweepOptions,
     /// Aborts started, against `max_aborts_per_run`.
     aborts_started: AtomicU64,
+    /// How many uploads are in flight.
+    limiter: Limiter,
 }
 
 impl<S> Ctx<S> {
@@ -114,8 +117,10 @@ pub async fn sweep<S: UploadStore>(
         target: target.clone(),
         opts: opts.clone(),
         aborts_started: AtomicU64::new(0),
+        limiter: Limiter::pinned(settings.concurrency),
     });
-    let (tx, mut rx) = mpsc::channel::<Item>(settings.concurrency * 2);
+    let width = settings.concurrency;
+    let (tx, mut rx) = mpsc::channel::<Item>(width * 2);
 
     let lister = {
         let ctx = ctx.clone();
@@ -133,16 +138,24 @@ pub async fn sweep<S: UploadStore>(
                             report,
                             error: None,
                         }),
-                        // Spawned so that signing and parsing spread over the runtime's threads.
+                        // Spawned so that signing and parsing spread over the runtime's threads;
+                        // each upload holds a permit of the limiter from its first call to its
+                        // last, and its time and any throttling are the limiter's sample.
                         Item::Candidate(u, now) => {
-                            tokio::spawn(async move { process(&ctx, u, now).await })
+                            let permit = ctx.limiter.acquire().await;
+                            let (started, throttled) = (Instant::now(), ctx.store.throttled());
+                            let c = ctx.clone();
+                            let done = tokio::spawn(async move { process(&c, u, now).await })
                                 .await
-                                .map_err(|e| e.to_string())
+                                .map_err(|e| e.to_string());
+                            let was_throttled = ctx.store.throttled() > throttled;
+                            ctx.limiter.done(permit, started.elapsed(), was_throttled);
+                            done
                         }
                     }
                 }
             })
-            .buffer_unordered(settings.concurrency)
+            .buffer_unordered(width)
             .fold(
                 Tally::new(opts.max_listed),
                 |mut tally, processed| async move {

@@ -132,6 +132,13 @@ pub trait UploadStore: Send + Sync + 'static {
         key: &str,
         upload_id: &str,
     ) -> impl Future<Output = Result<Aborted, StoreError>> + Send;
+
+    /// Throttling answers (SlowDown and the like, retried or not) received so far from this
+    /// store's endpoint, by every store sharing it: the sweep's concurrency limit backs off when it
+    /// grows. A store that cannot tell answers 0.
+    fn throttled(&self) -> u64 {
+        0
+    }
 }
 
 /// One page of ListParts, as either request path reads it.

@@ -83,6 +83,13 @@ impl UploadStore for S3Store {
             RequestPath::Sdk => self.sdk.abort(key, upload_id).await,
         }
     }
+
+    fn throttled(&self) -> u64 {
+        match &self.path {
+            RequestPath::Lean(route) => route.throttled(),
+            RequestPath::Sdk => 0,
+        }
+    }
 }
 
 /// Every part of an upload, following `NextPartNumberMarker` from page to page; `page(marker)`

@@ -217,6 +217,13 @@ impl Route {
             .map_err(|e| StoreError::protocol(op, format!("unreadable ListParts answer: {e}")))
     }
 
+    /// Throttling answers received on this route's transport, by every route sharing it.
+    pub(crate) fn throttled(&self) -> u64 {
+        self.transport
+            .throttled
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Aborts an upload.
     pub(crate) async fn abort(&self, key: &str, upload_id: &str) -> Result<Aborted, StoreError> {
         let url = self.url(key, upload_id);
@@ -316,6 +323,10 @@ impl Route {
             status.as_u16(),
             region.as_ref().and_then(|r| r.to_str().ok()),
         ));
+        if error.kind == ErrorKind::Throttled {
+            t.throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let retry = skew_learnt
             || matches!(error.kind, ErrorKind::Throttled | ErrorKind::Server)
             || matches!(code.as_str(), "RequestTimeout" | "InternalError");

@@ -1,7 +1,7 @@
 //! What the lean path's routes on one set of connection settings share: the connection pool, the
 //! credentials (cached), the retry limits and the clock skew learnt from the server.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -34,6 +34,8 @@ pub(crate) struct Transport {
     pub(super) attempt_timeout: Duration,
     /// Server time minus our time, in milliseconds, learnt from RequestTimeTooSkewed answers.
     skew_ms: AtomicI64,
+    /// Throttling answers received, retried or not (see `UploadStore::throttled`).
+    pub(super) throttled: AtomicU64,
 }
 
 impl Transport {
@@ -54,6 +56,7 @@ impl Transport {
             max_attempts: s.retry_max_attempts.max(1),
             attempt_timeout: s.read_timeout.0,
             skew_ms: AtomicI64::new(0),
+            throttled: AtomicU64::new(0),
         })
     }
 
