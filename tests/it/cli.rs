@@ -286,7 +286,10 @@ fn three_shards_sweep_every_target_exactly_once() {
     let mut buckets: Vec<String> = Vec::new();
     let mut per_shard = [0; 3];
     while per_shard.iter().any(|&n| n < 2) {
-        assert!(buckets.len() < 100, "FNV-1a spreads bucket names over the shards");
+        assert!(
+            buckets.len() < 100,
+            "FNV-1a spreads bucket names over the shards"
+        );
         let b = rt.block_on(g.bucket(&format!("shard{}", buckets.len())));
         per_shard[shard_of(&b, "", 3) as usize] += 1;
         buckets.push(b);
@@ -316,7 +319,11 @@ fn three_shards_sweep_every_target_exactly_once() {
         for t in targets {
             assert_eq!(t["aborted"], 2);
             let bucket = t["bucket"].as_str().unwrap();
-            assert_eq!(shard_of(bucket, "", 3).to_string(), index, "{bucket} in its own shard");
+            assert_eq!(
+                shard_of(bucket, "", 3).to_string(),
+                index,
+                "{bucket} in its own shard"
+            );
             swept.push(t["bucket"].as_str().unwrap().to_string());
         }
     }
