@@ -297,11 +297,11 @@ impl Config {
         }
         let mut memo = Memo::default();
         let defaults = settings_problems(&self.defaults, &mut memo);
-        let src = source("defaults");
+        // A handful of keys at most: each named with the layer its own value came from.
         out.extend(
             defaults
                 .iter()
-                .map(|(k, m)| format!("defaults.{k}: {m}{src}")),
+                .map(|(k, m)| format!("defaults.{k}: {m}{}", source(&format!("defaults.{k}")))),
         );
         let src = source("targets");
         for (i, t) in self.targets.iter().enumerate() {
