@@ -382,10 +382,18 @@ impl Config {
             })
             .collect();
         let mut sharding = file.sharding;
-        if sharding.index.is_none() {
-            sharding.index = std::env::var("JOB_COMPLETION_INDEX")
-                .ok()
-                .and_then(|v| v.trim().parse().ok());
+        let mut early = Vec::new();
+        if sharding.index.is_none()
+            && let Ok(v) = std::env::var("JOB_COMPLETION_INDEX")
+            && !v.trim().is_empty()
+        {
+            // A garbled index must not quietly become shard 0.
+            match v.trim().parse() {
+                Ok(i) => sharding.index = Some(i),
+                Err(_) => early.push(format!(
+                    "sharding.index: {v:?} is not a shard index (a number below sharding.count) (from environment variable JOB_COMPLETION_INDEX)"
+                )),
+            }
         }
         let config = Config {
             defaults: file.defaults,
@@ -395,7 +403,8 @@ impl Config {
             targets,
             sources,
         };
-        let problems = config.problems(&fig);
+        let mut problems = early;
+        problems.extend(config.problems(&fig));
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }

@@ -707,3 +707,26 @@ fn example_toml_shows_every_key_the_loader_knows() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_profile_in_neither_shared_file_is_refused() {
+    // aws-config would only fail at run time, with a credentials error.
+    let dir = tempfile::tempdir().unwrap();
+    let (config, creds) = (dir.path().join("config"), dir.path().join("credentials"));
+    std::fs::write(
+        &config,
+        "[default]\nregion = x\n[profile garage]\nregion = garage\n",
+    )
+    .unwrap();
+    std::fs::write(&creds, "[ceph]\naws_access_key_id = a\n").unwrap();
+    assert_eq!(validate::profile_problem("garage", &config, &creds), None);
+    assert_eq!(validate::profile_problem("ceph", &config, &creds), None);
+    assert_eq!(validate::profile_problem("default", &config, &creds), None);
+    let e = validate::profile_problem("minio", &config, &creds).unwrap();
+    assert!(
+        e.contains("\"minio\" is in neither") && e.contains("AWS_CONFIG_FILE"),
+        "{e}"
+    );
+    let none = dir.path().join("none");
+    assert!(validate::profile_problem("garage", &none, &none).is_some());
+}

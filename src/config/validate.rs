@@ -232,6 +232,7 @@ fn out_of_range<S, T: Bound>(
 #[derive(Default)]
 struct Memo {
     schedules: HashMap<(String, chrono_tz::Tz), Option<String>>,
+    profiles: HashMap<String, Option<String>>,
 }
 
 impl Memo {
@@ -243,6 +244,69 @@ impl Memo {
             .or_insert_with(|| schedule_problem(s))
             .clone()
     }
+}
+
+impl Memo {
+    /// Why `profile` would not be found by aws-config, if it would not.
+    fn profile(&mut self, profile: &str) -> Option<String> {
+        if let Some(p) = self.profiles.get(profile) {
+            return p.clone();
+        }
+        let (config, credentials) = profile_files();
+        let p = profile_problem(profile, &config, &credentials);
+        self.profiles.insert(profile.to_string(), p.clone());
+        p
+    }
+}
+
+/// The shared config and credentials files aws-config reads: `$AWS_CONFIG_FILE` and
+/// `$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/config` and `~/.aws/credentials`.
+fn profile_files() -> (std::path::PathBuf, std::path::PathBuf) {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let pick = |var: &str, default: &str| match std::env::var_os(var) {
+        Some(p) if !p.is_empty() => {
+            let p = std::path::PathBuf::from(p);
+            match (p.strip_prefix("~"), &home) {
+                (Ok(rest), Some(h)) => h.join(rest),
+                _ => p,
+            }
+        }
+        _ => home.clone().unwrap_or_default().join(".aws").join(default),
+    };
+    (
+        pick("AWS_CONFIG_FILE", "config"),
+        pick("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+    )
+}
+
+/// Why `profile` is in neither file (`[profile NAME]` or `[NAME]` in the config file, `[NAME]` in
+/// the credentials file), if it is in neither: the target would only fail at run time, with a
+/// credentials error.
+pub(super) fn profile_problem(profile: &str, config: &Path, credentials: &Path) -> Option<String> {
+    let has = |file: &Path, prefixed: bool| -> bool {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            return false;
+        };
+        text.lines().any(|l| {
+            let Some(inner) = l.trim().strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
+                return false;
+            };
+            let inner = inner.trim();
+            let name = match inner.strip_prefix("profile") {
+                Some(rest) if prefixed && rest.starts_with(char::is_whitespace) => rest.trim(),
+                _ => inner,
+            };
+            name == profile
+        })
+    };
+    if has(config, true) || has(credentials, false) {
+        return None;
+    }
+    Some(format!(
+        "{profile:?} is in neither {:?} nor {:?} (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE): the target would fail with a credentials error",
+        config.display().to_string(),
+        credentials.display().to_string()
+    ))
 }
 
 fn schedule_problem(s: &Settings) -> Option<String> {
@@ -407,6 +471,11 @@ fn settings_problems(s: &Settings, memo: &mut Memo) -> Vec<(&'static str, String
     }
     if let Some(p) = memo.schedule(s) {
         out.push(("schedule", p));
+    }
+    if !s.profile.is_empty()
+        && let Some(p) = memo.profile(&s.profile)
+    {
+        out.push(("profile", p));
     }
     out
 }

@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::common::janitor::{command, janitor};
+use crate::common::janitor::{command, janitor, janitor_with_env};
 
 /// A listener standing in for an S3 endpoint that must never be contacted.
 fn tripwire() -> (TcpListener, String) {
@@ -184,5 +184,35 @@ fn a_config_in_an_untraversable_directory_says_permission_denied() {
     assert!(
         stderr.contains("Permission denied") && !stderr.contains("does not exist"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_profile_and_a_garbled_shard_index_exit_2_instead_of_misleading_at_run_time() {
+    // A profile in neither shared file failed each target with a credentials error; a
+    // JOB_COMPLETION_INDEX that is not a number quietly made the process shard 0.
+    let out = janitor(
+        "[defaults]\nprofile = \"no-such-profile\"\n[[targets]]\nbucket = \"b\"\n",
+        &["check-config"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("defaults.profile: \"no-such-profile\" is in neither \"/nonexistent\""),
+        "{}",
+        out.stderr
+    );
+    let out = janitor_with_env(
+        "[sharding]\ncount = 3\n[[targets]]\nbucket = \"b\"\n",
+        &["check-config"],
+        &[("JOB_COMPLETION_INDEX", "two")],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("sharding.index: \"two\" is not a shard index")
+            && out.stderr.contains("JOB_COMPLETION_INDEX"),
+        "{}",
+        out.stderr
     );
 }
