@@ -730,3 +730,24 @@ fn a_profile_in_neither_shared_file_is_refused() {
     let none = dir.path().join("none");
     assert!(validate::profile_problem("garage", &none, &none).is_some());
 }
+
+#[test]
+fn durations_in_messages_are_never_rounded_away() {
+    // A sub-millisecond timeout is shown as written, not as "0s"; whole units stay short.
+    let e = err(&doc("defaults", "connect_timeout", "\"500us\""));
+    assert!(
+        e.contains("\"500us\" is out of range: accepted 1ms..=5m"),
+        "{e}"
+    );
+    for (d, shown) in [
+        (3650 * 86_400, "3650d"),
+        (300, "5m"),
+        (90, "90s"),
+        (0, "0s"),
+    ] {
+        assert_eq!(
+            validate::show_duration(std::time::Duration::from_secs(d)),
+            shown
+        );
+    }
+}

@@ -156,10 +156,14 @@ const SCHEDULE_HORIZON_DAYS: i64 = 366;
 
 /// A duration as the range tables show it: in the largest unit that divides it (`3650d`, `5m`, `1ms`).
 pub fn show_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
+    if d.is_zero() {
         return "0s".into();
     }
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        // Below the millisecond (`500us`): as humantime writes it, never rounded to "0s".
+        return humantime::format_duration(d).to_string();
+    }
+    let ms = d.as_millis();
     for (unit, per) in [
         ("d", 86_400_000),
         ("h", 3_600_000),
