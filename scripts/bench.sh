@@ -7,11 +7,15 @@
 #   scripts/bench.sh --scale         how wall time and peak RSS grow: embedded endpoint 1k/5k/10k/50k,
 #                                    Garage 1k/10k
 #   scripts/bench.sh --tune          the janitor at concurrency 8..256, on Garage and on the endpoint
+#   scripts/bench.sh --config-load   how long `check-config` takes to load, validate and print a
+#                                    configuration of 1,000 / 10,000 / 100,000 targets (no server;
+#                                    --debug times the dev build, which the tests use)
 #
 # Options: --uploads N (compare and tune; default 10000), --concurrency C (the janitor's, default 64),
-#          --part-size BYTES (default 1024), --skip-build.
+#          --part-size BYTES (default 1024), --skip-build, --debug (--config-load only).
 # Env:     GARAGE_BIN (else garage on PATH, else cargo install garage 2.5.0), CARGO_TARGET_DIR,
-#          BENCH_TUNE_LIST (concurrencies for --tune), GARAGE_DB_ENGINE (default sqlite).
+#          BENCH_TUNE_LIST (concurrencies for --tune), GARAGE_DB_ENGINE (default sqlite),
+#          BENCH_CONFIG_TARGETS (target counts for --config-load, default "1000 10000 100000").
 #
 # Installs what is missing (rclone and time with apt-get, Garage with cargo), builds the janitor and
 # examples/bench_{seed,endpoint}.rs in release, starts a single-node Garage on free loopback ports in a
@@ -38,12 +42,16 @@ SKIP_BUILD=0
 TUNE_LIST=${BENCH_TUNE_LIST:-"8 16 32 64 128 256"}
 SCALE_ENDPOINT="1000 5000 10000 50000"
 SCALE_GARAGE="1000 10000"
+PROFILE=release
+CONFIG_TARGETS=${BENCH_CONFIG_TARGETS:-"1000 10000 100000"}
 
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 && !/shellcheck/ { sub(/^# ?/, ""); print }' "$0"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --scale) MODE=scale ;;
     --tune) MODE=tune ;;
+    --config-load) MODE=config_load ;;
+    --debug) PROFILE=debug ;;
     --compare) MODE=compare ;;
     --uploads) UPLOADS=${2:?--uploads N}; shift ;;
     --concurrency) CONCURRENCY=${2:?--concurrency C}; shift ;;
@@ -66,7 +74,7 @@ die() { printf '\nbench: FAILED: %s\n' "$*" >&2; exit 1; }
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
 missing=()
-command -v rclone >/dev/null || missing+=(rclone)
+[ "$MODE" = config_load ] || command -v rclone >/dev/null || missing+=(rclone)
 [ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
   log "Installing ${missing[*]} (apt-get)"
@@ -75,20 +83,29 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # shellcheck source=scripts/garage.sh
-source "$ROOT/scripts/garage.sh"
+[ "$MODE" = config_load ] || source "$ROOT/scripts/garage.sh"
 
 # Before our own build, which loads the machine for a minute.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-if [ "$SKIP_BUILD" = 0 ]; then
+if [ "$MODE" = config_load ]; then
+  # Only the binary: no server, no seeding.
+  if [ "$SKIP_BUILD" = 0 ]; then
+    log "Building mpu-janitor ($PROFILE)"
+    if [ "$PROFILE" = release ]; then cargo build --release --locked --bin mpu-janitor; else cargo build --locked --bin mpu-janitor; fi
+  fi
+elif [ "$SKIP_BUILD" = 0 ]; then
   log "Building mpu-janitor and the bench examples (release)"
   cargo build --release --locked --bins --examples
 fi
-JANITOR=$TARGET_DIR/release/mpu-janitor
+[ "$MODE" = config_load ] || PROFILE=release
+JANITOR=$TARGET_DIR/$PROFILE/mpu-janitor
 SEED=$TARGET_DIR/release/examples/bench_seed
 ENDPOINT=$TARGET_DIR/release/examples/bench_endpoint
-for b in "$JANITOR" "$SEED" "$ENDPOINT"; do
+bins=("$JANITOR")
+[ "$MODE" = config_load ] || bins+=("$SEED" "$ENDPOINT")
+for b in "${bins[@]}"; do
   [ -x "$b" ] || die "$b is missing (build failed, or --skip-build without a build)"
 done
 
@@ -382,7 +399,7 @@ write_results() {
     printf '# mpu-janitor benchmark results\n\n'
     printf 'Written by `scripts/bench.sh` (each mode replaces its own section). Loopback only; see the\n'
     printf 'script header for what is measured and how.\n\n'
-    for s in compare scale tune; do
+    for s in compare scale tune config-load; do
       if [ "$s" = "$name" ]; then
         printf '<!-- section:%s -->\n' "$s"
         cat "$body"
@@ -400,7 +417,8 @@ verdict() { # VALUE OP TARGET -> "met" / "missed"
 }
 
 COMMAND="scripts/bench.sh"
-[ "$MODE" = compare ] || COMMAND="$COMMAND --$MODE"
+[ "$MODE" = compare ] || COMMAND="$COMMAND --${MODE//_/-}"
+[ "$PROFILE" = release ] || COMMAND="$COMMAND --$PROFILE"
 [ "$UPLOADS" = 10000 ] || COMMAND="$COMMAND --uploads $UPLOADS"
 [ "$CONCURRENCY" = 64 ] || COMMAND="$COMMAND --concurrency $CONCURRENCY"
 [ "$PART_SIZE" = 1024 ] || COMMAND="$COMMAND --part-size $PART_SIZE"
@@ -578,6 +596,47 @@ run_tune() {
   } >"$body"
   printf '\n' && cat "$body"
   write_results tune "$body"
+}
+
+# Config load: check-config (read, layer, validate, print) on generated configurations of N
+# targets, every tenth overriding two keys; the printed targets are counted. Linear loading means
+# the time per target stays flat as N grows tenfold.
+run_config_load() {
+  local n f rows=() per first_per="" last_per="" got
+  for n in $CONFIG_TARGETS; do
+    f=$WORK/targets-$n.toml
+    awk -v n="$n" 'BEGIN {
+      print "[defaults]\nolder_than = \"7d\"\n[metrics]\nlisten = \"\"\n"
+      for (i = 0; i < n; i++) {
+        printf "[[targets]]\nbucket = \"bench-%07d\"\nprefix = \"p/%d/\"\n", i, i
+        if (i % 10 == 0) printf "older_than = \"3d\"\nexclude_prefixes = [\"keep/\"]\n"
+        print ""
+      } }' >"$f"
+    measure "config-load-$n" "" env -u MPU_JANITOR_CONFIG RUST_LOG=warn "$JANITOR" --config "$f" check-config
+    got=$(grep -c '^\[\[targets\]\]' "$WORK/config-load-$n.out" || true)
+    [ "$got" = "$n" ] || die "check-config printed $got targets of $n"
+    per=$(calc "1000000 * $M_WALL / $n" 1)
+    [ -n "$first_per" ] || first_per=$per
+    last_per=$per
+    rows+=("$n|$M_WALL|$M_CPU|$(calc "$M_RSS / 1024" 1)|$per")
+    log "config load: $n targets in $M_WALL s"
+  done
+  local body=$WORK/config-load.md r
+  {
+    printf '## Config load: check-config on 1k to 100k targets (%s build)\n\n' "$PROFILE"
+    printf -- '- date: %s\n- machine: %s\n- version: %s (%s)\n- command: `%s`\n- load average at the start (1, 5, 15 min): %s\n\n' \
+      "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(machine_line)" "$("$JANITOR" --version)" \
+      "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$COMMAND" "$LOAD_BEFORE"
+    printf '| targets | wall s | CPU s | peak RSS MiB | wall us/target |\n|---:|---:|---:|---:|---:|\n'
+    for r in "${rows[@]}"; do
+      awk -F'|' '{ printf "| %d | %.2f | %.2f | %.1f | %.1f |\n", $1, $2, $3, $4, $5 }' <<<"$r"
+    done
+    printf '\n| figure | measured | target | |\n|---|---:|---:|---|\n'
+    printf '| wall per target, largest / smallest (1 = linear) | %s | <= 2 | %s |\n\n' \
+      "$(calc "$last_per / $first_per")" "$(verdict "$(calc "$last_per / $first_per")" '<=' 2)"
+  } >"$body"
+  printf '\n' && cat "$body"
+  write_results config-load "$body"
 }
 
 log "Mode $MODE; uploads $UPLOADS; janitor concurrency $CONCURRENCY; load average $LOAD_BEFORE; temp dir $WORK"

@@ -211,8 +211,13 @@ fn to_json(run: &RunReport) -> String {
 fn init_logging(format: LogFormat, level: Option<&str>, default: &str) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let filter = match level {
-        Some(l) => EnvFilter::try_new(l).map_err(|e| format!("--log-level {l:?}: {e}"))?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        Some(l) => config::check_log_filter(l)
+            .and_then(|()| EnvFilter::try_new(l).map_err(|e| e.to_string()))
+            .map_err(|e| format!("--log-level {l:?}: {e}"))?,
+        None => match std::env::var("RUST_LOG") {
+            Ok(v) if config::check_log_filter(&v).is_ok() => EnvFilter::new(v),
+            _ => EnvFilter::new(default),
+        },
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -3,15 +3,22 @@
 //! comes from the resolved [`Config`]; nothing else looks at files or the environment for settings.
 //!
 //! - [`types`]: the typed values (durations, retry mode, cron, time zone, URLs), parsed once.
-//! - `validate`: what is wrong with a configuration, one line per problem; warnings.
+//! - `validate`: what is wrong with a configuration, one line per problem; warnings; the range of
+//!   every numeric key.
+//! - `log_filter`: the `--log-level` check.
 //! - `render`: the effective configuration for `check-config`, secrets redacted.
 
+mod log_filter;
 mod render;
 pub mod types;
 mod validate;
 
+pub use log_filter::check_log_filter;
 pub use render::{redact_url, render_effective};
 pub use types::{HttpUrl, HumanDuration, RetryMode, Schedule, TimeZone};
+pub use validate::{
+    DAEMON_COUNTS, DAEMON_DURATIONS, Limit, SETTINGS_COUNTS, SETTINGS_DURATIONS, SHARDING_COUNTS,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -57,14 +64,32 @@ macro_rules! settings {
         }
 
         impl Settings {
+            /// Every key of `[defaults]`, in declaration order.
+            pub const KEYS: &[&str] = &[$( stringify!($name), )*];
+
+            /// The keys whose values differ from `base`, each with its value as `check-config`
+            /// prints it; keys equal to `base` are not serialized at all.
+            pub(crate) fn differences(&self, base: &Settings) -> Vec<(&'static str, toml::Value)> {
+                let mut out = Vec::new();
+                $(
+                    if self.$name != base.$name
+                        && let Ok(v) = toml::Value::try_from(&self.$name)
+                    {
+                        out.push((stringify!($name), v));
+                    }
+                )*
+                out
+            }
+
             /// `ca_bundle`, when set.
             pub fn ca_bundle(&self) -> Option<&Path> {
                 Some(self.ca_bundle.as_path()).filter(|p| !p.as_os_str().is_empty())
             }
 
-            /// These settings with every override the target sets applied on top.
-            fn overlay(&self, t: &TargetFile) -> Settings {
-                Settings { $( $name: t.$name.clone().unwrap_or_else(|| self.$name.clone()), )* }
+            /// These settings with every override the target sets applied on top (taken, not
+            /// cloned: loading 100,000 targets clones nothing it does not keep).
+            fn overlay(&self, t: &mut TargetFile) -> Settings {
+                Settings { $( $name: t.$name.take().unwrap_or_else(|| self.$name.clone()), )* }
             }
         }
     };
@@ -293,11 +318,27 @@ fn env_layer() -> Env {
 impl Config {
     /// Reads, layers and validates the configuration at `path`. Contacts nothing.
     pub fn load(path: &Path, cli: &CliOverrides) -> Result<Config, ConfigError> {
-        if !path.exists() {
-            return Err(ConfigError::one(format!(
-                "configuration file {} does not exist (set --config or MPU_JANITOR_CONFIG)",
-                path.display()
-            )));
+        // `Path::exists` says false for any error: tell "not there" from "cannot be reached".
+        match std::fs::metadata(path) {
+            Ok(md) if md.is_dir() => {
+                return Err(ConfigError::one(format!(
+                    "configuration file {} is a directory (set --config or MPU_JANITOR_CONFIG to a file)",
+                    path.display()
+                )));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::one(format!(
+                    "configuration file {} does not exist (set --config or MPU_JANITOR_CONFIG)",
+                    path.display()
+                )));
+            }
+            Err(e) => {
+                return Err(ConfigError::one(format!(
+                    "configuration file {} cannot be read: {e}",
+                    path.display()
+                )));
+            }
         }
         Self::from_figment(figment(path), cli, vec![path.display().to_string()])
     }
@@ -323,27 +364,36 @@ impl Config {
         if cli.dry_run {
             sources.push("command line --dry-run".into());
         }
+        let defaults = &file.defaults;
         let targets = file
             .targets
-            .iter()
-            .map(|t| {
-                let mut settings = file.defaults.overlay(t);
+            .into_iter()
+            .map(|mut t| {
+                let mut settings = defaults.overlay(&mut t);
                 if cli.dry_run {
                     settings.dry_run = true;
                 }
                 Target {
-                    bucket: t.bucket.clone(),
-                    prefix: t.prefix.clone(),
-                    exclude_prefixes: t.exclude_prefixes.clone(),
+                    bucket: t.bucket,
+                    prefix: t.prefix,
+                    exclude_prefixes: t.exclude_prefixes,
                     settings,
                 }
             })
             .collect();
         let mut sharding = file.sharding;
-        if sharding.index.is_none() {
-            sharding.index = std::env::var("JOB_COMPLETION_INDEX")
-                .ok()
-                .and_then(|v| v.trim().parse().ok());
+        let mut early = Vec::new();
+        if sharding.index.is_none()
+            && let Ok(v) = std::env::var("JOB_COMPLETION_INDEX")
+            && !v.trim().is_empty()
+        {
+            // A garbled index must not quietly become shard 0.
+            match v.trim().parse() {
+                Ok(i) => sharding.index = Some(i),
+                Err(_) => early.push(format!(
+                    "sharding.index: {v:?} is not a shard index (a number below sharding.count) (from environment variable JOB_COMPLETION_INDEX)"
+                )),
+            }
         }
         let config = Config {
             defaults: file.defaults,
@@ -353,7 +403,8 @@ impl Config {
             targets,
             sources,
         };
-        let problems = config.problems(&fig);
+        let mut problems = early;
+        problems.extend(config.problems(&fig));
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }

@@ -59,19 +59,13 @@ pub fn render_effective(config: &Config) -> String {
                         .collect(),
                 ),
             );
-            if let Ok(toml::Value::Table(tab)) = toml::Value::try_from(&t.settings) {
-                let defaults = toml::Value::try_from(&config.defaults).ok();
-                for (k, v) in tab {
-                    // Print only what differs from [defaults]: the rest is inherited.
-                    let inherited = defaults
-                        .as_ref()
-                        .and_then(|d| d.get(&k))
-                        .is_some_and(|d| *d == v);
-                    if !inherited {
-                        m.insert(k, v);
-                    }
-                }
-            }
+            // Print only what differs from [defaults]: the rest is inherited.
+            m.extend(
+                t.settings
+                    .differences(&config.defaults)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v)),
+            );
             m
         })
         .collect();

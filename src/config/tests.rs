@@ -1,5 +1,6 @@
 //! Unit tests of the configuration: layers, inheritance, validation messages, redaction.
 
+use super::validate;
 use super::*;
 
 fn load(toml_text: &str) -> Result<Config, ConfigError> {
@@ -173,15 +174,11 @@ fn redaction_hides_url_passwords() {
     for (input, want) in table {
         assert_eq!(redact_url(input), want);
     }
-    let c = load(
-        "[defaults]\nendpoint_url=\"http://ak:secret@s3.local\"\n[metrics]\npushgateway_url=\"http://u:hunter2@pg:9091\"\n[[targets]]\nbucket=\"a\"",
-    )
-    .unwrap();
+    let c =
+        load("[metrics]\npushgateway_url=\"http://u:hunter2@pg:9091\"\n[[targets]]\nbucket=\"a\"")
+            .unwrap();
     let text = render_effective(&c);
-    assert!(
-        !text.contains("hunter2") && !text.contains("secret@"),
-        "{text}"
-    );
+    assert!(!text.contains("hunter2"), "{text}");
     assert!(text.contains("bucket = \"a\""), "{text}");
 }
 
@@ -303,5 +300,454 @@ fn durations_round_trip() {
         let again: HumanDuration =
             serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
         assert_eq!(d, again, "{s}");
+    }
+}
+
+/// A document setting `key = value` in `section` (a target is added when none is given).
+fn doc(section: &str, key: &str, value: &str) -> String {
+    if section == "targets" {
+        format!("[[targets]]\nbucket = \"a\"\n{key} = {value}\n")
+    } else {
+        format!("[{section}]\n{key} = {value}\n[[targets]]\nbucket = \"a\"\n")
+    }
+}
+
+/// One limit: section, key, values just outside each end, each end (as TOML), the range shown.
+type Case = (&'static str, &'static str, Vec<String>, [String; 2], String);
+
+/// Every limit of the range tables.
+fn every_limit() -> Vec<Case> {
+    fn ints<S>(section: &'static str, ls: &[Limit<S, u64>], out: &mut Vec<Case>) {
+        for l in ls {
+            let mut bad = vec![(l.max + 1).to_string()];
+            if l.min > 0 {
+                bad.push((l.min - 1).to_string());
+            }
+            let ends = [l.min.to_string(), l.max.to_string()];
+            out.push((section, l.key, bad, ends, l.range()));
+        }
+    }
+    fn durs<S>(section: &'static str, ls: &[Limit<S, std::time::Duration>], out: &mut Vec<Case>) {
+        let q = |d: std::time::Duration| format!("{:?}", validate::show_duration(d));
+        for l in ls {
+            let mut bad = vec![q(l.max + std::time::Duration::from_secs(1))];
+            if !l.min.is_zero() {
+                bad.push(q(std::time::Duration::ZERO));
+            }
+            out.push((section, l.key, bad, [q(l.min), q(l.max)], l.range()));
+        }
+    }
+    let mut out = Vec::new();
+    ints("defaults", SETTINGS_COUNTS, &mut out);
+    durs("defaults", SETTINGS_DURATIONS, &mut out);
+    ints("daemon", DAEMON_COUNTS, &mut out);
+    durs("daemon", DAEMON_DURATIONS, &mut out);
+    ints("sharding", SHARDING_COUNTS, &mut out);
+    out
+}
+
+#[test]
+fn every_numeric_key_outside_its_range_is_refused_naming_the_key_the_value_and_the_range() {
+    // Each limit of the tables, just past each end: refused with the key path, the value as
+    // written and the range; each end itself is accepted. Settings keys also inside a target.
+    let limits = every_limit();
+    assert!(limits.len() >= 14, "every numeric key has a limit");
+    for (section, key, bad, ends, range) in limits {
+        for v in &bad {
+            let e = err(&doc(section, key, v));
+            let shown = v.trim_matches('"');
+            assert!(
+                e.contains(&format!("{section}.{key}: "))
+                    && e.contains(shown)
+                    && e.contains(&range),
+                "{section}.{key} = {v}: {e}"
+            );
+            if section == "defaults" {
+                let e = err(&doc("targets", key, v));
+                assert!(
+                    e.contains(&format!("targets[0].{key}: ")) && e.contains(&range),
+                    "targets[0].{key} = {v}: {e}"
+                );
+            }
+        }
+        for v in ends {
+            let text = doc(section, key, &v);
+            assert!(
+                load(&text).is_ok(),
+                "{section}.{key} = {v}: {:?}",
+                load(&text).err()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_values_of_issue_13_are_refused_before_they_can_panic_or_spin() {
+    // The reported values, which passed check-config and then panicked (exit 101) or spun.
+    for (text, needle) in [
+        (
+            doc("daemon", "max_in_flight", "2305843009213693952"),
+            "daemon.max_in_flight: 2305843009213693952 is out of range: accepted 1..=65536",
+        ),
+        (
+            doc("defaults", "retry_max_attempts", "4294967294"),
+            "defaults.retry_max_attempts: 4294967294 is out of range: accepted 1..=20",
+        ),
+        (
+            doc("defaults", "older_than", "\"100000d\""),
+            "defaults.older_than: \"100000d\" is out of range",
+        ),
+        (
+            "[sharding]\ncount = 0\n[[targets]]\nbucket = \"a\"\n".to_string(),
+            "sharding.count: 0 is out of range: accepted 1..=10000",
+        ),
+        (
+            "[sharding]\ncount = 2\nindex = 2\n[[targets]]\nbucket = \"a\"\n".to_string(),
+            "sharding.index: 2 is out of range for sharding.count = 2: accepted 0..=1",
+        ),
+        (
+            doc("metrics", "listen", "\"127.0.0.1:0\""),
+            "metrics.listen: \"127.0.0.1:0\": port 0 is out of range: accepted 1..=65535",
+        ),
+    ] {
+        let e = err(&text);
+        assert!(e.contains(needle), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn every_range_is_documented_in_the_contract_key_tables() {
+    // docs/contract.md's row for each numeric key shows the range this code enforces.
+    let contract =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/contract.md")).unwrap();
+    let ranges = SETTINGS_COUNTS
+        .iter()
+        .map(|l| (l.key, l.range()))
+        .chain(SETTINGS_DURATIONS.iter().map(|l| (l.key, l.range())))
+        .chain(DAEMON_COUNTS.iter().map(|l| (l.key, l.range())))
+        .chain(DAEMON_DURATIONS.iter().map(|l| (l.key, l.range())))
+        .chain(SHARDING_COUNTS.iter().map(|l| (l.key, l.range())));
+    for (key, range) in ranges {
+        let row = contract
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{key}`")))
+            .unwrap_or_else(|| panic!("no row for {key} in docs/contract.md"));
+        assert!(
+            row.contains(&format!("`{range}`")),
+            "{key}: {range} not in {row}"
+        );
+    }
+}
+
+#[test]
+fn endpoint_urls_that_would_fail_at_run_time_are_refused_at_load() {
+    // A blank inside or around the URL, a port out of range, a scheme that is not http(s).
+    for (url, needle) in [
+        ("http://s3 .local:9000", "whitespace"),
+        (" http://s3.local:9000", "whitespace"),
+        ("http://s3.local:9000\t", "whitespace"),
+        ("http://s3.local:99999", "invalid port"),
+        (
+            "http://s3.local:0",
+            "port 0 is out of range: accepted 1..=65535",
+        ),
+        ("ftp://s3.local", "not an http(s) URL"),
+    ] {
+        let e = err(&doc("defaults", "endpoint_url", &format!("{url:?}")));
+        assert!(
+            e.contains("defaults.endpoint_url") && e.contains(needle),
+            "{url:?}: {e}"
+        );
+    }
+    assert!(
+        load(&doc(
+            "defaults",
+            "endpoint_url",
+            "\"https://s3.local:9000\""
+        ))
+        .is_ok()
+    );
+}
+
+#[test]
+fn credentials_in_the_endpoint_url_are_refused_without_echoing_them() {
+    // user:password@ in an S3 endpoint would reach debug and trace logs: refused, redacted.
+    for at in ["defaults", "targets"] {
+        let e = err(&doc(
+            at,
+            "endpoint_url",
+            "\"http://ak:hunter2@s3.local:9000\"",
+        ));
+        assert!(
+            e.contains("endpoint_url") && e.contains("credentials"),
+            "{e}"
+        );
+        assert!(e.contains("REDACTED@s3.local:9000"), "{e}");
+        assert!(!e.contains("hunter2") && !e.contains("ak:"), "{e}");
+    }
+    // A user name alone is refused too.
+    assert!(
+        err(&doc("defaults", "endpoint_url", "\"http://ak@s3.local\"")).contains("credentials")
+    );
+    // The Pushgateway takes Basic auth from its URL, as documented: still accepted.
+    assert!(
+        load(&doc(
+            "metrics",
+            "pushgateway_url",
+            "\"http://u:pw@pg:9091\""
+        ))
+        .is_ok()
+    );
+}
+
+#[test]
+fn a_schedule_that_never_fires_within_a_year_is_refused() {
+    // 30 February never comes; `run` would never sweep and /readyz would say ready.
+    let e = err(&doc("defaults", "schedule", "\"0 0 0 30 2 *\""));
+    assert!(
+        e.contains("defaults.schedule: \"0 0 0 30 2 *\" never fires"),
+        "{e}"
+    );
+    let e = err(&doc("targets", "schedule", "\"0 0 0 31 4 *\""));
+    assert!(e.contains("targets[0].schedule"), "{e}");
+    // A yearly schedule fires within the year.
+    assert!(load(&doc("defaults", "schedule", "\"0 0 0 1 1 *\"")).is_ok());
+}
+
+#[test]
+fn the_textfile_directory_must_exist_and_take_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope/mpu.prom");
+    let e = err(&doc(
+        "metrics",
+        "textfile",
+        &format!("{:?}", missing.display().to_string()),
+    ));
+    assert!(
+        e.contains("metrics.textfile") && e.contains("does not exist"),
+        "{e}"
+    );
+    // A directory given as the file.
+    let e = err(&doc(
+        "metrics",
+        "textfile",
+        &format!("{:?}", dir.path().display().to_string()),
+    ));
+    assert!(e.contains("is a directory"), "{e}");
+    // A parent that is a file.
+    let file = dir.path().join("f");
+    std::fs::write(&file, "").unwrap();
+    let e = err(&doc(
+        "metrics",
+        "textfile",
+        &format!("{:?}", file.join("x.prom").display().to_string()),
+    ));
+    assert!(
+        e.contains("metrics.textfile") && e.contains("not a directory"),
+        "{e}"
+    );
+    // A writable directory passes, and the probe file is gone again.
+    let ok = dir.path().join("mpu.prom");
+    load(&doc(
+        "metrics",
+        "textfile",
+        &format!("{:?}", ok.display().to_string()),
+    ))
+    .unwrap();
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("f")]);
+}
+
+#[test]
+fn a_config_path_that_cannot_be_reached_says_why_not_that_it_does_not_exist() {
+    // A path through a regular file (ENOTDIR), as a permission error would be, is not "missing".
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, "").unwrap();
+    let e = Config::load(&file.join("config.toml"), &CliOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot be read")
+            && e.contains("Not a directory")
+            && !e.contains("does not exist"),
+        "{e}"
+    );
+    let e = Config::load(&dir.path().join("none.toml"), &CliOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not exist"), "{e}");
+}
+
+#[test]
+fn log_levels_and_filters_are_checked_with_a_hint_for_near_misses() {
+    for ok in [
+        "info",
+        "WARN",
+        "off",
+        "3",
+        "warn,mpu_janitor=debug",
+        "mpu_janitor::sweep=trace",
+        "[sweep]=debug",
+        "info,",
+    ] {
+        assert!(
+            check_log_filter(ok).is_ok(),
+            "{ok}: {:?}",
+            check_log_filter(ok)
+        );
+    }
+    for (bad, needle) in [
+        ("warning", "did you mean \"warn\""),
+        ("debg", "did you mean \"debug\""),
+        ("mpu_janitor=loud", "\"loud\" is not a level"),
+        ("verbose", "\"verbose\" is not a level"),
+        ("", "empty"),
+    ] {
+        let e = check_log_filter(bad).unwrap_err();
+        assert!(
+            e.contains(needle) && e.contains("levels: off, error"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
+fn twenty_thousand_targets_load() {
+    // Loading is linear (the bench times it): a large fleet loads, every target resolved.
+    let mut text = String::from("[defaults]\nolder_than = \"3d\"\n");
+    for i in 0..20_000 {
+        text.push_str(&format!(
+            "[[targets]]\nbucket = \"b-{i}\"\nprefix = \"p/{i}/\"\n"
+        ));
+        if i % 100 == 0 {
+            text.push_str("concurrency = 8\n");
+        }
+    }
+    let c = load(&text).unwrap();
+    assert_eq!(c.targets.len(), 20_000);
+    assert_eq!(c.targets[19_999].bucket, "b-19999");
+    assert_eq!(
+        c.targets
+            .iter()
+            .filter(|t| t.settings.concurrency == 8)
+            .count(),
+        200
+    );
+    assert!(render_effective(&c).contains("bucket = \"b-19999\""));
+}
+
+#[test]
+fn example_toml_shows_every_key_the_loader_knows() {
+    // The key list comes from the code (the settings! macro and the serialized sections), so a
+    // new key without its line in config/example.toml fails here. Commented-out keys count.
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"))
+            .unwrap();
+    let mut sections: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut current = String::new();
+    for line in example.lines() {
+        let l = line.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+            current = name.to_string();
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            current = name.to_string();
+        } else if let Some((k, _)) = l.trim_start_matches('#').trim().split_once('=') {
+            let k = k.trim();
+            if !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                sections
+                    .entry(current.clone())
+                    .or_default()
+                    .push(k.to_string());
+            }
+        }
+    }
+    let full = FileConfig {
+        sharding: ShardingConfig {
+            index: Some(0),
+            ..ShardingConfig::default()
+        },
+        ..FileConfig::default()
+    };
+    let toml::Value::Table(tab) = toml::Value::try_from(&full).unwrap() else {
+        panic!("a table");
+    };
+    let mut missing = Vec::new();
+    for (section, keys) in &tab {
+        let Some(toml::Value::Table(keys)) = Some(keys) else {
+            continue;
+        };
+        for key in keys.keys() {
+            if !sections.get(section).is_some_and(|ks| ks.contains(key)) {
+                missing.push(format!("{section}.{key}"));
+            }
+        }
+    }
+    assert_eq!(
+        Settings::KEYS.len(),
+        tab["defaults"].as_table().unwrap().len(),
+        "every settings key is serialized"
+    );
+    for key in ["bucket", "prefix", "exclude_prefixes"] {
+        if !sections
+            .get("targets")
+            .is_some_and(|ks| ks.iter().any(|k| k == key))
+        {
+            missing.push(format!("targets.{key}"));
+        }
+    }
+    assert!(missing.is_empty(), "config/example.toml lacks {missing:?}");
+    // And it loads as it is, as its header promises.
+    Config::load(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml")),
+        &CliOverrides::default(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_profile_in_neither_shared_file_is_refused() {
+    // aws-config would only fail at run time, with a credentials error.
+    let dir = tempfile::tempdir().unwrap();
+    let (config, creds) = (dir.path().join("config"), dir.path().join("credentials"));
+    std::fs::write(
+        &config,
+        "[default]\nregion = x\n[profile garage]\nregion = garage\n",
+    )
+    .unwrap();
+    std::fs::write(&creds, "[ceph]\naws_access_key_id = a\n").unwrap();
+    assert_eq!(validate::profile_problem("garage", &config, &creds), None);
+    assert_eq!(validate::profile_problem("ceph", &config, &creds), None);
+    assert_eq!(validate::profile_problem("default", &config, &creds), None);
+    let e = validate::profile_problem("minio", &config, &creds).unwrap();
+    assert!(
+        e.contains("\"minio\" is in neither") && e.contains("AWS_CONFIG_FILE"),
+        "{e}"
+    );
+    let none = dir.path().join("none");
+    assert!(validate::profile_problem("garage", &none, &none).is_some());
+}
+
+#[test]
+fn durations_in_messages_are_never_rounded_away() {
+    // A sub-millisecond timeout is shown as written, not as "0s"; whole units stay short.
+    let e = err(&doc("defaults", "connect_timeout", "\"500us\""));
+    assert!(
+        e.contains("\"500us\" is out of range: accepted 1ms..=5m"),
+        "{e}"
+    );
+    for (d, shown) in [
+        (3650 * 86_400, "3650d"),
+        (300, "5m"),
+        (90, "90s"),
+        (0, "0s"),
+    ] {
+        assert_eq!(
+            validate::show_duration(std::time::Duration::from_secs(d)),
+            shown
+        );
     }
 }

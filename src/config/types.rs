@@ -70,7 +70,8 @@ impl fmt::Display for RetryMode {
 #[derive(Clone, Debug)]
 pub struct Schedule {
     expr: String,
-    cron: croner::Cron,
+    // Shared: every target inheriting the schedule holds the one parsed copy.
+    cron: std::sync::Arc<croner::Cron>,
 }
 
 impl Schedule {
@@ -95,7 +96,7 @@ impl FromStr for Schedule {
             .parse(expr)
             .map(|cron| Schedule {
                 expr: expr.to_string(),
-                cron,
+                cron: std::sync::Arc::new(cron),
             })
             .map_err(|e| {
                 format!(
@@ -197,10 +198,22 @@ impl FromStr for HttpUrl {
             return Ok(HttpUrl::default());
         }
         let shown = super::redact_url(text);
+        // The URL parser drops leading and trailing blanks, but the clients get the text as
+        // written: a blank anywhere would only fail at run time, as a "network" error.
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "{shown:?} contains whitespace or a control character; write the URL without them"
+            ));
+        }
         let url = url::Url::parse(text).map_err(|e| format!("{shown:?} is not a URL ({e})"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
             return Err(format!(
                 "{shown:?} is not an http(s) URL such as \"https://host:port\""
+            ));
+        }
+        if url.port() == Some(0) {
+            return Err(format!(
+                "{shown:?}: port 0 is out of range: accepted 1..=65535"
             ));
         }
         Ok(HttpUrl {

@@ -1,14 +1,336 @@
 //! What is wrong with a configuration, one line per problem naming the key, the bad value and where
 //! it came from; and what is valid but risky (warnings). Values that cannot even be read (a bad
 //! duration, cron, time zone or URL) are refused earlier, by their types.
+//!
+//! Every numeric key has its accepted range in one table here ([`SETTINGS_COUNTS`],
+//! [`SETTINGS_DURATIONS`], [`DAEMON_COUNTS`], [`DAEMON_DURATIONS`], [`SHARDING_COUNTS`]); docs/contract.md
+//! shows the same ranges (a unit test keeps the two in step). Everything that could otherwise fail
+//! only at run time is checked here too, before anything is contacted: the schedule fires within a
+//! year, the endpoint carries no credentials, the textfile's directory is writable.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use figment::Figment;
 
-use super::{Config, Settings};
+use super::{Config, DaemonConfig, Settings, ShardingConfig};
+
+/// The accepted range of one numeric key, inclusive at both ends.
+pub struct Limit<S: 'static, T: 'static> {
+    /// The key, as written in its section.
+    pub key: &'static str,
+    /// Reads the key's value.
+    pub get: fn(&S) -> T,
+    /// Smallest accepted value.
+    pub min: T,
+    /// Largest accepted value.
+    pub max: T,
+    /// Why the bound is there, shown after the range ("" for none).
+    pub why: &'static str,
+}
+
+const fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+const DAY: u64 = 86_400;
+
+/// Integer keys of `[defaults]` and `[[targets]]`.
+pub const SETTINGS_COUNTS: &[Limit<Settings, u64>] = &[
+    Limit {
+        key: "max_abort_attempts",
+        get: |s| s.max_abort_attempts.into(),
+        min: 1,
+        max: 100,
+        why: "0 would never abort anything",
+    },
+    Limit {
+        key: "max_aborts_per_run",
+        get: |s| s.max_aborts_per_run,
+        min: 0,
+        max: 1_000_000_000,
+        why: "0 means no cap",
+    },
+    Limit {
+        key: "concurrency",
+        get: |s| s.concurrency as u64,
+        min: 1,
+        max: 1024,
+        why: "",
+    },
+    Limit {
+        key: "retry_max_attempts",
+        get: |s| s.retry_max_attempts.into(),
+        min: 1,
+        max: 20,
+        why: "the first try included; 0 would never send a request",
+    },
+];
+
+/// Duration keys of `[defaults]` and `[[targets]]`.
+pub const SETTINGS_DURATIONS: &[Limit<Settings, Duration>] = &[
+    Limit {
+        key: "older_than",
+        get: |s| s.older_than.0,
+        min: secs(1),
+        max: secs(3650 * DAY),
+        why: "0s would make every upload stale, including ones being written",
+    },
+    Limit {
+        key: "idle_for",
+        get: |s| s.idle_for.0,
+        min: secs(0),
+        max: secs(3650 * DAY),
+        why: "0s turns the check off",
+    },
+    Limit {
+        key: "connect_timeout",
+        get: |s| s.connect_timeout.0,
+        min: Duration::from_millis(1),
+        max: secs(300),
+        why: "",
+    },
+    Limit {
+        key: "read_timeout",
+        get: |s| s.read_timeout.0,
+        min: Duration::from_millis(1),
+        max: secs(3_600),
+        why: "",
+    },
+    Limit {
+        key: "max_clock_skew",
+        get: |s| s.max_clock_skew.0,
+        min: secs(0),
+        max: secs(DAY),
+        why: "a host clock a day off must not be trusted",
+    },
+    Limit {
+        key: "start_jitter",
+        get: |s| s.start_jitter.0,
+        min: secs(0),
+        max: secs(DAY),
+        why: "",
+    },
+];
+
+/// Integer keys of `[daemon]`.
+pub const DAEMON_COUNTS: &[Limit<DaemonConfig, u64>] = &[
+    Limit {
+        key: "parallel_targets",
+        get: |d| d.parallel_targets as u64,
+        min: 1,
+        max: 1024,
+        why: "",
+    },
+    Limit {
+        key: "max_in_flight",
+        get: |d| d.max_in_flight as u64,
+        min: 1,
+        max: 65_536,
+        why: "",
+    },
+];
+
+/// Duration keys of `[daemon]`.
+pub const DAEMON_DURATIONS: &[Limit<DaemonConfig, Duration>] = &[Limit {
+    key: "shutdown_grace",
+    get: |d| d.shutdown_grace.0,
+    min: secs(0),
+    max: secs(3_600),
+    why: "",
+}];
+
+/// Integer keys of `[sharding]` (`index` must also be below `count`).
+pub const SHARDING_COUNTS: &[Limit<ShardingConfig, u64>] = &[Limit {
+    key: "count",
+    get: |s| s.count.into(),
+    min: 1,
+    max: 10_000,
+    why: "",
+}];
+
+/// A schedule must fire within this long, or `run` would never sweep the target.
+const SCHEDULE_HORIZON_DAYS: i64 = 366;
+
+/// A duration as the range tables show it: in the largest unit that divides it (`3650d`, `5m`, `1ms`).
+pub fn show_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".into();
+    }
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        // Below the millisecond (`500us`): as humantime writes it, never rounded to "0s".
+        return humantime::format_duration(d).to_string();
+    }
+    let ms = d.as_millis();
+    for (unit, per) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms.is_multiple_of(per) {
+            return format!("{}{unit}", ms / per);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// A value a [`Limit`] bounds: integers, durations.
+pub trait Bound: PartialOrd + Copy {
+    /// As ranges show it: `20`, `3650d`.
+    fn show(&self) -> String;
+    /// As a message quotes a bad value: `4294967294`, `"0s"`.
+    fn quote(&self) -> String {
+        self.show()
+    }
+}
+
+impl Bound for u64 {
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Bound for Duration {
+    fn show(&self) -> String {
+        show_duration(*self)
+    }
+    fn quote(&self) -> String {
+        format!("{:?}", show_duration(*self))
+    }
+}
+
+impl<S, T: Bound> Limit<S, T> {
+    /// `min..=max`, as messages and docs/contract.md show it: `1..=20`, `1s..=3650d`.
+    pub fn range(&self) -> String {
+        format!("{}..={}", self.min.show(), self.max.show())
+    }
+}
+
+/// The out-of-range problems of `on` against `limits`, as (key, message without the key).
+fn out_of_range<S, T: Bound>(
+    limits: &[Limit<S, T>],
+    on: &S,
+    out: &mut Vec<(&'static str, String)>,
+) {
+    for l in limits {
+        let v = (l.get)(on);
+        if v < l.min || v > l.max {
+            let why = if l.why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", l.why)
+            };
+            out.push((
+                l.key,
+                format!("{} is out of range: accepted {}{why}", v.quote(), l.range()),
+            ));
+        }
+    }
+}
+
+/// Checks that need more than the value itself, memoised so that 100,000 targets sharing a few
+/// schedules cost a few checks.
+#[derive(Default)]
+struct Memo {
+    schedules: HashMap<(String, chrono_tz::Tz), Option<String>>,
+    profiles: HashMap<String, Option<String>>,
+}
+
+impl Memo {
+    /// Why `s.schedule` never fires in the coming year in `s.timezone`, if it does not.
+    fn schedule(&mut self, s: &Settings) -> Option<String> {
+        let key = (s.schedule.as_str().to_string(), s.timezone.0);
+        self.schedules
+            .entry(key)
+            .or_insert_with(|| schedule_problem(s))
+            .clone()
+    }
+}
+
+impl Memo {
+    /// Why `profile` would not be found by aws-config, if it would not.
+    fn profile(&mut self, profile: &str) -> Option<String> {
+        if let Some(p) = self.profiles.get(profile) {
+            return p.clone();
+        }
+        let (config, credentials) = profile_files();
+        let p = profile_problem(profile, &config, &credentials);
+        self.profiles.insert(profile.to_string(), p.clone());
+        p
+    }
+}
+
+/// The shared config and credentials files aws-config reads: `$AWS_CONFIG_FILE` and
+/// `$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/config` and `~/.aws/credentials`.
+fn profile_files() -> (std::path::PathBuf, std::path::PathBuf) {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let pick = |var: &str, default: &str| match std::env::var_os(var) {
+        Some(p) if !p.is_empty() => {
+            let p = std::path::PathBuf::from(p);
+            match (p.strip_prefix("~"), &home) {
+                (Ok(rest), Some(h)) => h.join(rest),
+                _ => p,
+            }
+        }
+        _ => home.clone().unwrap_or_default().join(".aws").join(default),
+    };
+    (
+        pick("AWS_CONFIG_FILE", "config"),
+        pick("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+    )
+}
+
+/// Why `profile` is in neither file (`[profile NAME]` or `[NAME]` in the config file, `[NAME]` in
+/// the credentials file), if it is in neither: the target would only fail at run time, with a
+/// credentials error.
+pub(super) fn profile_problem(profile: &str, config: &Path, credentials: &Path) -> Option<String> {
+    let has = |file: &Path, prefixed: bool| -> bool {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            return false;
+        };
+        text.lines().any(|l| {
+            let Some(inner) = l.trim().strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
+                return false;
+            };
+            let inner = inner.trim();
+            let name = match inner.strip_prefix("profile") {
+                Some(rest) if prefixed && rest.starts_with(char::is_whitespace) => rest.trim(),
+                _ => inner,
+            };
+            name == profile
+        })
+    };
+    if has(config, true) || has(credentials, false) {
+        return None;
+    }
+    Some(format!(
+        "{profile:?} is in neither {:?} nor {:?} (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE): the target would fail with a credentials error",
+        config.display().to_string(),
+        credentials.display().to_string()
+    ))
+}
+
+fn schedule_problem(s: &Settings) -> Option<String> {
+    let tz = s.timezone.0;
+    let now = chrono::Utc::now().with_timezone(&tz);
+    let horizon = chrono::TimeDelta::days(SCHEDULE_HORIZON_DAYS);
+    match s.schedule.cron().find_next_occurrence(&now, false) {
+        Ok(next) if next - now <= horizon => None,
+        Ok(next) => Some(format!(
+            "{:?} next fires at {next} in {}, more than a year from now: `run` would never sweep this target",
+            s.schedule.as_str(),
+            tz.name()
+        )),
+        Err(_) => Some(format!(
+            "{:?} never fires (in {}): `run` would never sweep this target",
+            s.schedule.as_str(),
+            tz.name()
+        )),
+    }
+}
 
 impl Config {
     /// Settings that are valid but risky, one line each: `older_than` below one hour can abort
@@ -29,6 +351,7 @@ impl Config {
     /// Everything wrong with the configuration, one line each naming key, value and source.
     pub(super) fn problems(&self, fig: &Figment) -> Vec<String> {
         let mut out = Vec::new();
+        // Each lookup merges figment's whole value tree (O(targets)): never call it per target.
         let source = |key: &str| -> String {
             fig.find_metadata(key)
                 .map(|m| match &m.source {
@@ -40,10 +363,17 @@ impl Config {
         if self.targets.is_empty() {
             out.push("no [[targets]] configured: add at least one with a bucket".to_string());
         }
-        check_settings("defaults", &self.defaults, &source("defaults"), &mut out);
+        let mut memo = Memo::default();
+        let defaults = settings_problems(&self.defaults, &mut memo);
+        // A handful of keys at most: each named with the layer its own value came from.
+        out.extend(
+            defaults
+                .iter()
+                .map(|(k, m)| format!("defaults.{k}: {m}{}", source(&format!("defaults.{k}")))),
+        );
+        let src = source("targets");
         for (i, t) in self.targets.iter().enumerate() {
-            let at = format!("targets[{i}]");
-            let src = source("targets");
+            let at = format_args!("targets[{i}]");
             if t.bucket.trim().is_empty() {
                 out.push(format!("{at}.bucket: missing bucket name{src}"));
             }
@@ -56,89 +386,142 @@ impl Config {
             }
             // Defaults were checked above; only report a target's own bad values once.
             if t.settings != self.defaults {
-                let mut own = Vec::new();
-                check_settings(&at, &t.settings, &src, &mut own);
-                let mut from_defaults = Vec::new();
-                check_settings(&at, &self.defaults, &src, &mut from_defaults);
-                own.retain(|p| !from_defaults.contains(p));
-                out.extend(own);
+                for (k, m) in settings_problems(&t.settings, &mut memo) {
+                    if !defaults.iter().any(|(dk, dm)| *dk == k && *dm == m) {
+                        out.push(format!("{at}.{k}: {m}{src}"));
+                    }
+                }
             }
         }
-        let d = &self.daemon;
-        if d.parallel_targets == 0 || d.max_in_flight == 0 {
-            out.push(format!(
-                "daemon.parallel_targets and daemon.max_in_flight must be at least 1 (got {} and {}){}",
-                d.parallel_targets,
-                d.max_in_flight,
-                source("daemon")
-            ));
-        }
+        let mut section = |name: &str, problems: Vec<(&'static str, String)>| {
+            for (k, m) in problems {
+                let src = source(&format!("{name}.{k}"));
+                out.push(format!("{name}.{k}: {m}{src}"));
+            }
+        };
+        let mut daemon = Vec::new();
+        out_of_range(DAEMON_COUNTS, &self.daemon, &mut daemon);
+        out_of_range(DAEMON_DURATIONS, &self.daemon, &mut daemon);
+        section("daemon", daemon);
         let sh = &self.sharding;
-        if sh.count == 0 {
-            out.push(format!(
-                "sharding.count: must be at least 1{}",
-                source("sharding.count")
-            ));
-        } else if let Some(i) = sh.index.filter(|i| *i >= sh.count) {
-            out.push(format!(
-                "sharding.index: {i} is out of range for sharding.count = {} (index is 0-based){}",
-                sh.count,
-                source("sharding")
+        let mut sharding = Vec::new();
+        out_of_range(SHARDING_COUNTS, sh, &mut sharding);
+        if let Some(i) = sh.index.filter(|i| sh.count >= 1 && *i >= sh.count) {
+            sharding.push((
+                "index",
+                format!(
+                    "{i} is out of range for sharding.count = {}: accepted 0..={} (index is 0-based)",
+                    sh.count,
+                    sh.count - 1
+                ),
             ));
         }
+        section("sharding", sharding);
         let m = &self.metrics;
-        if !m.listen.is_empty() && SocketAddr::from_str(&m.listen).is_err() {
-            out.push(format!(
-                "metrics.listen: {:?} is not an address such as \"127.0.0.1:9464\"{}",
-                m.listen,
-                source("metrics.listen")
-            ));
+        let mut metrics = Vec::new();
+        if !m.listen.is_empty() {
+            match SocketAddr::from_str(&m.listen) {
+                Err(_) => metrics.push((
+                    "listen",
+                    format!("{:?} is not an address such as \"127.0.0.1:9464\"", m.listen),
+                )),
+                Ok(a) if a.port() == 0 => metrics.push((
+                    "listen",
+                    format!(
+                        "{:?}: port 0 is out of range: accepted 1..=65535 (a scraper needs a fixed port)",
+                        m.listen
+                    ),
+                )),
+                Ok(_) => {}
+            }
         }
+        if !m.textfile.as_os_str().is_empty()
+            && let Err(e) = check_writable(&m.textfile)
+        {
+            metrics.push(("textfile", e));
+        }
+        section("metrics", metrics);
         out
     }
 }
 
-/// Checks one settings block; `at` is the key path prefix, `src` the source suffix.
-pub(super) fn check_settings(at: &str, s: &Settings, src: &str, out: &mut Vec<String>) {
-    if s.older_than.0.is_zero() {
-        out.push(format!(
-            "{at}.older_than: \"0s\" would make every upload stale, including ones being written{src}"
-        ));
-    }
-    if s.max_abort_attempts == 0 {
-        out.push(format!(
-            "{at}.max_abort_attempts: 0 would never abort anything; use at least 1{src}"
-        ));
-    }
-    if s.concurrency == 0 || s.concurrency > 1024 {
-        out.push(format!(
-            "{at}.concurrency: {} must be between 1 and 1024{src}",
-            s.concurrency
-        ));
-    }
-    if s.retry_max_attempts == 0 {
-        out.push(format!(
-            "{at}.retry_max_attempts: 0 would never send a request; use at least 1{src}"
-        ));
-    }
+/// The problems of one settings block, as (key, message without the key path or source).
+fn settings_problems(s: &Settings, memo: &mut Memo) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    out_of_range(SETTINGS_COUNTS, s, &mut out);
+    out_of_range(SETTINGS_DURATIONS, s, &mut out);
     if s.region.trim().is_empty() {
-        out.push(format!("{at}.region: must not be empty{src}"));
+        out.push(("region", "must not be empty".to_string()));
     }
     if let Some(ca) = s.ca_bundle()
         && !ca.is_file()
     {
-        out.push(format!(
-            "{at}.ca_bundle: {:?} is not a readable file{src}",
-            ca.display().to_string()
+        out.push((
+            "ca_bundle",
+            format!("{:?} is not a readable file", ca.display().to_string()),
         ));
     }
-    for (name, d) in [
-        ("connect_timeout", s.connect_timeout),
-        ("read_timeout", s.read_timeout),
-    ] {
-        if d.0.is_zero() {
-            out.push(format!("{at}.{name}: must be greater than 0s{src}"));
+    if let Some(u) = s.endpoint_url.url()
+        && (!u.username().is_empty() || u.password().is_some())
+    {
+        // Never echo the secret: the redacted form only.
+        out.push((
+            "endpoint_url",
+            format!(
+                "{:?} carries credentials (user:password@); an S3 endpoint takes none: remove them and give the keys through the credential chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or a profile)",
+                s.endpoint_url.redacted()
+            ),
+        ));
+    }
+    if let Some(p) = memo.schedule(s) {
+        out.push(("schedule", p));
+    }
+    if !s.profile.is_empty()
+        && let Some(p) = memo.profile(&s.profile)
+    {
+        out.push(("profile", p));
+    }
+    out
+}
+
+/// Checks that the textfile can be written where it will be: its directory exists and takes a new
+/// file (created and removed again, as the atomic write's temp file will be).
+fn check_writable(file: &Path) -> Result<(), String> {
+    let shown = file.display().to_string();
+    if file.is_dir() {
+        return Err(format!("{shown:?} is a directory, not a file"));
+    }
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir_shown = dir.display().to_string();
+    match std::fs::metadata(dir) {
+        Ok(md) if md.is_dir() => {}
+        Ok(_) => return Err(format!("{shown:?}: {dir_shown:?} is not a directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("{shown:?}: directory {dir_shown:?} does not exist"));
         }
+        Err(e) => return Err(format!("{shown:?}: directory {dir_shown:?}: {e}")),
+    }
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let probe = dir.join(format!(".{name}.{}.check", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(f) => {
+            drop(f);
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "{shown:?}: cannot create a file in {dir_shown:?}: {e}"
+        )),
     }
 }
 

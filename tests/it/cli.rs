@@ -133,7 +133,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn check_config_prints_the_effective_config_with_env_layers_and_no_secrets() {
-    let text = "[defaults]\nolder_than = \"7d\"\nendpoint_url = \"https://key:s3cr3t@s3.example\"\n\
+    let text = "[defaults]\nolder_than = \"7d\"\nendpoint_url = \"https://s3.example/?token=s3cr3t\"\n\
                 [metrics]\npushgateway_url = \"https://u:pushpass@pg.example\"\n\
                 [[targets]]\nbucket = \"a\"\n[[targets]]\nbucket = \"b\"\nolder_than = \"1d\"\n";
     let out = janitor_with_env(

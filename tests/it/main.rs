@@ -9,6 +9,8 @@
 //! - `daemon`: the binary's `run` and `once` against the embedded endpoint, with a Unix datagram
 //!   socket as systemd's NOTIFY_SOCKET and SIGTERM.
 //! - `metrics`: the binary's textfile, a real Pushgateway and a real Prometheus (Debian packages).
+//! - `config`: bad configurations through the binary: ranges, what would fail at run time, secrets
+//!   never echoed, `--log-level` typos, an unreachable config path.
 //! - `cli`: the binary as a user runs it, against Garage, the embedded endpoint (`demo`) and a TLS
 //!   proxy with a private CA.
 //!
@@ -18,6 +20,7 @@
 mod common;
 
 mod cli;
+mod config;
 mod daemon;
 mod hostile;
 mod listing;
