@@ -1,48 +1,48 @@
 //! How many uploads of one target are in flight at once: a limit that adapts to what the store
-//! sustains, in the family of TCP Vegas and Netflix's concurrency-limits (Gradient2).
+//! sustains, in the family of TCP Vegas (and Netflix's concurrency-limits, whose Vegas limit this
+//! follows).
 //!
-//! Each completed call gives a sample: its time from send to last byte, and whether the store said
-//! to slow down. The shortest recent time is the store's time with no queue in front of the call;
-//! while samples stay near it, the calls are not queueing, so more of them can be in flight (the
-//! round trip, not the store, is the limit): the limit grows by about its square root per sample.
-//! When samples grow past 1.5 times the long-run average, a queue is forming and the limit shrinks
-//! in proportion. A SlowDown halves it, at most once per limit's worth of samples, so a burst of
-//! throttling answers to one window counts once. [`Gradient`] is the pure rule; [`Limiter`] holds
-//! it with the permits the sweep's workers take.
+//! Each completed upload gives a sample: the time from its first call to its last, and whether the
+//! store said to slow down meanwhile. The shortest time seen is the time with no queue in front of
+//! the calls; by Little's law, `limit × (1 − shortest / sample)` of the calls in flight are queueing
+//! rather than travelling. While that queue is short (under 3·log10(limit)), the round trip, not the
+//! store, is what holds the calls, so more can be in flight: the limit grows by log10(limit). When
+//! it is long (over 6·log10(limit)), the store is the bottleneck and the limit shrinks as much. A
+//! SlowDown halves it, at most once per limit's worth of samples, so a burst of throttling answers
+//! to one window counts once. [`Vegas`] is the pure rule; [`Limiter`] holds it with the permits the
+//! sweep's workers take.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Where an adaptive limit starts: low, so that the shortest time is learnt before any queue
+/// forms (it then grows by one or more per upload).
+pub const INITIAL: usize = 8;
+
 /// The pure rule: the next limit from the current one and a sample.
 #[derive(Clone, Debug)]
-pub struct Gradient {
+pub struct Vegas {
     limit: f64,
     min: f64,
     max: f64,
-    /// The long-run average time of a call, in seconds (exponentially weighted).
-    long: Option<f64>,
+    /// The shortest time of an upload seen in this sweep, in seconds (a limiter lives for one
+    /// sweep of one target, so each sweep learns it anew).
+    no_load: Option<f64>,
     /// Samples since the last decrease for throttling.
     since_throttle_cut: u64,
 }
 
-/// Weight of a new sample in the long-run average (about the last 100 samples).
-const LONG_WEIGHT: f64 = 0.01;
-/// How much slower than the long-run average a call may be before the limit shrinks.
-const TOLERANCE: f64 = 1.5;
-/// How much of a new limit is taken at once.
-const SMOOTHING: f64 = 0.2;
-
-impl Gradient {
+impl Vegas {
     /// A rule starting at `initial`, always within `min..=max`.
     pub fn new(initial: usize, min: usize, max: usize) -> Self {
         let (min, max) = (min.max(1) as f64, max.max(min).max(1) as f64);
-        Gradient {
+        Vegas {
             limit: (initial as f64).clamp(min, max),
             min,
             max,
-            long: None,
+            no_load: None,
             since_throttle_cut: 0,
         }
     }
@@ -52,7 +52,7 @@ impl Gradient {
         self.limit.round() as usize
     }
 
-    /// One completed call: `rtt`, whether the store throttled it, and how many calls were in
+    /// One completed upload: its time, whether the store throttled meanwhile, and how many were in
     /// flight. Returns the new limit.
     pub fn sample(&mut self, rtt: Duration, throttled: bool, in_flight: usize) -> usize {
         self.since_throttle_cut += 1;
@@ -63,39 +63,37 @@ impl Gradient {
             }
             return self.limit();
         }
-        let short = rtt.as_secs_f64().max(1e-6);
-        let long = match self.long {
-            None => short,
-            Some(l) => l * (1.0 - LONG_WEIGHT) + short * LONG_WEIGHT,
-        };
-        // After a long slow spell, let the average come back down quickly.
-        let long = if long / short > 2.0 {
-            long * 0.95
-        } else {
-            long
-        };
-        self.long = Some(long);
+        let rtt = rtt.as_secs_f64().max(1e-6);
+        let no_load = self.no_load.map_or(rtt, |n| n.min(rtt));
+        self.no_load = Some(no_load);
         // Growing while the workers cannot fill the limit would only inflate it.
         if (in_flight as f64) < self.limit / 2.0 {
             return self.limit();
         }
-        let gradient = (TOLERANCE * long / short).clamp(0.5, 1.0);
-        let next = self.limit * gradient + self.limit.sqrt();
-        self.limit = (self.limit * (1.0 - SMOOTHING) + next * SMOOTHING).clamp(self.min, self.max);
+        let queue = self.limit * (1.0 - no_load / rtt);
+        let step = self.limit.log10().max(1.0);
+        if queue < 3.0 * step {
+            self.limit += step;
+        } else if queue > 6.0 * step {
+            self.limit -= step;
+        }
+        self.limit = self.limit.clamp(self.min, self.max);
         self.limit()
     }
 }
 
-/// A [`Gradient`] with the permits of the calls in flight: `acquire` waits for a permit under the
+/// A [`Vegas`] rule with the permits of the calls in flight: `acquire` waits for a permit under the
 /// current limit; the limit moves as samples arrive (permits are added, or forgotten as they are
 /// released).
 pub struct Limiter {
-    rule: parking_lot::Mutex<Gradient>,
+    rule: parking_lot::Mutex<Vegas>,
     permits: Arc<Semaphore>,
     /// Permits handed out (or available) beyond the limit, to forget as they come back.
     state: parking_lot::Mutex<Permits>,
     /// True when the limit is pinned (`concurrency` set): samples are ignored.
     pinned: bool,
+    /// The highest limit so far.
+    peak: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -109,17 +107,29 @@ struct Permits {
 pub struct Permit(Option<OwnedSemaphorePermit>);
 
 impl Limiter {
+    /// The limiter of `concurrency` (pinned) or, for 0, adapting from [`INITIAL`] within
+    /// `1..=max_concurrency`; with the most permits it can ever hand out.
+    pub fn for_settings(concurrency: usize, max_concurrency: usize) -> (Self, usize) {
+        match concurrency {
+            0 => (
+                Self::adaptive(INITIAL.min(max_concurrency), 1, max_concurrency),
+                max_concurrency.max(1),
+            ),
+            n => (Self::pinned(n), n),
+        }
+    }
+
     /// A limiter adapting within `min..=max`, starting at `initial`.
     pub fn adaptive(initial: usize, min: usize, max: usize) -> Self {
-        Self::build(Gradient::new(initial, min, max), false)
+        Self::build(Vegas::new(initial, min, max), false)
     }
 
     /// A limiter pinned at `n`.
     pub fn pinned(n: usize) -> Self {
-        Self::build(Gradient::new(n, n, n), true)
+        Self::build(Vegas::new(n, n, n), true)
     }
 
-    fn build(rule: Gradient, pinned: bool) -> Self {
+    fn build(rule: Vegas, pinned: bool) -> Self {
         let n = rule.limit();
         Limiter {
             rule: parking_lot::Mutex::new(rule),
@@ -129,7 +139,13 @@ impl Limiter {
                 in_flight: 0,
             }),
             pinned,
+            peak: std::sync::atomic::AtomicUsize::new(n),
         }
+    }
+
+    /// The highest limit so far.
+    pub fn peak(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The current limit.
@@ -161,6 +177,8 @@ impl Limiter {
             return;
         }
         let limit = self.rule.lock().sample(rtt, throttled, in_flight);
+        self.peak
+            .fetch_max(limit, std::sync::atomic::Ordering::Relaxed);
         let mut s = self.state.lock();
         if limit > s.total {
             self.permits.add_permits(limit - s.total);
@@ -186,7 +204,7 @@ mod tests {
     #[test]
     fn the_limit_grows_while_calls_do_not_queue_and_stays_within_bounds() {
         // A 20 ms round trip that does not change with load: nothing queues, so it grows to max.
-        let mut g = Gradient::new(8, 1, 256);
+        let mut g = Vegas::new(INITIAL, 1, 256);
         for _ in 0..500 {
             let limit = g.limit();
             g.sample(20 * MS, false, limit);
@@ -195,29 +213,30 @@ mod tests {
     }
 
     #[test]
-    fn the_limit_shrinks_when_calls_start_to_queue() {
-        let mut g = Gradient::new(64, 1, 256);
-        for _ in 0..200 {
-            g.sample(2 * MS, false, 64);
-        }
-        let before = g.limit();
-        // The store slows down under load: every call now takes 5 times as long.
-        for _ in 0..50 {
+    fn the_limit_settles_just_above_what_a_busy_store_serves_at_once() {
+        // A store that works on 16 uploads at once, 2 ms each: beyond 16 in flight, they queue
+        // (the time grows with the limit). The limit settles a few queued uploads above 16.
+        let mut g = Vegas::new(INITIAL, 1, 256);
+        let mut seen = Vec::new();
+        for _ in 0..5_000 {
             let limit = g.limit();
-            g.sample(10 * MS, false, limit);
+            let time = 2.0 * (limit as f64 / 16.0).max(1.0);
+            g.sample(Duration::from_secs_f64(time / 1000.0), false, limit);
+            seen.push(g.limit());
         }
-        assert!(g.limit() < before / 2, "{before} -> {}", g.limit());
-        assert!(g.limit() >= 1);
+        let settled = &seen[1_000..];
+        let (lo, hi) = (settled.iter().min().unwrap(), settled.iter().max().unwrap());
+        assert!(*lo >= 16 && *hi <= 40, "settled within {lo}..={hi}");
     }
 
     #[test]
     fn throttling_halves_the_limit_once_per_window_never_below_min() {
-        let mut g = Gradient::new(100, 4, 256);
+        let mut g = Vegas::new(100, 4, 256);
         for _ in 0..100 {
             g.sample(MS, false, 0); // idle workers: no growth
         }
         assert_eq!(g.limit(), 100);
-        // A burst of 100 SlowDowns in one window: one halving, not a collapse.
+        // A burst of 40 SlowDowns in one window: one halving, not a collapse.
         for _ in 0..40 {
             g.sample(MS, true, 100);
         }
@@ -230,11 +249,11 @@ mod tests {
 
     #[test]
     fn workers_that_cannot_fill_the_limit_do_not_inflate_it() {
-        let mut g = Gradient::new(32, 1, 1024);
+        let mut g = Vegas::new(INITIAL, 1, 1024);
         for _ in 0..1_000 {
             g.sample(20 * MS, false, 3);
         }
-        assert_eq!(g.limit(), 32);
+        assert_eq!(g.limit(), INITIAL);
     }
 
     #[tokio::test]

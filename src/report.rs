@@ -166,6 +166,8 @@ pub struct TargetReport {
     pub interrupted: u64,
     /// A shutdown began while pages were still to be listed: uploads beyond were not seen.
     pub listing_interrupted: bool,
+    /// The highest concurrency limit of the sweep.
+    pub concurrency_peak: u64,
     /// Bytes held by the stale uploads.
     pub stale_bytes: u64,
     /// Wall time of the sweep.

@@ -112,14 +112,14 @@ pub async fn sweep<S: UploadStore>(
 ) -> TargetReport {
     let started = Instant::now();
     let settings = &target.settings;
+    let (limiter, width) = Limiter::for_settings(settings.concurrency, settings.max_concurrency);
     let ctx = Arc::new(Ctx {
         store,
         target: target.clone(),
         opts: opts.clone(),
         aborts_started: AtomicU64::new(0),
-        limiter: Limiter::pinned(settings.concurrency),
+        limiter,
     });
-    let width = settings.concurrency;
     let (tx, mut rx) = mpsc::channel::<Item>(width * 2);
 
     let lister = {
@@ -174,6 +174,7 @@ pub async fn sweep<S: UploadStore>(
     report.prefix = target.prefix.clone();
     report.uploads_seen = listed.seen;
     report.listing_interrupted = listed.interrupted;
+    report.concurrency_peak = ctx.limiter.peak() as u64;
     if let Some(clock) = listed.clock {
         report.clock = Some(clock.source);
         report.clock_skew_seconds = clock.skew_seconds;

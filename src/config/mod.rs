@@ -109,8 +109,12 @@ settings! {
     max_abort_attempts: u32 = 5;
     /// Most uploads aborted per target per sweep; 0 = no cap. Default 0.
     max_aborts_per_run: u64 = 0;
-    /// Uploads processed at once per target. Default 32.
-    concurrency: usize = 32;
+    /// Uploads processed at once per target: 0 adapts it to what the store sustains (starting at
+    /// 8, within 1..=`max_concurrency`: grows while calls do not queue, shrinks as they do and on
+    /// SlowDown); a number pins it. Default 0 (adaptive).
+    concurrency: usize = 0;
+    /// Most uploads in flight per target when `concurrency` adapts. Default 256.
+    max_concurrency: usize = 256;
     /// Report what would be aborted, change nothing. Default false.
     dry_run: bool = false;
     /// AWS region (or the region an S3-compatible store expects). Default us-east-1.

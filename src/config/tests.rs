@@ -80,7 +80,11 @@ fn bad_inputs_name_the_key_and_the_value() {
             "[[targets]]\nbucket=\"a\"\nmax_abort_attempts=0",
             "max_abort_attempts",
         ),
-        ("[[targets]]\nbucket=\"a\"\nconcurrency=0", "concurrency"),
+        ("[[targets]]\nbucket=\"a\"\nconcurrency=1025", "concurrency"),
+        (
+            "[[targets]]\nbucket=\"a\"\nmax_concurrency=0",
+            "max_concurrency",
+        ),
         ("", "no [[targets]]"),
         (
             "[[targets]]\nbucket=\"a\"\nexclude_prefixes=[\"\"]",

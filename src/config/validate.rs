@@ -56,8 +56,15 @@ pub const SETTINGS_COUNTS: &[Limit<Settings, u64>] = &[
     Limit {
         key: "concurrency",
         get: |s| s.concurrency as u64,
-        min: 1,
+        min: 0,
         max: 1024,
+        why: "0 adapts it within max_concurrency",
+    },
+    Limit {
+        key: "max_concurrency",
+        get: |s| s.max_concurrency as u64,
+        min: 1,
+        max: 4096,
         why: "",
     },
     Limit {

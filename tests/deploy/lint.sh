@@ -105,6 +105,7 @@ DURATION = re.compile(r"^\s*(\d+\s*[a-zA-Zµ]+\s*)+$")
 DEFAULT_KEYS = {
     "older_than": "duration", "idle_for": "duration", "schedule": str, "timezone": str,
     "max_abort_attempts": int, "max_aborts_per_run": int, "concurrency": int,
+    "max_concurrency": int,
     "dry_run": bool, "region": str, "endpoint_url": str, "force_path_style": bool,
     "profile": str, "expected_bucket_owner": str, "request_payer": bool,
     "ca_bundle": str, "connect_timeout": "duration", "read_timeout": "duration",

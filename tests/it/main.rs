@@ -20,6 +20,7 @@
 mod common;
 
 mod cli;
+mod concurrency;
 mod config;
 mod daemon;
 mod hostile;
