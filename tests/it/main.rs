@@ -8,6 +8,8 @@
 //! - `resilience`: the embedded endpoint injecting SlowDown, resets, clock skew and latency.
 //! - `daemon`: the binary's `run` and `once` against the embedded endpoint, with a Unix datagram
 //!   socket as systemd's NOTIFY_SOCKET and SIGTERM.
+//! - `signals`: SIGHUP (reload in `run`, drain in `once`), interrupted `once` runs and their exit
+//!   code, and the daemon's HTTP server under slow, idle and descriptor-exhausting clients.
 //! - `metrics`: the binary's textfile, a real Pushgateway and a real Prometheus (Debian packages).
 //! - `cli`: the binary as a user runs it, against Garage, the embedded endpoint (`demo`) and a TLS
 //!   proxy with a private CA.
@@ -23,4 +25,5 @@ mod listing;
 mod metrics;
 mod resilience;
 mod safety;
+mod signals;
 mod verify;
