@@ -203,12 +203,10 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, Daemon
     let server = if listen.is_empty() {
         None
     } else {
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .map_err(|source| DaemonError::Listen {
-                addr: listen.clone(),
-                source,
-            })?;
+        let listener = crate::http::bind(&listen).map_err(|source| DaemonError::Listen {
+            addr: listen.clone(),
+            source,
+        })?;
         tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or(listen.clone()), "Serving /metrics, /healthz, /readyz");
         let (m, r, c) = (metrics.clone(), daemon.readiness(), http_cancel.clone());
         Some(tokio::spawn(crate::http::serve(listener, m, r, c)))

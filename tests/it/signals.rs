@@ -4,12 +4,17 @@
 //! `interrupted`; `/healthz` keeps answering slowloris clients, floods of idle connections and a
 //! process out of file descriptors.
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use s3_mem::Faults;
 
-use crate::common::endpoint::{config_toml, endpoint, seed_old};
-use crate::common::janitor::{send_signal, spawn_janitor, wait_exit};
+use crate::common::endpoint::{AK, SK, config_toml, endpoint, seed_old};
+use crate::common::http::{get, sample};
+use crate::common::janitor::{command, send_signal, sigterm, spawn_janitor, wait_exit};
+use crate::common::{free_addr, wait_until};
 
 /// Spawns `once` on 300 slow uploads, waits until 10 are aborted, sends `signal` and returns
 /// (exit code, stdout, stderr, uploads really removed by the endpoint, uploads left on it).
@@ -85,4 +90,224 @@ async fn once_cut_short_by_sigterm_exits_3_and_its_text_report_is_not_ok() {
         stderr.contains("Interrupted by a shutdown signal"),
         "{stderr}"
     );
+}
+
+/// Starts `run` on a one-second schedule against a fresh endpoint holding `bucket`, serving on a
+/// free port; returns once `/healthz` answers. `rlimit_nofile` caps the process's descriptors.
+async fn start_run(
+    bucket: &str,
+    rlimit_nofile: Option<u64>,
+) -> (s3_mem::Endpoint, Child, tempfile::TempDir, String) {
+    let ep = endpoint().await;
+    seed_old(&ep, bucket, "k/", 5, &[(1, 100)]);
+    let listen = free_addr();
+    let cfg = config_toml(
+        &ep,
+        &format!("concurrency = 4\n[metrics]\nlisten = \"{listen}\""),
+        &[bucket],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let mut cmd = command(Some((AK, SK)));
+    cmd.arg("--config")
+        .arg(&path)
+        .arg("run")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(n) = rlimit_nofile {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let child = cmd.spawn().expect("spawn mpu-janitor");
+    wait_until("/healthz to answer", Duration::from_secs(15), || {
+        get(&listen, "/healthz").map(|r| r.0) == Some(200)
+    });
+    (ep, child, dir, listen)
+}
+
+/// The resident memory of process `pid`, in KiB (VmRSS of /proc/PID/status).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Opens `n` connections to `addr` that never send a byte.
+fn idle_connections(addr: &str, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| {
+            let s = TcpStream::connect(addr).expect("connect");
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect()
+}
+
+/// How many of `conns` the server has not closed.
+fn still_open(conns: &[TcpStream]) -> usize {
+    let mut byte = [0u8; 1];
+    conns
+        .iter()
+        .filter(
+            |s| matches!(s.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        )
+        .count()
+}
+
+/// Times a GET of `/healthz`: (status, seconds).
+fn timed_healthz(addr: &str) -> (Option<u16>, f64) {
+    let t = Instant::now();
+    let status = get(addr, "/healthz").map(|r| r.0);
+    (status, t.elapsed().as_secs_f64())
+}
+
+/// Reads from `s` until the server closes it (or 30 s pass); the seconds waited from `since`.
+fn seconds_until_closed(mut s: TcpStream, since: Instant) -> f64 {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return since.elapsed().as_secs_f64(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return since.elapsed().as_secs_f64();
+            }
+            Err(_) => return f64::INFINITY,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_request_and_an_idle_keep_alive_are_closed_after_the_header_timeout() {
+    // One client sends half a request header and stops; another completes a keep-alive request and
+    // stays: the server closes both about 10 s later (HEADER_READ_TIMEOUT), and keeps serving.
+    let (_ep, child, _dir, listen) = start_run("slowloris-bucket", None).await;
+    let mut slow = TcpStream::connect(&listen).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: janitor\r\nUser-Agent: slo")
+        .unwrap();
+    let slow_since = Instant::now();
+    let mut idle = TcpStream::connect(&listen).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: janitor\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 256];
+    while !answer.ends_with(b"ok\n") {
+        let n = idle.read(&mut buf).unwrap();
+        assert!(n > 0, "the keep-alive request was answered");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let idle_since = Instant::now();
+    let slow_closed = std::thread::spawn(move || seconds_until_closed(slow, slow_since));
+    let idle_closed = std::thread::spawn(move || seconds_until_closed(idle, idle_since));
+    let (slow_s, idle_s) = (slow_closed.join().unwrap(), idle_closed.join().unwrap());
+    println!("slowloris closed after {slow_s:.2} s, idle keep-alive after {idle_s:.2} s");
+    assert!((9.0..15.0).contains(&slow_s), "slowloris held {slow_s} s");
+    assert!(
+        (9.0..15.0).contains(&idle_s),
+        "idle keep-alive held {idle_s} s"
+    );
+    assert_eq!(get(&listen, "/healthz").map(|r| r.0), Some(200));
+    sigterm(&child);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_idle_connections_leave_at_most_256_open_and_healthz_answering() {
+    // 2,000 connections that never send a byte: the server keeps at most MAX_CONNECTIONS (256) of
+    // them, closing the oldest, well before the header timeout; /healthz and /metrics answer at
+    // once, memory stays flat, and the sweeps go on.
+    let (_ep, child, _dir, listen) = start_run("flood-bucket", None).await;
+    let pid = child.id();
+    let before = rss_kib(pid);
+    let flooded = Instant::now();
+    let conns = idle_connections(&listen, 2_000);
+    println!("opened 2,000 connections in {:?}", flooded.elapsed());
+    let mut open = still_open(&conns);
+    while open > 256 {
+        assert!(
+            flooded.elapsed() < Duration::from_secs(8),
+            "{open} idle connections still open after {:?}",
+            flooded.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        open = still_open(&conns);
+    }
+    let settled = flooded.elapsed();
+    let (status, secs) = timed_healthz(&listen);
+    let after = rss_kib(pid);
+    println!(
+        "2,000 idle connections: {open} left open after {settled:?}; /healthz {status:?} in {secs:.3} s; RSS {before} -> {after} KiB"
+    );
+    assert_eq!(status, Some(200));
+    assert!(secs < 2.0, "/healthz took {secs} s");
+    let metrics = get(&listen, "/metrics").expect("/metrics answers").1;
+    assert!(
+        sample(
+            &metrics,
+            "mpu_janitor_sweep_duration_seconds_count{bucket=\"flood-bucket\"}"
+        ) >= Some(1.0),
+        "sweeps go on"
+    );
+    assert!(
+        after < before + 32 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+    drop(conns);
+    sigterm(&child);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_at_its_descriptor_limit_still_answers_healthz() {
+    // `run` started with RLIMIT_NOFILE 64 (soft = hard, so it cannot raise it), then 300 idle
+    // connections, far more than it has descriptors: /healthz and /metrics still answer, and the
+    // sweeps go on.
+    let (_ep, child, _dir, listen) = start_run("nofile-bucket", Some(64)).await;
+    let pid = child.id();
+    let before = rss_kib(pid);
+    let conns = idle_connections(&listen, 300);
+    let (status, secs) = timed_healthz(&listen);
+    println!(
+        "RLIMIT_NOFILE 64, 300 idle connections: /healthz {status:?} in {secs:.3} s, {} of them still open; RSS {before} -> {} KiB",
+        still_open(&conns),
+        rss_kib(pid)
+    );
+    assert_eq!(status, Some(200));
+    assert!(secs < 2.0, "/healthz took {secs} s");
+    let swept = |m: &str| {
+        sample(
+            m,
+            "mpu_janitor_sweep_duration_seconds_count{bucket=\"nofile-bucket\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let first = swept(&get(&listen, "/metrics").expect("/metrics answers").1);
+    wait_until("another sweep", Duration::from_secs(10), || {
+        get(&listen, "/metrics").is_some_and(|(_, m)| swept(&m) > first)
+    });
+    drop(conns);
+    sigterm(&child);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
+    assert_eq!(code, 0, "{stderr}");
 }
