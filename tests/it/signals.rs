@@ -6,6 +6,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
+use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -310,4 +311,167 @@ async fn a_process_at_its_descriptor_limit_still_answers_healthz() {
     sigterm(&child);
     let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
     assert_eq!(code, 0, "{stderr}");
+}
+
+/// systemd's side of sd_notify: a datagram socket to give the daemon as NOTIFY_SOCKET.
+struct NotifySocket {
+    sock: UnixDatagram,
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    messages: Vec<String>,
+}
+
+impl NotifySocket {
+    fn new() -> NotifySocket {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        NotifySocket {
+            sock,
+            path,
+            _dir: dir,
+            messages: Vec::new(),
+        }
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    /// Reads notifications until one satisfies `want`, or panics after `timeout`.
+    fn wait_for(&mut self, what: &str, timeout: Duration, want: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while !self.messages.iter().any(|m| want(m)) {
+            assert!(
+                Instant::now() < deadline,
+                "no {what}; notifications: {:?}",
+                self.messages
+            );
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                self.messages
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+    }
+}
+
+/// The sweeps of `bucket` /metrics counted so far.
+fn sweeps_of(listen: &str, bucket: &str) -> f64 {
+    get(listen, "/metrics")
+        .and_then(|(_, m)| {
+            sample(
+                &m,
+                &format!("mpu_janitor_sweep_duration_seconds_count{{bucket=\"{bucket}\"}}"),
+            )
+        })
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_in_run_reloads_a_valid_config_and_sweeps_the_added_target_at_the_next_tick() {
+    // `run` sweeps one bucket; its file gains a second target and SIGHUP arrives: systemd hears
+    // RELOADING=1 (with MONOTONIC_USEC) then READY=1, the log says "2 targets", the new bucket is
+    // swept on the next one-second tick, and SIGTERM still exits 0.
+    let ep = endpoint().await;
+    seed_old(&ep, "first-bucket", "k/", 5, &[(1, 100)]);
+    seed_old(&ep, "added-bucket", "k/", 7, &[(1, 100)]);
+    let listen = free_addr();
+    let extra = format!("[metrics]\nlisten = \"{listen}\"");
+    let mut notify = NotifySocket::new();
+    let (child, dir) = spawn_janitor(
+        &config_toml(&ep, &extra, &["first-bucket"]),
+        &["run"],
+        &[("NOTIFY_SOCKET", notify.path())],
+    );
+    wait_until("a sweep of first-bucket", Duration::from_secs(15), || {
+        sweeps_of(&listen, "first-bucket") >= 1.0
+    });
+    assert_eq!(ep.upload_count("added-bucket"), 7, "not a target yet");
+
+    std::fs::write(
+        dir.path().join("config.toml"),
+        config_toml(&ep, &extra, &["first-bucket", "added-bucket"]),
+    )
+    .unwrap();
+    let reloaded = Instant::now();
+    send_signal(&child, "HUP");
+    notify.wait_for("RELOADING=1", Duration::from_secs(10), |m| {
+        m.starts_with("RELOADING=1\nMONOTONIC_USEC=")
+    });
+    notify.wait_for("READY=1 after the reload", Duration::from_secs(10), |m| {
+        m.starts_with("READY=1\nSTATUS=Configuration reloaded: 2 targets")
+    });
+    wait_until("a sweep of added-bucket", Duration::from_secs(10), || {
+        sweeps_of(&listen, "added-bucket") >= 1.0
+    });
+    println!("added-bucket swept {:?} after SIGHUP", reloaded.elapsed());
+    assert_eq!(
+        ep.upload_count("added-bucket"),
+        0,
+        "the added target was swept"
+    );
+    assert_eq!(get(&listen, "/healthz").map(|r| r.0), Some(200));
+    let before = sweeps_of(&listen, "first-bucket");
+    wait_until("first-bucket still swept", Duration::from_secs(10), || {
+        sweeps_of(&listen, "first-bucket") > before
+    });
+
+    sigterm(&child);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("Configuration reloaded: 2 targets"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_in_run_with_an_invalid_config_keeps_the_old_one_logs_the_error_and_serves_on() {
+    // The file is broken (a bad duration, and a new target) before SIGHUP: the reload is refused
+    // with an ERROR naming the key, systemd hears READY=1 again, the new target is never swept,
+    // the old one goes on being swept, and /healthz answers.
+    let ep = endpoint().await;
+    seed_old(&ep, "kept-bucket", "k/", 5, &[(1, 100)]);
+    seed_old(&ep, "never-bucket", "k/", 3, &[(1, 100)]);
+    let listen = free_addr();
+    let extra = format!("[metrics]\nlisten = \"{listen}\"");
+    let mut notify = NotifySocket::new();
+    let (child, dir) = spawn_janitor(
+        &config_toml(&ep, &extra, &["kept-bucket"]),
+        &["run"],
+        &[("NOTIFY_SOCKET", notify.path())],
+    );
+    wait_until("a sweep of kept-bucket", Duration::from_secs(15), || {
+        sweeps_of(&listen, "kept-bucket") >= 1.0
+    });
+    let broken = config_toml(&ep, &extra, &["kept-bucket", "never-bucket"])
+        .replace("older_than = \"1d\"", "older_than = \"3 parsecs\"");
+    std::fs::write(dir.path().join("config.toml"), broken).unwrap();
+    send_signal(&child, "HUP");
+    notify.wait_for("READY=1 after the refusal", Duration::from_secs(10), |m| {
+        m.starts_with("READY=1\nSTATUS=Reload refused")
+    });
+    let before = sweeps_of(&listen, "kept-bucket");
+    wait_until(
+        "kept-bucket swept after the refusal",
+        Duration::from_secs(10),
+        || sweeps_of(&listen, "kept-bucket") >= before + 2.0,
+    );
+    assert_eq!(get(&listen, "/healthz").map(|r| r.0), Some(200));
+    assert_eq!(ep.upload_count("never-bucket"), 3, "never a target");
+    assert_eq!(sweeps_of(&listen, "never-bucket"), 0.0);
+
+    sigterm(&child);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
+    assert_eq!(code, 0, "{stderr}");
+    let refusal = stderr
+        .lines()
+        .find(|l| l.contains("Reload refused"))
+        .unwrap_or_else(|| panic!("no refusal logged: {stderr}"));
+    assert!(refusal.contains("ERROR"), "{refusal}");
+    assert!(refusal.contains("defaults.older_than"), "{refusal}");
+    assert!(refusal.contains("3 parsecs"), "{refusal}");
 }
