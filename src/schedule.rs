@@ -260,7 +260,6 @@ impl Daemon {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(
-                    problems = %e.problems.join("; "),
                     "Reload refused, the configuration in force is kept: {}",
                     e.problems.join("; ")
                 );
