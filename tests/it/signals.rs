@@ -475,3 +475,85 @@ async fn sighup_in_run_with_an_invalid_config_keeps_the_old_one_logs_the_error_a
     assert!(refusal.contains("defaults.older_than"), "{refusal}");
     assert!(refusal.contains("3 parsecs"), "{refusal}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_mid_sweep_lets_the_sweep_finish_on_the_old_config_and_never_overlaps_it() {
+    // Every request takes 400 ms, so a sweep of 3 uploads (concurrency 1) lasts about 5 s. SIGHUP
+    // during it, with the target switched to dry_run: that sweep still aborts all 3, the new job's
+    // ticks are skipped while it runs (one listing at a time), and the next sweep is a dry run that
+    // leaves 2 newly seeded uploads alone.
+    let ep = endpoint().await;
+    seed_old(&ep, "busy-bucket", "k/", 3, &[(1, 100)]);
+    ep.set_faults(Faults {
+        latency: Duration::from_millis(400),
+        ..Faults::default()
+    });
+    let listen = free_addr();
+    let extra = format!("concurrency = 1\n[metrics]\nlisten = \"{listen}\"");
+    let mut notify = NotifySocket::new();
+    let (child, dir) = spawn_janitor(
+        &config_toml(&ep, &extra, &["busy-bucket"]),
+        &["run"],
+        &[("NOTIFY_SOCKET", notify.path())],
+    );
+    wait_until("the first abort", Duration::from_secs(15), || {
+        ep.stats().aborts_removed >= 1
+    });
+    assert_eq!(sweeps_of(&listen, "busy-bucket"), 0.0, "still sweeping");
+    let dry = format!("dry_run = true\n{extra}");
+    std::fs::write(
+        dir.path().join("config.toml"),
+        config_toml(&ep, &dry, &["busy-bucket"]),
+    )
+    .unwrap();
+    send_signal(&child, "HUP");
+    notify.wait_for("READY=1 after the reload", Duration::from_secs(10), |m| {
+        m.starts_with("READY=1\nSTATUS=Configuration reloaded: 1 targets")
+    });
+    wait_until("the first sweep to end", Duration::from_secs(20), || {
+        sweeps_of(&listen, "busy-bucket") >= 1.0
+    });
+    let metrics = get(&listen, "/metrics").unwrap().1;
+    let skipped = sample(
+        &metrics,
+        "mpu_janitor_sweeps_skipped_total{bucket=\"busy-bucket\"}",
+    );
+    println!(
+        "sweep across the reload: {} aborted, {skipped:?} ticks skipped, {} listings",
+        ep.stats().aborts_removed,
+        ep.stats().list_multipart_uploads
+    );
+    assert_eq!(
+        ep.upload_count("busy-bucket"),
+        0,
+        "finished on the old config"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "mpu_janitor_uploads_aborted_total{bucket=\"busy-bucket\"}"
+        ),
+        Some(3.0)
+    );
+    assert!(
+        skipped >= Some(1.0),
+        "the new job's ticks waited: {skipped:?}"
+    );
+    assert_eq!(ep.stats().list_multipart_uploads, 1, "one sweep at a time");
+
+    seed_old(&ep, "busy-bucket", "later/", 2, &[(1, 100)]);
+    let seeded = sweeps_of(&listen, "busy-bucket");
+    // Two more sweeps: at least one started after the seeding.
+    wait_until("a dry-run sweep", Duration::from_secs(20), || {
+        sweeps_of(&listen, "busy-bucket") >= seeded + 2.0
+    });
+    assert_eq!(
+        ep.upload_count("busy-bucket"),
+        2,
+        "the new config is a dry run"
+    );
+
+    sigterm(&child);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(15));
+    assert_eq!(code, 0, "{stderr}");
+}
