@@ -471,6 +471,71 @@ fn scheduler_error(e: impl std::fmt::Display) -> DaemonError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{CliOverrides, FileConfig};
+    use figment::Figment;
+    use figment::providers::{Format, Serialized, Toml};
+
+    fn config(toml: &str) -> Config {
+        let fig = Figment::new()
+            .merge(Serialized::defaults(FileConfig::default()))
+            .merge(Toml::string(toml));
+        Config::from_figment(fig, &CliOverrides::default(), vec![]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_each_targets_guard_by_bucket_and_prefix_and_takes_its_new_settings() {
+        let d = Daemon::new(
+            &config("[[targets]]\nbucket = \"a\"\n[[targets]]\nbucket = \"b\"\nprefix = \"p/\"\n"),
+            Exporter::in_memory(),
+            Shutdown::new(Duration::ZERO),
+        );
+        let old = d.current();
+        // A sweep of `a` is in progress when the reload comes.
+        old[0].slot.running.store(true, Ordering::Release);
+        let next = d.generation(&config(
+            "[[targets]]\nbucket = \"b\"\nprefix = \"p/\"\n\
+             [[targets]]\nbucket = \"a\"\nolder_than = \"2d\"\n\
+             [[targets]]\nbucket = \"b\"\n",
+        ));
+        assert!(
+            Arc::ptr_eq(&next[1].slot, &old[0].slot),
+            "a keeps its guard"
+        );
+        assert!(
+            Arc::ptr_eq(&next[0].slot, &old[1].slot),
+            "b/p/ keeps its guard"
+        );
+        assert!(
+            next[1].slot.running.load(Ordering::Acquire),
+            "the next tick of a is skipped"
+        );
+        assert!(
+            !Arc::ptr_eq(&next[2].slot, &old[1].slot),
+            "b without prefix is another target"
+        );
+        assert_eq!(
+            next[1].target.settings.older_than.0,
+            Duration::from_secs(2 * 86_400)
+        );
+        assert_eq!(
+            old[0].target.settings.older_than.0,
+            Duration::from_secs(7 * 86_400)
+        );
+    }
+
+    #[test]
+    fn only_process_wide_keys_need_a_restart() {
+        let old = config("[[targets]]\nbucket = \"a\"\n");
+        let new = config(
+            "[metrics]\nlisten = \"127.0.0.1:1\"\n[daemon]\nshutdown_grace = \"5s\"\n\
+             [defaults]\nschedule = \"0 * * * * *\"\n[[targets]]\nbucket = \"z\"\n",
+        );
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            ["metrics.listen", "daemon.shutdown_grace"]
+        );
+        assert!(restart_only_changes(&old, &old).is_empty());
+    }
 
     #[test]
     fn periods_of_common_schedules() {

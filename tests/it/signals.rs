@@ -17,6 +17,29 @@ use crate::common::http::{get, sample};
 use crate::common::janitor::{command, send_signal, sigterm, spawn_janitor, wait_exit};
 use crate::common::{free_addr, wait_until};
 
+/// A spawned janitor, killed if the test fails before it exits.
+struct Janitor(Option<Child>);
+
+impl Janitor {
+    fn child(&self) -> &Child {
+        self.0.as_ref().expect("still running")
+    }
+
+    /// Waits for it to exit (see [`wait_exit`]).
+    fn wait(mut self, timeout: Duration) -> (i32, String, String) {
+        wait_exit(self.0.take().expect("still running"), timeout)
+    }
+}
+
+impl Drop for Janitor {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Spawns `once` on 300 slow uploads, waits until 10 are aborted, sends `signal` and returns
 /// (exit code, stdout, stderr, uploads really removed by the endpoint, uploads left on it).
 async fn once_cut_short_by(signal: &str, output: &str) -> (i32, String, String, u64, usize) {
@@ -32,14 +55,15 @@ async fn once_cut_short_by(signal: &str, output: &str) -> (i32, String, String, 
         &["cut-bucket"],
     );
     let (child, _dir) = spawn_janitor(&cfg, &["once", "--output", output], &[]);
+    let child = Janitor(Some(child));
     let deadline = Instant::now() + Duration::from_secs(20);
     while ep.stats().aborts_removed < 10 {
         assert!(Instant::now() < deadline, "no abort happened");
         std::thread::sleep(Duration::from_millis(5));
     }
     let signalled = Instant::now();
-    send_signal(&child, signal);
-    let (code, stdout, stderr) = wait_exit(child, Duration::from_secs(15));
+    send_signal(child.child(), signal);
+    let (code, stdout, stderr) = child.wait(Duration::from_secs(15));
     println!(
         "once after SIG{signal}: exit {code} in {:?}",
         signalled.elapsed()
@@ -98,7 +122,7 @@ async fn once_cut_short_by_sigterm_exits_3_and_its_text_report_is_not_ok() {
 async fn start_run(
     bucket: &str,
     rlimit_nofile: Option<u64>,
-) -> (s3_mem::Endpoint, Child, tempfile::TempDir, String) {
+) -> (s3_mem::Endpoint, Janitor, tempfile::TempDir, String) {
     let ep = endpoint().await;
     seed_old(&ep, bucket, "k/", 5, &[(1, 100)]);
     let listen = free_addr();
@@ -133,7 +157,7 @@ async fn start_run(
             });
         }
     }
-    let child = cmd.spawn().expect("spawn mpu-janitor");
+    let child = Janitor(Some(cmd.spawn().expect("spawn mpu-janitor")));
     wait_until("/healthz to answer", Duration::from_secs(15), || {
         get(&listen, "/healthz").map(|r| r.0) == Some(200)
     });
@@ -227,8 +251,8 @@ async fn a_slowloris_request_and_an_idle_keep_alive_are_closed_after_the_header_
         "idle keep-alive held {idle_s} s"
     );
     assert_eq!(get(&listen, "/healthz").map(|r| r.0), Some(200));
-    sigterm(&child);
-    let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
+    sigterm(child.child());
+    let (code, _, stderr) = child.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{stderr}");
 }
 
@@ -238,7 +262,7 @@ async fn two_thousand_idle_connections_leave_at_most_256_open_and_healthz_answer
     // them, closing the oldest, well before the header timeout; /healthz and /metrics answer at
     // once, memory stays flat, and the sweeps go on.
     let (_ep, child, _dir, listen) = start_run("flood-bucket", None).await;
-    let pid = child.id();
+    let pid = child.child().id();
     let before = rss_kib(pid);
     let flooded = Instant::now();
     let conns = idle_connections(&listen, 2_000);
@@ -274,8 +298,8 @@ async fn two_thousand_idle_connections_leave_at_most_256_open_and_healthz_answer
         "RSS grew from {before} to {after} KiB"
     );
     drop(conns);
-    sigterm(&child);
-    let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
+    sigterm(child.child());
+    let (code, _, stderr) = child.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{stderr}");
 }
 
@@ -285,7 +309,7 @@ async fn a_process_at_its_descriptor_limit_still_answers_healthz() {
     // connections, far more than it has descriptors: /healthz and /metrics still answer, and the
     // sweeps go on.
     let (_ep, child, _dir, listen) = start_run("nofile-bucket", Some(64)).await;
-    let pid = child.id();
+    let pid = child.child().id();
     let before = rss_kib(pid);
     let conns = idle_connections(&listen, 300);
     let (status, secs) = timed_healthz(&listen);
@@ -308,8 +332,8 @@ async fn a_process_at_its_descriptor_limit_still_answers_healthz() {
         get(&listen, "/metrics").is_some_and(|(_, m)| swept(&m) > first)
     });
     drop(conns);
-    sigterm(&child);
-    let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
+    sigterm(child.child());
+    let (code, _, stderr) = child.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{stderr}");
 }
 
@@ -386,6 +410,7 @@ async fn sighup_in_run_reloads_a_valid_config_and_sweeps_the_added_target_at_the
         &["run"],
         &[("NOTIFY_SOCKET", notify.path())],
     );
+    let child = Janitor(Some(child));
     wait_until("a sweep of first-bucket", Duration::from_secs(15), || {
         sweeps_of(&listen, "first-bucket") >= 1.0
     });
@@ -397,7 +422,7 @@ async fn sighup_in_run_reloads_a_valid_config_and_sweeps_the_added_target_at_the
     )
     .unwrap();
     let reloaded = Instant::now();
-    send_signal(&child, "HUP");
+    send_signal(child.child(), "HUP");
     notify.wait_for("RELOADING=1", Duration::from_secs(10), |m| {
         m.starts_with("RELOADING=1\nMONOTONIC_USEC=")
     });
@@ -419,8 +444,8 @@ async fn sighup_in_run_reloads_a_valid_config_and_sweeps_the_added_target_at_the
         sweeps_of(&listen, "first-bucket") > before
     });
 
-    sigterm(&child);
-    let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
+    sigterm(child.child());
+    let (code, _, stderr) = child.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("Configuration reloaded: 2 targets"),
@@ -444,13 +469,14 @@ async fn sighup_in_run_with_an_invalid_config_keeps_the_old_one_logs_the_error_a
         &["run"],
         &[("NOTIFY_SOCKET", notify.path())],
     );
+    let child = Janitor(Some(child));
     wait_until("a sweep of kept-bucket", Duration::from_secs(15), || {
         sweeps_of(&listen, "kept-bucket") >= 1.0
     });
     let broken = config_toml(&ep, &extra, &["kept-bucket", "never-bucket"])
         .replace("older_than = \"1d\"", "older_than = \"3 parsecs\"");
     std::fs::write(dir.path().join("config.toml"), broken).unwrap();
-    send_signal(&child, "HUP");
+    send_signal(child.child(), "HUP");
     notify.wait_for("READY=1 after the refusal", Duration::from_secs(10), |m| {
         m.starts_with("READY=1\nSTATUS=Reload refused")
     });
@@ -464,8 +490,8 @@ async fn sighup_in_run_with_an_invalid_config_keeps_the_old_one_logs_the_error_a
     assert_eq!(ep.upload_count("never-bucket"), 3, "never a target");
     assert_eq!(sweeps_of(&listen, "never-bucket"), 0.0);
 
-    sigterm(&child);
-    let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
+    sigterm(child.child());
+    let (code, _, stderr) = child.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "{stderr}");
     let refusal = stderr
         .lines()
@@ -496,6 +522,7 @@ async fn a_reload_mid_sweep_lets_the_sweep_finish_on_the_old_config_and_never_ov
         &["run"],
         &[("NOTIFY_SOCKET", notify.path())],
     );
+    let child = Janitor(Some(child));
     wait_until("the first abort", Duration::from_secs(15), || {
         ep.stats().aborts_removed >= 1
     });
@@ -506,7 +533,7 @@ async fn a_reload_mid_sweep_lets_the_sweep_finish_on_the_old_config_and_never_ov
         config_toml(&ep, &dry, &["busy-bucket"]),
     )
     .unwrap();
-    send_signal(&child, "HUP");
+    send_signal(child.child(), "HUP");
     notify.wait_for("READY=1 after the reload", Duration::from_secs(10), |m| {
         m.starts_with("READY=1\nSTATUS=Configuration reloaded: 1 targets")
     });
@@ -553,7 +580,7 @@ async fn a_reload_mid_sweep_lets_the_sweep_finish_on_the_old_config_and_never_ov
         "the new config is a dry run"
     );
 
-    sigterm(&child);
-    let (code, _, stderr) = wait_exit(child, Duration::from_secs(15));
+    sigterm(child.child());
+    let (code, _, stderr) = child.wait(Duration::from_secs(15));
     assert_eq!(code, 0, "{stderr}");
 }
