@@ -304,6 +304,13 @@ impl Daemon {
             }
         }
         let (before, after) = (previous.len(), config.targets.len());
+        // What stays in force of the keys a reload does not apply, so the next reload compares
+        // against them.
+        let mut config = config;
+        config.metrics.listen = in_force.metrics.listen.clone();
+        config.metrics.textfile = in_force.metrics.textfile.clone();
+        config.daemon.shutdown_grace = in_force.daemon.shutdown_grace;
+        config.daemon.max_in_flight = in_force.daemon.max_in_flight;
         *in_force = config;
         tracing::info!(
             targets = after,
