@@ -285,14 +285,10 @@ async fn two_thousand_idle_connections_leave_at_most_256_open_and_healthz_answer
     );
     assert_eq!(status, Some(200));
     assert!(secs < 2.0, "/healthz took {secs} s");
-    let metrics = get(&listen, "/metrics").expect("/metrics answers").1;
-    assert!(
-        sample(
-            &metrics,
-            "mpu_janitor_sweep_duration_seconds_count{bucket=\"flood-bucket\"}"
-        ) >= Some(1.0),
-        "sweeps go on"
-    );
+    assert!(get(&listen, "/metrics").is_some(), "/metrics answers");
+    wait_until("sweeps to go on", Duration::from_secs(10), || {
+        sweeps_of(&listen, "flood-bucket") >= 1.0
+    });
     assert!(
         after < before + 32 * 1024,
         "RSS grew from {before} to {after} KiB"
@@ -566,7 +562,13 @@ async fn a_reload_mid_sweep_lets_the_sweep_finish_on_the_old_config_and_never_ov
         skipped >= Some(1.0),
         "the new job's ticks waited: {skipped:?}"
     );
-    assert_eq!(ep.stats().list_multipart_uploads, 1, "one sweep at a time");
+    // One listing for the sweep across the reload; a second may have begun since it ended
+    // (overlapping sweeps would have listed on every tick, about 4 more).
+    assert!(
+        ep.stats().list_multipart_uploads <= 2,
+        "one sweep at a time: {} listings",
+        ep.stats().list_multipart_uploads
+    );
 
     seed_old(&ep, "busy-bucket", "later/", 2, &[(1, 100)]);
     let seeded = sweeps_of(&listen, "busy-bucket");
