@@ -13,10 +13,10 @@
 //! - [`report`]: the run's figures, as text or JSON.
 //! - [`metrics`]: the Prometheus registry, recorded from reports; text, textfile, Pushgateway.
 //! - [`runner`]: one runner for `once`, `plan`, `run` and `demo`: sweep the targets, then export.
-//! - [`shutdown`]: SIGTERM/SIGINT -> cancel -> drain within `shutdown_grace`.
-//! - [`schedule`]: the `run` daemon: cron jobs per target, no overlap, drain on SIGTERM.
-//! - [`http`]: `/metrics`, `/healthz`, `/readyz`.
-//! - [`notify`]: systemd's sd_notify protocol (READY, WATCHDOG, STATUS, STOPPING).
+//! - [`shutdown`]: SIGTERM/SIGINT (and SIGHUP, except in `run`) -> cancel -> drain within `shutdown_grace`.
+//! - [`schedule`]: the `run` daemon: cron jobs per target, no overlap, reload on SIGHUP, drain on SIGTERM.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz` on a bounded accept loop (timeouts, connection cap).
+//! - [`notify`]: systemd's sd_notify protocol (READY, RELOADING, WATCHDOG, STATUS, STOPPING).
 //! - `demo` (feature `demo`, on by default): the `demo` command, on the in-memory S3 endpoint of the
 //!   `s3-mem` crate (crates/s3-mem, also the tests' fault-injecting endpoint).
 //!

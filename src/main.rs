@@ -164,13 +164,29 @@ fn main() -> ExitCode {
             ExitCode::from(once.code)
         }
         Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
-        Command::Run => match runtime.block_on(schedule::run(config, CancellationToken::new())) {
-            Ok(code) => ExitCode::from(code),
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Run => {
+            // SIGHUP: the same loader and validation as above, on the same path and flags.
+            let reload: schedule::Reload = Box::new(move || Config::load(&path, &cli_overrides));
+            run_daemon(&runtime, config, reload)
+        }
+    }
+}
+
+fn run_daemon(
+    runtime: &tokio::runtime::Runtime,
+    config: Config,
+    reload: schedule::Reload,
+) -> ExitCode {
+    match runtime.block_on(schedule::run(
+        config,
+        Some(reload),
+        CancellationToken::new(),
+    )) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -55,9 +55,30 @@ impl Notifier {
         }
     }
 
+    /// Tells systemd a reload began: `RELOADING=1` with `MONOTONIC_USEC` (CLOCK_MONOTONIC, as
+    /// `Type=notify-reload` requires); `READY=1` must follow once it is over, applied or refused.
+    pub fn reloading(&self) {
+        if self.enabled() {
+            self.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
+        }
+    }
+
     /// How often to send WATCHDOG=1: half of `$WATCHDOG_USEC`, when systemd asked for it.
     pub fn watchdog_interval(&self) -> Option<Duration> {
         self.target.as_ref()?;
         self.watchdog.map(|w| w / 2)
     }
+}
+
+/// CLOCK_MONOTONIC in microseconds, the clock systemd compares `MONOTONIC_USEC` with.
+fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the struct passed by pointer.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
 }

@@ -186,12 +186,20 @@ pub struct TargetReport {
     pub uploads: Vec<UploadReport>,
     /// Uploads left out of `uploads` because of the listing limit.
     pub uploads_omitted: u64,
+    /// A shutdown began before this target's sweep ended: the listing may have stopped early, so
+    /// stale uploads may be left beyond those counted in `interrupted`.
+    pub stopped_by_shutdown: bool,
 }
 
 impl TargetReport {
     /// True when the target needs attention: an error, a failed or an unverified upload.
     pub fn is_failure(&self) -> bool {
         self.error.is_some() || self.failed > 0 || self.unverified > 0
+    }
+
+    /// True when a shutdown left work undone on this target.
+    pub fn is_interrupted(&self) -> bool {
+        self.stopped_by_shutdown || self.listing_interrupted || self.interrupted > 0
     }
 
     /// Counts one upload's outcome: the one place outcomes and keep reasons become the report's
@@ -273,16 +281,36 @@ pub struct RunReport {
     pub dry_run: bool,
     /// One entry per target, in configuration order.
     pub targets: Vec<TargetReport>,
+    /// A shutdown signal stopped the run before every target was swept to its end, or left an
+    /// upload `interrupted`: run it again to finish.
+    pub interrupted: bool,
 }
 
+/// The exit code of a `once` or `plan` that a shutdown signal (SIGTERM, SIGINT, SIGHUP) cut short,
+/// with its report printed and nothing failed (docs/contract.md §2).
+pub const EXIT_INTERRUPTED: u8 = 3;
+
 impl RunReport {
-    /// Exit code as docs/contract.md defines it: 0 all clean, 1 a target failed or an upload stayed unverified.
+    /// Exit code as docs/contract.md defines it: 0 all clean; 1 a target failed or an upload stayed
+    /// unverified (it needs a person, so it wins); 3 ([`EXIT_INTERRUPTED`]) a shutdown left work
+    /// undone (it needs a rerun).
     pub fn exit_code(&self) -> u8 {
         if self.targets.iter().any(TargetReport::is_failure) {
             1
+        } else if self.interrupted {
+            EXIT_INTERRUPTED
         } else {
             0
         }
+    }
+
+    /// Marks what a shutdown that began at `began` cut short: every target whose sweep ended after
+    /// it, and the run when any target was cut short or left an upload `interrupted`.
+    pub fn mark_shutdown(&mut self, began: Option<DateTime<Utc>>) {
+        for t in &mut self.targets {
+            t.stopped_by_shutdown |= began.is_some_and(|b| t.finished_at >= b);
+        }
+        self.interrupted |= self.targets.iter().any(TargetReport::is_interrupted);
     }
 }
 
@@ -393,6 +421,15 @@ pub fn render_plan_text(run: &RunReport) -> String {
         if t.uploads_omitted > 0 {
             let _ = writeln!(out, "  ... and {} more", t.uploads_omitted);
         }
+        if t.stopped_by_shutdown {
+            let _ = writeln!(
+                out,
+                "  INTERRUPTED: a shutdown began before this target was listed to its end"
+            );
+        }
+    }
+    if run.interrupted {
+        out.push_str(INTERRUPTED_LINE);
     }
     out
 }
@@ -406,7 +443,7 @@ pub fn render_run_text(run: &RunReport) -> String {
             "FAILED"
         } else if t.unverified > 0 || t.failed > 0 {
             "ATTENTION"
-        } else if t.listing_interrupted || t.interrupted > 0 {
+        } else if t.is_interrupted() {
             "INTERRUPTED"
         } else {
             "ok"
@@ -454,6 +491,12 @@ pub fn render_run_text(run: &RunReport) -> String {
         }
         if let Some(e) = &t.error {
             let _ = writeln!(out, "  error: {e}");
+        }
+        if t.stopped_by_shutdown {
+            let _ = writeln!(
+                out,
+                "  interrupted: a shutdown began before this target's sweep ended; stale uploads may be left"
+            );
         }
         if t.clock == Some(ClockSource::Server)
             && let Some(line) = clock_line(t)
@@ -511,8 +554,14 @@ pub fn render_run_text(run: &RunReport) -> String {
             ""
         }
     );
+    if run.interrupted {
+        out.push_str(INTERRUPTED_LINE);
+    }
     out
 }
+
+const INTERRUPTED_LINE: &str =
+    "INTERRUPTED: a shutdown signal stopped the run before every target was swept; run it again\n";
 
 /// What the plan says about the clock the ages were measured on.
 fn clock_line(t: &TargetReport) -> Option<String> {
@@ -661,9 +710,35 @@ mod tests {
             finished_at: DateTime::UNIX_EPOCH,
             dry_run: false,
             targets,
+            interrupted: false,
         };
         assert_eq!(run(vec![ok.clone()]).exit_code(), 0);
-        assert_eq!(run(vec![ok.clone(), unverified]).exit_code(), 1);
-        assert_eq!(run(vec![failed, ok]).exit_code(), 1);
+        assert_eq!(run(vec![ok.clone(), unverified.clone()]).exit_code(), 1);
+        assert_eq!(run(vec![failed, ok.clone()]).exit_code(), 1);
+
+        // A shutdown: targets that ended after it are cut short; a failure still wins over it.
+        let began = DateTime::UNIX_EPOCH + chrono::Duration::seconds(10);
+        let ended = |secs| TargetReport {
+            finished_at: DateTime::UNIX_EPOCH + chrono::Duration::seconds(secs),
+            ..Default::default()
+        };
+        let mut r = run(vec![ended(5), ended(15)]);
+        r.mark_shutdown(Some(began));
+        assert!(r.interrupted);
+        assert!(!r.targets[0].stopped_by_shutdown && r.targets[1].stopped_by_shutdown);
+        assert_eq!(r.exit_code(), EXIT_INTERRUPTED);
+        assert!(render_run_text(&r).contains("[INTERRUPTED]"));
+        let mut r = run(vec![ended(5)]);
+        r.mark_shutdown(Some(began));
+        assert!(!r.interrupted, "every target ended before the signal");
+        assert_eq!(r.exit_code(), 0);
+        let left = TargetReport {
+            interrupted: 2,
+            ..Default::default()
+        };
+        let mut r = run(vec![left, unverified]);
+        r.mark_shutdown(None);
+        assert!(r.interrupted);
+        assert_eq!(r.exit_code(), 1);
     }
 }

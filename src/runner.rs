@@ -71,11 +71,14 @@ impl Runner {
             &opts,
             self.parallel_targets,
         ));
-        let run = run.await;
+        let mut run = run.await;
         if let Some(t) = ticker {
             t.abort();
             PROGRESS_LINE.store(false, Relaxed);
             eprint!("\r\x1b[2K");
+        }
+        if let Some(r) = &mut run {
+            r.mark_shutdown(self.shutdown.began_at());
         }
         run
     }
@@ -212,7 +215,8 @@ impl Exporter {
 pub struct Once {
     /// The report.
     pub report: Option<RunReport>,
-    /// 0 clean, 1 a target failed, an upload stayed unverified, an export failed or the drain ran out.
+    /// 0 clean, 1 a target failed, an upload stayed unverified, an export failed or the drain ran
+    /// out, 3 a shutdown signal cut the sweep short (the report says `interrupted`).
     pub code: u8,
 }
 
@@ -243,6 +247,12 @@ pub async fn once(config: &Config, max_listed: usize) -> Once {
         };
     };
     let mut code = report.exit_code();
+    if report.interrupted {
+        tracing::warn!(
+            exit_code = code,
+            "Interrupted by a shutdown signal: not every target was swept to its end; run again to finish"
+        );
+    }
     if !exporter.record_run(&report) {
         code = 1;
     }

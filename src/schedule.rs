@@ -1,8 +1,11 @@
 //! The `run` daemon: one tokio-cron-scheduler job per target on its own schedule and time zone, never
 //! two sweeps of one target at once (a tick that finds the previous sweep running is skipped, logged
 //! and counted), metrics recorded after every sweep, and a shutdown that stops new aborts, lets the
-//! ones in flight finish and be verified, and exits within a bounded grace period.
+//! ones in flight finish and be verified, and exits within a bounded grace period. SIGHUP reloads
+//! the configuration (loaded and validated as at startup; an invalid one is refused and the one in
+//! force kept), with sd_notify's RELOADING=1 / READY=1 around it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,7 +15,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Schedule, Target};
+use crate::config::{Config, ConfigError, Schedule, Target};
 use crate::http::ReadyCheck;
 use crate::notify::Notifier;
 use crate::report::TargetReport;
@@ -46,22 +49,34 @@ pub enum DaemonError {
     },
 }
 
-/// Per-target state shared by the scheduler, the sweeps and `/readyz`.
-struct TargetState {
-    target: Target,
+/// What one target keeps across reloads, shared by every generation of the configuration that
+/// names it (same bucket and prefix): never two sweeps of it at once, and its last sweep.
+struct Slot {
     running: AtomicBool,
     /// End of the last sweep.
     last_sweep: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// When it was first scheduled: `/readyz` counts from here until its first sweep.
+    since: DateTime<Utc>,
+}
+
+/// One target of one generation of the configuration, shared by its cron job, its sweeps and
+/// `/readyz`. A sweep holds it to its end, so a reload never changes a sweep in progress.
+struct TargetState {
+    target: Target,
+    slot: Arc<Slot>,
     /// Time between two ticks of its schedule (`None`: it does not fire again, never overdue).
     period: Option<Duration>,
 }
+
+/// How `run` reads its configuration again on SIGHUP: the loader and validation of startup.
+pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// The daemon's shared state.
 pub struct Daemon {
     runner: Runner,
     exporter: Exporter,
-    targets: Vec<TargetState>,
-    started: DateTime<Utc>,
+    /// The targets of the configuration in force; replaced whole by a reload.
+    targets: parking_lot::RwLock<Arc<Vec<Arc<TargetState>>>>,
     tracker: TaskTracker,
     notifier: Notifier,
 }
@@ -69,41 +84,76 @@ pub struct Daemon {
 impl Daemon {
     /// A daemon for a validated configuration.
     pub fn new(config: &Config, exporter: Exporter, shutdown: Shutdown) -> Arc<Self> {
-        let metrics = &exporter.metrics;
+        let d = Daemon {
+            runner: Runner::new(config, shutdown),
+            exporter,
+            targets: parking_lot::RwLock::default(),
+            tracker: TaskTracker::new(),
+            notifier: Notifier::from_env(),
+        };
+        let targets = d.generation(config);
+        *d.targets.write() = targets;
+        Arc::new(d)
+    }
+
+    /// The targets of `config`, each on the slot of the target of the same bucket and prefix in
+    /// force (the n-th of several alike on the n-th), or on a new one.
+    fn generation(&self, config: &Config) -> Arc<Vec<Arc<TargetState>>> {
         let now = Utc::now();
+        let current = self.current();
+        let mut seen = HashMap::<(&str, &str), usize>::new();
+        let mut old = HashMap::new();
+        for s in current.iter() {
+            let n = seen
+                .entry((&s.target.bucket, &s.target.prefix))
+                .or_default();
+            old.insert(
+                (s.target.bucket.clone(), s.target.prefix.clone(), *n),
+                s.slot.clone(),
+            );
+            *n += 1;
+        }
+        let mut seen = HashMap::<(&str, &str), usize>::new();
         let targets = config
             .targets
             .iter()
             .map(|t| {
-                metrics.touch(&t.bucket);
-                TargetState {
+                let n = seen.entry((&t.bucket, &t.prefix)).or_default();
+                let key = (t.bucket.clone(), t.prefix.clone(), *n);
+                *n += 1;
+                self.exporter.metrics.touch(&t.bucket);
+                let slot = old.get(&key).cloned().unwrap_or_else(|| {
+                    Arc::new(Slot {
+                        running: AtomicBool::new(false),
+                        last_sweep: std::sync::Mutex::new(None),
+                        since: now,
+                    })
+                });
+                Arc::new(TargetState {
                     target: t.clone(),
-                    running: AtomicBool::new(false),
-                    last_sweep: std::sync::Mutex::new(None),
+                    slot,
                     period: schedule_period(&t.settings.schedule, now),
-                }
+                })
             })
             .collect();
-        Arc::new(Daemon {
-            runner: Runner::new(config, shutdown),
-            exporter,
-            targets,
-            started: now,
-            tracker: TaskTracker::new(),
-            notifier: Notifier::from_env(),
-        })
+        Arc::new(targets)
+    }
+
+    fn current(&self) -> Arc<Vec<Arc<TargetState>>> {
+        self.targets.read().clone()
     }
 
     /// `/readyz`: every target swept no longer ago than twice its schedule period, counting from
-    /// the daemon's start for targets not yet due.
+    /// when it was first scheduled for targets not yet due.
     pub fn readiness(self: &Arc<Self>) -> ReadyCheck {
         let d = self.clone();
         Arc::new(move || {
             let now = Utc::now();
+            let targets = d.current();
             let mut late = Vec::new();
-            for s in &d.targets {
-                let last = s.last_sweep.lock().map(|l| *l).unwrap_or(None);
-                let since = last.unwrap_or(d.started);
+            for s in targets.iter() {
+                let last = s.slot.last_sweep.lock().map(|l| *l).unwrap_or(None);
+                let since = last.unwrap_or(s.slot.since);
                 let limit = s
                     .period
                     .and_then(|p| chrono::Duration::from_std(p * 2).ok())
@@ -118,34 +168,32 @@ impl Daemon {
                 }
             }
             if late.is_empty() {
-                Ok(format!("{} targets", d.targets.len()))
+                Ok(format!("{} targets", targets.len()))
             } else {
                 Err(format!("overdue: {}", late.join(", ")))
             }
         })
     }
 
-    /// One scheduler tick for target `i`: start a sweep unless one is already running.
-    fn tick(self: &Arc<Self>, i: usize) {
-        let s = &self.targets[i];
+    /// One scheduler tick for a target: start a sweep unless one of it is already running.
+    fn tick(self: &Arc<Self>, s: &Arc<TargetState>) {
         if self.runner.shutdown.token().is_cancelled() {
             return;
         }
-        if s.running.swap(true, Ordering::AcqRel) {
+        if s.slot.running.swap(true, Ordering::AcqRel) {
             tracing::warn!(bucket = %s.target.bucket, "Previous sweep still running; skipping this tick");
             self.exporter.metrics.sweep_skipped(&s.target.bucket);
             return;
         }
-        let d = self.clone();
+        let (d, s) = (self.clone(), s.clone());
         self.tracker.spawn(async move {
-            let report = d.sweep_target(i).await;
-            d.after_sweep(i, &report);
-            d.targets[i].running.store(false, Ordering::Release);
+            let report = d.sweep_target(&s.target).await;
+            d.after_sweep(&s, &report);
+            s.slot.running.store(false, Ordering::Release);
         });
     }
 
-    async fn sweep_target(&self, i: usize) -> TargetReport {
-        let t = &self.targets[i].target;
+    async fn sweep_target(&self, t: &Target) -> TargetReport {
         let jitter = t.settings.start_jitter.0;
         if !jitter.is_zero() {
             let wait = jitter.mul_f64(rand::random_range(0.0..1.0));
@@ -159,10 +207,10 @@ impl Daemon {
         connect_and_sweep(t, &self.runner.connector, &opts).await
     }
 
-    fn after_sweep(&self, i: usize, r: &TargetReport) {
+    fn after_sweep(&self, s: &TargetState, r: &TargetReport) {
         // A failed textfile write is logged by the exporter; the daemon goes on.
         self.exporter.record(r);
-        if let Ok(mut last) = self.targets[i].last_sweep.lock() {
+        if let Ok(mut last) = s.slot.last_sweep.lock() {
             *last = Some(Utc::now());
         }
         self.notifier.send(&format!(
@@ -179,6 +227,119 @@ impl Daemon {
             }
         ));
     }
+
+    /// One cron job per target of the generation in force.
+    fn jobs(self: &Arc<Self>) -> Result<Vec<Job>, DaemonError> {
+        self.current()
+            .iter()
+            .map(|s| {
+                let tz = s.target.settings.timezone.0;
+                let (d, ts) = (self.clone(), s.clone());
+                Job::new_async_tz(s.target.settings.schedule.as_str(), tz, move |_, _| {
+                    d.tick(&ts);
+                    Box::pin(async {})
+                })
+                .map_err(|e| schedule_error(&s.target, e))
+            })
+            .collect()
+    }
+
+    /// SIGHUP: loads and validates the configuration again; a valid one replaces the targets and
+    /// their schedules and settings from the next tick (sweeps in progress finish on the old one),
+    /// an invalid one is refused, logged, and the one in force is kept. Says so to systemd.
+    async fn reload(
+        self: &Arc<Self>,
+        load: &Reload,
+        in_force: &mut Config,
+        scheduler: &JobScheduler,
+        jobs: &mut Vec<uuid::Uuid>,
+    ) {
+        self.notifier.reloading();
+        tracing::info!("SIGHUP received: reloading the configuration");
+        let config = match load() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(
+                    "Reload refused, the configuration in force is kept: {}",
+                    e.problems.join("; ")
+                );
+                self.notifier.send(
+                    "READY=1\nSTATUS=Reload refused: invalid configuration; the previous one is in force",
+                );
+                return;
+            }
+        };
+        for w in config.warnings() {
+            tracing::warn!("{w}");
+        }
+        let restart_only = restart_only_changes(in_force, &config);
+        if !restart_only.is_empty() {
+            tracing::warn!(
+                keys = %restart_only.join(", "),
+                "These keys changed but take effect only at the next restart"
+            );
+        }
+        let next = self.generation(&config);
+        let previous = std::mem::replace(&mut *self.targets.write(), next);
+        let new_jobs = match self.jobs() {
+            Ok(j) => j,
+            Err(e) => {
+                *self.targets.write() = previous;
+                tracing::error!(error = %e, "Reload refused, the configuration in force is kept");
+                self.notifier.send("READY=1\nSTATUS=Reload refused: a schedule was not accepted; the previous configuration is in force");
+                return;
+            }
+        };
+        for id in jobs.drain(..) {
+            if let Err(e) = scheduler.remove(&id).await {
+                tracing::warn!(error = %e, "Removing a job of the previous configuration failed");
+            }
+        }
+        for job in new_jobs {
+            match scheduler.add(job).await {
+                Ok(id) => jobs.push(id),
+                Err(e) => {
+                    tracing::error!(error = %e, "The scheduler refused a job after the reload")
+                }
+            }
+        }
+        let (before, after) = (previous.len(), config.targets.len());
+        // What stays in force of the keys a reload does not apply, so the next reload compares
+        // against them.
+        let mut config = config;
+        config.metrics.listen = in_force.metrics.listen.clone();
+        config.metrics.textfile = in_force.metrics.textfile.clone();
+        config.daemon.shutdown_grace = in_force.daemon.shutdown_grace;
+        config.daemon.max_in_flight = in_force.daemon.max_in_flight;
+        *in_force = config;
+        tracing::info!(
+            targets = after,
+            previous_targets = before,
+            "Configuration reloaded: {after} targets from the next scheduled sweep"
+        );
+        self.notifier.send(&format!(
+            "READY=1\nSTATUS=Configuration reloaded: {after} targets"
+        ));
+    }
+}
+
+/// The keys a reload cannot apply to a running daemon (the listener, the export, the limits
+/// shared by sweeps in flight).
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.metrics.listen != new.metrics.listen {
+        keys.push("metrics.listen");
+    }
+    if old.metrics.textfile != new.metrics.textfile {
+        keys.push("metrics.textfile");
+    }
+    if old.daemon.shutdown_grace != new.daemon.shutdown_grace {
+        keys.push("daemon.shutdown_grace");
+    }
+    if old.daemon.max_in_flight != new.daemon.max_in_flight {
+        keys.push("daemon.max_in_flight");
+    }
+    keys
 }
 
 /// The interval between two consecutive ticks of a schedule after `now`; `None` when it does not
@@ -190,12 +351,30 @@ fn schedule_period(schedule: &Schedule, now: DateTime<Utc>) -> Option<Duration> 
     (second - first).to_std().ok()
 }
 
-/// Runs the daemon until SIGTERM/SIGINT (or `cancel`), then drains. Returns the process exit code.
-pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, DaemonError> {
+/// Runs the daemon until SIGTERM/SIGINT (or `cancel`), then drains; reloads with `reload` on
+/// SIGHUP (without one, SIGHUP drains like SIGTERM). Returns the process exit code.
+pub async fn run(
+    config: Config,
+    reload: Option<Reload>,
+    cancel: CancellationToken,
+) -> Result<u8, DaemonError> {
+    let mut config = config;
+    // Registered first: from here on SIGHUP no longer terminates the process.
+    let mut hangups = match reload {
+        Some(load) => Some((
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|e| DaemonError::Export(format!("cannot handle SIGHUP: {e}")))?,
+            load,
+        )),
+        None => None,
+    };
     // Counters continue from the textfile an earlier run wrote, as `once` does.
     let exporter = Exporter::new(&config, false).map_err(DaemonError::Export)?;
     let metrics = exporter.metrics.clone();
-    let shutdown = Shutdown::with_token(cancel, config.daemon.shutdown_grace.0);
+    let mut shutdown = Shutdown::with_token(cancel, config.daemon.shutdown_grace.0);
+    if hangups.is_some() {
+        shutdown = shutdown.reload_on_hangup();
+    }
     let listen = config.metrics.listen.clone();
     let daemon = Daemon::new(&config, exporter, shutdown.clone());
 
@@ -203,36 +382,25 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, Daemon
     let server = if listen.is_empty() {
         None
     } else {
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .map_err(|source| DaemonError::Listen {
-                addr: listen.clone(),
-                source,
-            })?;
+        let listener = crate::http::bind(&listen).map_err(|source| DaemonError::Listen {
+            addr: listen.clone(),
+            source,
+        })?;
         tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or(listen.clone()), "Serving /metrics, /healthz, /readyz");
         let (m, r, c) = (metrics.clone(), daemon.readiness(), http_cancel.clone());
         Some(tokio::spawn(crate::http::serve(listener, m, r, c)))
     };
 
-    if daemon.targets.is_empty() {
+    if daemon.current().is_empty() {
         tracing::warn!("No targets in this shard: serving metrics only");
     }
-    let mut scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
-    for (i, s) in daemon.targets.iter().enumerate() {
-        let tz = s.target.settings.timezone.0;
-        let d = daemon.clone();
-        let job = Job::new_async_tz(s.target.settings.schedule.as_str(), tz, move |_, _| {
-            d.tick(i);
-            Box::pin(async {})
-        })
-        .map_err(|e| schedule_error(&s.target, e))?;
-        scheduler
-            .add(job)
-            .await
-            .map_err(|e| schedule_error(&s.target, e))?;
+    let scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
+    let mut jobs = Vec::new();
+    for job in daemon.jobs()? {
+        jobs.push(scheduler.add(job).await.map_err(scheduler_error)?);
     }
     scheduler.start().await.map_err(scheduler_error)?;
-    tracing::info!(targets = daemon.targets.len(), "Daemon started");
+    tracing::info!(targets = daemon.current().len(), "Daemon started");
     daemon
         .notifier
         .send("READY=1\nSTATUS=Waiting for the first scheduled sweep");
@@ -248,7 +416,25 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<u8, Daemon
         })
     });
 
-    shutdown.signalled().await;
+    let stop = shutdown.signalled();
+    tokio::pin!(stop);
+    loop {
+        let hangup = async {
+            match &mut hangups {
+                Some((signal, _)) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = &mut stop => break,
+            _ = hangup => {
+                if let Some((_, load)) = &hangups {
+                    daemon.reload(load, &mut config, &scheduler, &mut jobs).await;
+                }
+            }
+        }
+    }
+    let mut scheduler = scheduler;
     daemon.notifier.send("STOPPING=1");
     tracing::info!(
         sweeps_in_flight = daemon.tracker.len(),
@@ -292,6 +478,71 @@ fn scheduler_error(e: impl std::fmt::Display) -> DaemonError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{CliOverrides, FileConfig};
+    use figment::Figment;
+    use figment::providers::{Format, Serialized, Toml};
+
+    fn config(toml: &str) -> Config {
+        let fig = Figment::new()
+            .merge(Serialized::defaults(FileConfig::default()))
+            .merge(Toml::string(toml));
+        Config::from_figment(fig, &CliOverrides::default(), vec![]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_each_targets_guard_by_bucket_and_prefix_and_takes_its_new_settings() {
+        let d = Daemon::new(
+            &config("[[targets]]\nbucket = \"a\"\n[[targets]]\nbucket = \"b\"\nprefix = \"p/\"\n"),
+            Exporter::in_memory(),
+            Shutdown::new(Duration::ZERO),
+        );
+        let old = d.current();
+        // A sweep of `a` is in progress when the reload comes.
+        old[0].slot.running.store(true, Ordering::Release);
+        let next = d.generation(&config(
+            "[[targets]]\nbucket = \"b\"\nprefix = \"p/\"\n\
+             [[targets]]\nbucket = \"a\"\nolder_than = \"2d\"\n\
+             [[targets]]\nbucket = \"b\"\n",
+        ));
+        assert!(
+            Arc::ptr_eq(&next[1].slot, &old[0].slot),
+            "a keeps its guard"
+        );
+        assert!(
+            Arc::ptr_eq(&next[0].slot, &old[1].slot),
+            "b/p/ keeps its guard"
+        );
+        assert!(
+            next[1].slot.running.load(Ordering::Acquire),
+            "the next tick of a is skipped"
+        );
+        assert!(
+            !Arc::ptr_eq(&next[2].slot, &old[1].slot),
+            "b without prefix is another target"
+        );
+        assert_eq!(
+            next[1].target.settings.older_than.0,
+            Duration::from_secs(2 * 86_400)
+        );
+        assert_eq!(
+            old[0].target.settings.older_than.0,
+            Duration::from_secs(7 * 86_400)
+        );
+    }
+
+    #[test]
+    fn only_process_wide_keys_need_a_restart() {
+        let old = config("[[targets]]\nbucket = \"a\"\n");
+        let new = config(
+            "[metrics]\nlisten = \"127.0.0.1:1\"\n[daemon]\nshutdown_grace = \"5s\"\n\
+             [defaults]\nschedule = \"0 * * * * *\"\n[[targets]]\nbucket = \"z\"\n",
+        );
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            ["metrics.listen", "daemon.shutdown_grace"]
+        );
+        assert!(restart_only_changes(&old, &old).is_empty());
+    }
 
     #[test]
     fn periods_of_common_schedules() {

@@ -1,10 +1,14 @@
 //! Shutdown, in one place: SIGTERM or SIGINT (or a cancelled token) starts it; from then on no new
 //! abort starts, the ones in flight finish and are verified, and whatever is still running after
-//! `[daemon] shutdown_grace` is given up, said in the log.
+//! `[daemon] shutdown_grace` is given up, said in the log. SIGHUP drains the same way in the
+//! commands that have nothing to reload (`once`, `plan`, `demo`); `run` reloads on it instead
+//! ([`Shutdown::reload_on_hangup`], handled in `schedule`).
 
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 /// The process's shutdown: a token every sweep watches, and the grace period of the drain.
@@ -12,6 +16,10 @@ use tokio_util::sync::CancellationToken;
 pub struct Shutdown {
     cancel: CancellationToken,
     grace: Duration,
+    /// When the shutdown began (the signal, or the token seen cancelled).
+    began: Arc<OnceLock<DateTime<Utc>>>,
+    /// Whether SIGHUP begins the shutdown (false in `run`, where it reloads).
+    hangup_drains: bool,
 }
 
 impl Shutdown {
@@ -22,7 +30,23 @@ impl Shutdown {
 
     /// A shutdown that also begins when `cancel` is cancelled (tests, embedding).
     pub fn with_token(cancel: CancellationToken, grace: Duration) -> Self {
-        Shutdown { cancel, grace }
+        Shutdown {
+            cancel,
+            grace,
+            began: Arc::default(),
+            hangup_drains: true,
+        }
+    }
+
+    /// This shutdown leaves SIGHUP alone: the `run` daemon reloads its configuration on it.
+    pub fn reload_on_hangup(mut self) -> Self {
+        self.hangup_drains = false;
+        self
+    }
+
+    /// When the shutdown began, if it did.
+    pub fn began_at(&self) -> Option<DateTime<Utc>> {
+        self.began.get().copied()
     }
 
     /// The token the sweeps watch: cancelled once the shutdown begins.
@@ -35,21 +59,37 @@ impl Shutdown {
         self.grace
     }
 
-    /// Resolves on SIGTERM, SIGINT or when the token is cancelled, then cancels the token.
+    /// Resolves on SIGTERM, SIGINT, SIGHUP (unless [`Self::reload_on_hangup`]) or when the token
+    /// is cancelled, then notes the time and cancels the token.
     pub async fn signalled(&self) {
         use tokio::signal::unix::{SignalKind, signal};
         let term = signal(SignalKind::terminate());
         let int = signal(SignalKind::interrupt());
+        // Registering a handler replaces SIGHUP's default action (terminate at once, exit 129).
+        let hup = self
+            .hangup_drains
+            .then(|| signal(SignalKind::hangup()).ok())
+            .flatten();
+        let hangup = async move {
+            match hup {
+                Some(mut hup) => {
+                    hup.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         match (term, int) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM received"),
                     _ = int.recv() => tracing::info!("SIGINT received"),
+                    () = hangup => tracing::info!("SIGHUP received: this command has nothing to reload; stopping as for SIGTERM"),
                     () = self.cancel.cancelled() => {}
                 }
             }
             _ => self.cancel.cancelled().await,
         }
+        let _ = self.began.set(Utc::now());
         self.cancel.cancel();
     }
 

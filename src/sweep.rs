@@ -553,6 +553,7 @@ pub async fn sweep_targets(
         finished_at: Utc::now(),
         dry_run: !targets.is_empty() && targets.iter().all(|t| t.settings.dry_run),
         targets: reports.into_iter().map(|(_, r)| r).collect(),
+        interrupted: false,
     }
 }
 

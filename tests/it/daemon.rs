@@ -156,7 +156,7 @@ async fn a_slow_store_never_gets_two_sweeps_of_one_target_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_drains_on_sigterm_with_a_consistent_report() {
     // SIGTERM mid-sweep: no new abort starts, those in flight finish and are verified, the JSON
-    // report adds up and the process exits 0 well within the grace period.
+    // report adds up and says interrupted, and the process exits 3 well within the grace period.
     let ep = endpoint().await;
     seed_old(&ep, "drain-bucket", "k/", 300, &[(1, 100)]);
     ep.set_faults(Faults {
@@ -178,8 +178,9 @@ async fn once_drains_on_sigterm_with_a_consistent_report() {
     sigterm(&child);
     let (code, stdout, stderr) = wait_exit(child, Duration::from_secs(12));
     assert!(signalled.elapsed() < Duration::from_secs(10));
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 3, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
+    assert_eq!(report["interrupted"], true, "{report}");
     let t = &report["targets"][0];
     let aborted = t["aborted"].as_u64().unwrap();
     let interrupted = t["interrupted"].as_u64().unwrap();

@@ -8,6 +8,8 @@
 //! - `resilience`: the embedded endpoint injecting SlowDown, resets, clock skew and latency.
 //! - `daemon`: the binary's `run` and `once` against the embedded endpoint, with a Unix datagram
 //!   socket as systemd's NOTIFY_SOCKET and SIGTERM.
+//! - `signals`: SIGHUP (reload in `run`, drain in `once`), interrupted `once` runs and their exit
+//!   code, and the daemon's HTTP server under slow, idle and descriptor-exhausting clients.
 //! - `metrics`: the binary's textfile, a real Pushgateway and a real Prometheus (Debian packages).
 //! - `config`: bad configurations through the binary: ranges, what would fail at run time, secrets
 //!   never echoed, `--log-level` typos, an unreachable config path.
@@ -28,4 +30,5 @@ mod listing;
 mod metrics;
 mod resilience;
 mod safety;
+mod signals;
 mod verify;

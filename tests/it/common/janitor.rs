@@ -125,12 +125,17 @@ pub fn spawn_janitor(
 
 /// Sends SIGTERM to the child.
 pub fn sigterm(child: &Child) {
+    send_signal(child, "TERM");
+}
+
+/// Sends the signal named `name` (`TERM`, `HUP`, ...) to the child with kill(1).
+pub fn send_signal(child: &Child, name: &str) {
     let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{name}"), &child.id().to_string()])
         .status()
         .unwrap()
         .success();
-    assert!(ok, "kill -TERM");
+    assert!(ok, "kill -{name}");
 }
 
 /// Waits for the child to exit within `timeout` (reading its output meanwhile, so a large report
