@@ -43,6 +43,10 @@ struct Args {
     /// Worker threads of the endpoint's runtime (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Delay before every answer, in milliseconds: a round trip to a store far away (the
+    /// endpoint's latency mode; 20 plays a 10 ms path each way).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
 }
 
 async fn serve(args: Args) -> Result<(), String> {
@@ -50,6 +54,10 @@ async fn serve(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("start endpoint: {e}"))?;
     ep.create_bucket(&args.bucket);
+    ep.set_faults(s3_mem::Faults {
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        ..s3_mem::Faults::default()
+    });
     let initiated = Utc::now() - TimeDelta::hours(args.age_hours);
     for i in 0..args.uploads {
         let key = format!("p{:03}/upload-{i:07}.bin", i % args.prefixes.max(1));

@@ -7,6 +7,9 @@
 #   scripts/bench.sh --scale         how wall time and peak RSS grow: embedded endpoint 1k/5k/10k/50k,
 #                                    Garage 1k/10k
 #   scripts/bench.sh --tune          the janitor at concurrency 8..256, on Garage and on the endpoint
+#   scripts/bench.sh --latency MS    the janitor's default configuration on the embedded endpoint with
+#                                    no delay and with MS ms before every answer (its latency mode: 20
+#                                    plays a 10 ms path each way), and rclone through the same delay
 #   scripts/bench.sh --config-load   how long `check-config` takes to load, validate and print a
 #                                    configuration of 1,000 / 10,000 / 100,000 targets (no server;
 #                                    --debug times the dev build, which the tests use)
@@ -44,6 +47,9 @@ SCALE_ENDPOINT="1000 5000 10000 50000"
 SCALE_GARAGE="1000 10000"
 PROFILE=release
 CONFIG_TARGETS=${BENCH_CONFIG_TARGETS:-"1000 10000 100000"}
+LATENCY_MS=0
+# The endpoint's delay before every answer, for janitor_endpoint and rclone_endpoint.
+ENDPOINT_LATENCY=0
 
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 && !/shellcheck/ { sub(/^# ?/, ""); print }' "$0"; }
 while [ $# -gt 0 ]; do
@@ -51,6 +57,7 @@ while [ $# -gt 0 ]; do
     --scale) MODE=scale ;;
     --tune) MODE=tune ;;
     --config-load) MODE=config_load ;;
+    --latency) MODE=latency; LATENCY_MS=${2:?--latency MS}; shift ;;
     --debug) PROFILE=debug ;;
     --compare) MODE=compare ;;
     --uploads) UPLOADS=${2:?--uploads N}; shift ;;
@@ -64,6 +71,7 @@ while [ $# -gt 0 ]; do
 done
 case $UPLOADS in '' | *[!0-9]*) echo "bench: --uploads must be a number" >&2; exit 2 ;; esac
 case $CONCURRENCY in '' | *[!0-9]*) echo "bench: --concurrency must be a number" >&2; exit 2 ;; esac
+case $LATENCY_MS in '' | *[!0-9]*) echo "bench: --latency must be a number of milliseconds" >&2; exit 2 ;; esac
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf '\nbench: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -334,23 +342,54 @@ janitor_garage() {
   log "  $M_WALL s, $(calc "$n / $M_WALL" 0) uploads/s, CPU $M_CPU s, RSS $((M_RSS / 1024)) MiB, Garage CPU $M_SRV s"
 }
 
-# janitor_endpoint NAME N CONCURRENCY: the in-memory endpoint in its own process. Leaves M_*.
-janitor_endpoint() {
-  local name=$1 n=$2 conc=$3 line kv url="" ak="" sk="" bucket="" region="" in_fd out_fd stats
-  coproc EPROC { exec "$ENDPOINT" --uploads "$n" --part-size "$PART_SIZE" --prefixes "$PREFIXES"; }
+# start_endpoint N: the in-memory endpoint with N uploads in its own process (delay
+# $ENDPOINT_LATENCY ms). Sets EP_PID, EP_URL, EP_AK, EP_SK, EP_BUCKET, EP_REGION, EP_IN, EP_OUT.
+start_endpoint() {
+  local n=$1 line kv
+  EP_URL="" EP_AK="" EP_SK="" EP_BUCKET="" EP_REGION=""
+  coproc EPROC { exec "$ENDPOINT" --uploads "$n" --part-size "$PART_SIZE" --prefixes "$PREFIXES" --latency-ms "$ENDPOINT_LATENCY"; }
   EP_PID=$EPROC_PID
-  in_fd=${EPROC[1]}
+  EP_IN=${EPROC[1]}
   # Our own copy of its stdout: bash may close the coproc's fds as soon as it exits.
-  exec {out_fd}<&"${EPROC[0]}"
-  read -r -t 300 line <&"$out_fd" || die "the embedded endpoint did not start"
+  exec {EP_OUT}<&"${EPROC[0]}"
+  read -r -t 300 line <&"$EP_OUT" || die "the embedded endpoint did not start"
   for kv in $line; do
     case $kv in
-      url=*) url=${kv#url=} ;; access_key=*) ak=${kv#access_key=} ;;
-      secret_key=*) sk=${kv#secret_key=} ;; bucket=*) bucket=${kv#bucket=} ;;
-      region=*) region=${kv#region=} ;;
+      url=*) EP_URL=${kv#url=} ;; access_key=*) EP_AK=${kv#access_key=} ;;
+      secret_key=*) EP_SK=${kv#secret_key=} ;; bucket=*) EP_BUCKET=${kv#bucket=} ;;
+      region=*) EP_REGION=${kv#region=} ;;
     esac
   done
-  if [ -z "$url" ] || [ -z "$ak" ] || [ -z "$bucket" ]; then die "unexpected first line from bench_endpoint: $line"; fi
+  if [ -z "$EP_URL" ] || [ -z "$EP_AK" ] || [ -z "$EP_BUCKET" ]; then die "unexpected first line from bench_endpoint: $line"; fi
+}
+# stop_endpoint: closes its stdin, checks that it left no upload behind.
+stop_endpoint() {
+  local stats
+  exec {EP_IN}>&-
+  read -r -t 60 stats <&"$EP_OUT" || die "the embedded endpoint gave no final stats"
+  exec {EP_OUT}<&-
+  wait "$EP_PID" || die "the embedded endpoint failed"
+  EP_PID=""
+  case " $stats " in *" uploads_left=0 "*) ;; *) die "$TOOL left uploads on the endpoint: $stats" ;; esac
+}
+# rclone_endpoint NAME N: rclone backend cleanup against the in-memory endpoint. Leaves M_*.
+rclone_endpoint() {
+  local name=$1 n=$2
+  start_endpoint "$n"
+  TOOL="rclone backend cleanup"
+  log "$TOOL: $n uploads on the embedded endpoint (delay $ENDPOINT_LATENCY ms)"
+  measure "$name" "$EP_PID" env -u AWS_CA_BUNDLE RCLONE_CONFIG=/dev/null RCLONE_CONFIG_EP_TYPE=s3 \
+    RCLONE_CONFIG_EP_PROVIDER=Other RCLONE_CONFIG_EP_ACCESS_KEY_ID="$EP_AK" \
+    RCLONE_CONFIG_EP_SECRET_ACCESS_KEY="$EP_SK" RCLONE_CONFIG_EP_ENDPOINT="$EP_URL" \
+    RCLONE_CONFIG_EP_REGION="$EP_REGION" RCLONE_CONFIG_EP_FORCE_PATH_STYLE=true \
+    RCLONE_CONFIG_EP_ENV_AUTH=false rclone backend cleanup "ep:$EP_BUCKET" -o max-age=1s
+  stop_endpoint
+}
+# janitor_endpoint NAME N CONCURRENCY: the in-memory endpoint in its own process. Leaves M_*.
+janitor_endpoint() {
+  local name=$1 n=$2 conc=$3 stats
+  start_endpoint "$n"
+  local url=$EP_URL ak=$EP_AK sk=$EP_SK bucket=$EP_BUCKET region=$EP_REGION in_fd=$EP_IN out_fd=$EP_OUT
   janitor_config "$WORK/$name.toml" "$url" "$region" 1d "$conc" "$bucket"
   TOOL="mpu-janitor (concurrency $conc)"
   log "$TOOL: $n uploads on the embedded endpoint"
@@ -399,7 +438,7 @@ write_results() {
     printf '# mpu-janitor benchmark results\n\n'
     printf 'Written by `scripts/bench.sh` (each mode replaces its own section). Loopback only; see the\n'
     printf 'script header for what is measured and how.\n\n'
-    for s in compare scale tune config-load; do
+    for s in compare scale tune config-load latency; do
       if [ "$s" = "$name" ]; then
         printf '<!-- section:%s -->\n' "$s"
         cat "$body"
@@ -637,6 +676,40 @@ run_config_load() {
   } >"$body"
   printf '\n' && cat "$body"
   write_results config-load "$body"
+}
+
+# The default configuration (concurrency adapting) on the endpoint with no delay and with
+# LATENCY_MS before every answer, and rclone through the same delay.
+run_latency() {
+  local n=$UPLOADS loop lat rcl
+  ENDPOINT_LATENCY=0
+  janitor_endpoint latency-loopback "$n" 0
+  loop="$M_WALL|$M_CPU|$M_RSS"
+  ENDPOINT_LATENCY=$LATENCY_MS
+  janitor_endpoint latency-janitor "$n" 0
+  lat="$M_WALL|$M_CPU|$M_RSS"
+  local peak
+  peak=$(grep -o '"concurrency_peak": [0-9]*' "$WORK/latency-janitor.out" | head -n1 | awk '{print $2}')
+  rclone_endpoint latency-rclone "$n"
+  rcl="$M_WALL|$M_CPU|$M_RSS"
+  local body=$WORK/latency.md ups_loop ups_lat ups_rcl tolerance vs
+  ups_loop=$(calc "$n / $(field "$loop" 1)" 0)
+  ups_lat=$(calc "$n / $(field "$lat" 1)" 0)
+  ups_rcl=$(calc "$n / $(field "$rcl" 1)" 1)
+  tolerance=$(calc "$ups_lat / $ups_loop")
+  vs=$(calc "$ups_lat / $ups_rcl" 1)
+  {
+    section_header "Latency: $LATENCY_MS ms before every answer, $n uploads, default configuration"
+    printf '| figure | measured | target | |\n|---|---:|---:|---|\n'
+    printf '| uploads/s at %s ms / uploads/s on loopback (the janitor) | %s | >= 0.9 | %s |\n' "$LATENCY_MS" "$tolerance" "$(verdict "$tolerance" '>=' 0.9)"
+    printf '| janitor / rclone uploads/s, both at %s ms | %s | >= 20 | %s |\n\n' "$LATENCY_MS" "$vs" "$(verdict "$vs" '>=' 20)"
+    printf '| run | wall s | uploads/s | CPU s | peak RSS MiB |\n|---|---:|---:|---:|---:|\n'
+    printf '| janitor, loopback | %s | %s | %s | %s |\n' "$(field "$loop" 1)" "$ups_loop" "$(field "$loop" 2)" "$(calc "$(field "$loop" 3) / 1024" 1)"
+    printf '| janitor, %s ms (concurrency peak %s) | %s | %s | %s | %s |\n' "$LATENCY_MS" "${peak:-?}" "$(field "$lat" 1)" "$ups_lat" "$(field "$lat" 2)" "$(calc "$(field "$lat" 3) / 1024" 1)"
+    printf '| rclone backend cleanup, %s ms | %s | %s | %s | %s |\n\n' "$LATENCY_MS" "$(field "$rcl" 1)" "$ups_rcl" "$(field "$rcl" 2)" "$(calc "$(field "$rcl" 3) / 1024" 1)"
+  } >"$body"
+  printf '\n' && cat "$body"
+  write_results latency "$body"
 }
 
 log "Mode $MODE; uploads $UPLOADS; janitor concurrency $CONCURRENCY; load average $LOAD_BEFORE; temp dir $WORK"

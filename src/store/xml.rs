@@ -38,16 +38,22 @@ impl Element {
         self.children.iter().filter(move |c| c.name == name)
     }
 
-    /// The trimmed text of child `name`: `Ok(None)` when absent, `Err` when unreadable.
-    fn field(&self, name: &str) -> Result<Option<&str>, String> {
+    /// The exact text of child `name` (keys, ids and markers: every character counts, leading
+    /// and trailing blanks included): `Ok(None)` when absent, `Err` when unreadable.
+    fn exact(&self, name: &str) -> Result<Option<&str>, String> {
         match self.child(name) {
             None => Ok(None),
             Some(c) if c.unreadable => Err(format!(
                 "{name} holds characters XML cannot carry: {:?}",
                 c.text
             )),
-            Some(c) => Ok(Some(c.text.trim())),
+            Some(c) => Ok(Some(c.text.as_str())),
         }
+    }
+
+    /// The text of child `name` without surrounding blanks (numbers, dates, flags).
+    fn field(&self, name: &str) -> Result<Option<&str>, String> {
+        Ok(self.exact(name)?.map(str::trim))
     }
 
     fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
@@ -222,8 +228,8 @@ pub(super) fn parse_list_uploads(body: &[u8]) -> Result<UploadsPage, String> {
     }
     let mut page = UploadsPage {
         truncated: root.flag("IsTruncated")?,
-        next_key: root.field("NextKeyMarker")?.map(str::to_string),
-        next_upload_id: root.field("NextUploadIdMarker")?.map(str::to_string),
+        next_key: root.exact("NextKeyMarker")?.map(str::to_string),
+        next_upload_id: root.exact("NextUploadIdMarker")?.map(str::to_string),
         ..UploadsPage::default()
     };
     for entry in root.children("Upload") {
@@ -242,11 +248,11 @@ pub(super) fn parse_list_uploads(body: &[u8]) -> Result<UploadsPage, String> {
 fn read_upload(entry: &Element) -> Result<Upload, String> {
     Ok(Upload {
         key: entry
-            .field("Key")?
+            .exact("Key")?
             .map(str::to_string)
             .ok_or("the entry has no Key")?,
         upload_id: entry
-            .field("UploadId")?
+            .exact("UploadId")?
             .map(str::to_string)
             .ok_or("the entry has no UploadId")?,
         initiated: entry.date("Initiated")?,
@@ -257,7 +263,7 @@ fn read_upload(entry: &Element) -> Result<Upload, String> {
 fn lossy_field(entry: &Element, name: &str) -> String {
     entry
         .child(name)
-        .map(|c| c.text.trim().to_string())
+        .map(|c| c.text.clone())
         .unwrap_or_default()
 }
 
@@ -286,7 +292,7 @@ pub(super) fn parse_list_parts(body: &[u8]) -> Result<PartsPage, String> {
                 number: part
                     .number("PartNumber")?
                     .ok_or("a part has no PartNumber")?,
-                etag: part.field("ETag")?.unwrap_or_default().to_string(),
+                etag: part.exact("ETag")?.unwrap_or_default().to_string(),
                 size: part.number("Size")?.ok_or("a part has no Size")?,
                 last_modified: part.date("LastModified")?,
             })
@@ -372,6 +378,7 @@ mod tests {
     <Initiated>2026-11-20T10:00:00.000Z</Initiated></Upload>
   <Upload><Key>c &amp; d</Key><UploadId>id2</UploadId><Initiated>yesterday</Initiated></Upload>
   <Upload><Key>e</Key><UploadId>id3</UploadId></Upload>
+  <Upload><Key>  spaced out  </Key><UploadId>id4</UploadId></Upload>
 </ListMultipartUploadsResult>"#;
 
     #[test]
@@ -380,8 +387,12 @@ mod tests {
         assert!(page.truncated);
         assert_eq!(page.next_key.as_deref(), Some("c & d"));
         assert_eq!(page.next_upload_id.as_deref(), Some("id2"));
-        assert_eq!(page.uploads.len(), 2);
+        assert_eq!(page.uploads.len(), 3);
         assert_eq!(page.uploads[0].key, "a<bA");
+        assert_eq!(
+            page.uploads[2].key, "  spaced out  ",
+            "keys are exact, blanks included"
+        );
         assert!(page.uploads[0].initiated.is_some());
         // No Initiated at all: read, with an unknown time (the policy keeps it).
         assert_eq!(
@@ -398,7 +409,7 @@ mod tests {
     fn a_control_character_makes_only_its_entry_unreadable() {
         let body = LISTING.replace("<Key>e</Key>", "<Key>e\u{1}f</Key>");
         let page = parse_list_uploads(body.as_bytes()).unwrap();
-        assert_eq!(page.uploads.len(), 1);
+        assert_eq!(page.uploads.len(), 2);
         assert_eq!(page.unreadable.len(), 2);
         assert_eq!(page.unreadable[1].key, "e\u{1}f");
         assert!(
