@@ -9,7 +9,8 @@
 //! store, is what holds the calls, so more can be in flight: the limit grows by log10(limit). When
 //! it is long (over 6·log10(limit)), the store is the bottleneck and the limit shrinks as much. A
 //! SlowDown halves it, at most once per limit's worth of samples, so a burst of throttling answers
-//! to one window counts once. [`Vegas`] is the pure rule; [`Limiter`] holds it with the permits the
+//! to one window counts once, and it grows again only after a whole window without one (additive
+//! increase, multiplicative decrease, as TCP rides a congested link). [`Vegas`] is the pure rule; [`Limiter`] holds it with the permits the
 //! sweep's workers take.
 
 use std::sync::Arc;
@@ -17,9 +18,12 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Where an adaptive limit starts: low, so that the shortest time is learnt before any queue
-/// forms (it then grows by one or more per upload).
-pub const INITIAL: usize = 8;
+/// Where an adaptive limit starts: the fixed default of earlier releases, so that a store that is
+/// already busy at that depth (a loopback Garage gains throughput up to 128 although its calls
+/// queue from 8) keeps at least the throughput it had; from there it grows while calls do not queue.
+pub const INITIAL: usize = 32;
+/// The least an adaptive limit goes down to, however hard the store throttles.
+pub const MIN: usize = 4;
 
 /// The pure rule: the next limit from the current one and a sample.
 #[derive(Clone, Debug)]
@@ -31,7 +35,9 @@ pub struct Vegas {
     /// sweep of one target, so each sweep learns it anew).
     no_load: Option<f64>,
     /// Samples since the last decrease for throttling.
-    since_throttle_cut: u64,
+    since_cut: u64,
+    /// Samples since the last throttled one.
+    since_throttled: u64,
 }
 
 impl Vegas {
@@ -43,7 +49,8 @@ impl Vegas {
             min,
             max,
             no_load: None,
-            since_throttle_cut: 0,
+            since_cut: u64::MAX / 2,
+            since_throttled: u64::MAX / 2,
         }
     }
 
@@ -55,14 +62,16 @@ impl Vegas {
     /// One completed upload: its time, whether the store throttled meanwhile, and how many were in
     /// flight. Returns the new limit.
     pub fn sample(&mut self, rtt: Duration, throttled: bool, in_flight: usize) -> usize {
-        self.since_throttle_cut += 1;
+        self.since_cut += 1;
         if throttled {
-            if self.since_throttle_cut as f64 >= self.limit {
+            self.since_throttled = 0;
+            if self.since_cut as f64 >= self.limit {
                 self.limit = (self.limit * 0.5).max(self.min);
-                self.since_throttle_cut = 0;
+                self.since_cut = 0;
             }
             return self.limit();
         }
+        self.since_throttled += 1;
         let rtt = rtt.as_secs_f64().max(1e-6);
         let no_load = self.no_load.map_or(rtt, |n| n.min(rtt));
         self.no_load = Some(no_load);
@@ -72,7 +81,9 @@ impl Vegas {
         }
         let queue = self.limit * (1.0 - no_load / rtt);
         let step = self.limit.log10().max(1.0);
-        if queue < 3.0 * step {
+        // No growth until a whole window has passed without throttling.
+        let calm = self.since_throttled as f64 >= self.limit;
+        if queue < 3.0 * step && calm {
             self.limit += step;
         } else if queue > 6.0 * step {
             self.limit -= step;
@@ -112,7 +123,11 @@ impl Limiter {
     pub fn for_settings(concurrency: usize, max_concurrency: usize) -> (Self, usize) {
         match concurrency {
             0 => (
-                Self::adaptive(INITIAL.min(max_concurrency), 1, max_concurrency),
+                Self::adaptive(
+                    INITIAL.min(max_concurrency),
+                    MIN.min(max_concurrency),
+                    max_concurrency,
+                ),
                 max_concurrency.max(1),
             ),
             n => (Self::pinned(n), n),
@@ -214,19 +229,19 @@ mod tests {
 
     #[test]
     fn the_limit_settles_just_above_what_a_busy_store_serves_at_once() {
-        // A store that works on 16 uploads at once, 2 ms each: beyond 16 in flight, they queue
-        // (the time grows with the limit). The limit settles a few queued uploads above 16.
+        // A store that works on 64 uploads at once, 2 ms each: beyond 64 in flight, they queue
+        // (the time grows with the limit). The limit settles a few queued uploads above 64.
         let mut g = Vegas::new(INITIAL, 1, 256);
         let mut seen = Vec::new();
         for _ in 0..5_000 {
             let limit = g.limit();
-            let time = 2.0 * (limit as f64 / 16.0).max(1.0);
+            let time = 2.0 * (limit as f64 / 64.0).max(1.0);
             g.sample(Duration::from_secs_f64(time / 1000.0), false, limit);
             seen.push(g.limit());
         }
         let settled = &seen[1_000..];
         let (lo, hi) = (settled.iter().min().unwrap(), settled.iter().max().unwrap());
-        assert!(*lo >= 16 && *hi <= 40, "settled within {lo}..={hi}");
+        assert!(*lo >= 64 && *hi <= 90, "settled within {lo}..={hi}");
     }
 
     #[test]
@@ -241,6 +256,13 @@ mod tests {
             g.sample(MS, true, 100);
         }
         assert_eq!(g.limit(), 50);
+        // A window of calm calls after it: held, not grown, until the window has passed.
+        for _ in 0..49 {
+            g.sample(MS, false, 50);
+        }
+        assert_eq!(g.limit(), 50, "no growth in the window after a SlowDown");
+        g.sample(MS, false, 50);
+        assert!(g.limit() > 50, "then it grows again");
         for _ in 0..10_000 {
             g.sample(MS, true, 100);
         }
@@ -269,21 +291,21 @@ mod tests {
         };
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "a fifth permit waits");
-        // Throttled: the limit halves, and the permits given back are forgotten down to it.
+        // Throttled: the limit halves (4 -> 2 at once, 2 -> 1 a window later), and the permits
+        // given back are forgotten down to it.
         for _ in 0..4 {
             l.done(held.pop().unwrap(), MS, true);
         }
-        assert_eq!(l.limit(), 2);
+        assert_eq!(l.limit(), 1);
         let fifth = waiting.await.unwrap();
-        let sixth = l.acquire().await;
-        let seventh = {
+        let sixth = {
             let l = l.clone();
             tokio::spawn(async move { l.acquire().await })
         };
         tokio::task::yield_now().await;
-        assert!(!seventh.is_finished(), "two in flight at a limit of two");
-        drop((fifth, sixth));
-        seventh.await.unwrap();
+        assert!(!sixth.is_finished(), "one in flight at a limit of one");
+        drop(fifth);
+        sixth.await.unwrap();
         // Pinned: samples never move it.
         let p = Limiter::pinned(3);
         for _ in 0..100 {

