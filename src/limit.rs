@@ -7,7 +7,9 @@
 //! the calls; by Little's law, `limit × (1 − shortest / sample)` of the calls in flight are queueing
 //! rather than travelling. While that queue is short (under 3·log10(limit)), the round trip, not the
 //! store, is what holds the calls, so more can be in flight: the limit grows by log10(limit). When
-//! it is long (over 6·log10(limit)), the store is the bottleneck and the limit shrinks as much. A
+//! it is long (over 6·log10(limit)), the store is the bottleneck and the limit shrinks as much, but
+//! never below where it started (a queue alone is not a reason to do less than the fixed default of
+//! earlier releases: a busy store may still serve more at that depth). A
 //! SlowDown halves it, at most once per limit's worth of samples, so a burst of throttling answers
 //! to one window counts once, and it grows again only after a whole window without one (additive
 //! increase, multiplicative decrease, as TCP rides a congested link). [`Vegas`] is the pure rule; [`Limiter`] holds it with the permits the
@@ -29,6 +31,8 @@ pub const MIN: usize = 4;
 #[derive(Clone, Debug)]
 pub struct Vegas {
     limit: f64,
+    /// Where it started: a queue never takes it below (only throttling does).
+    start: f64,
     min: f64,
     max: f64,
     /// The shortest time of an upload seen in this sweep, in seconds (a limiter lives for one
@@ -46,6 +50,7 @@ impl Vegas {
         let (min, max) = (min.max(1) as f64, max.max(min).max(1) as f64);
         Vegas {
             limit: (initial as f64).clamp(min, max),
+            start: (initial as f64).clamp(min, max),
             min,
             max,
             no_load: None,
@@ -85,7 +90,10 @@ impl Vegas {
         let calm = self.since_throttled as f64 >= self.limit;
         if queue < 3.0 * step && calm {
             self.limit += step;
-        } else if queue > 6.0 * step {
+        } else if queue > 6.0 * step && self.limit - step >= self.start {
+            // A queue gives back what a round trip took, never the start: a store busy at the
+            // start depth (loopback Garage gains throughput up to 128 although its calls queue from
+            // 8) keeps the throughput of the fixed default. Only throttling goes below it.
             self.limit -= step;
         }
         self.limit = self.limit.clamp(self.min, self.max);
@@ -242,6 +250,19 @@ mod tests {
         let settled = &seen[1_000..];
         let (lo, hi) = (settled.iter().min().unwrap(), settled.iter().max().unwrap());
         assert!(*lo >= 64 && *hi <= 90, "settled within {lo}..={hi}");
+    }
+
+    #[test]
+    fn a_store_busy_from_the_start_keeps_the_start_limit() {
+        // A store that works on 8 uploads at once: queueing from the start, never throttling.
+        let mut g = Vegas::new(INITIAL, MIN, 256);
+        for _ in 0..5_000 {
+            let limit = g.limit();
+            let time = 2.0 * (limit as f64 / 8.0).max(1.0);
+            g.sample(Duration::from_secs_f64(time / 1000.0), false, limit);
+            assert!(g.limit() >= INITIAL, "{}", g.limit());
+        }
+        assert!(g.limit() <= INITIAL + 8, "{}", g.limit());
     }
 
     #[test]
