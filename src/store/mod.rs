@@ -149,6 +149,39 @@ pub(crate) struct PartsPage {
     pub(crate) next: Option<String>,
 }
 
+/// A ListMultipartUploads answer as both request paths read it: the body through the strict
+/// reader ([`xml`]), the markers through [`next_marker`], and the store's clock from its `Date`.
+fn read_uploads_page(body: &[u8], date: Option<&str>) -> Result<UploadPage, StoreError> {
+    let page = xml::parse_list_uploads(body).map_err(|e| {
+        StoreError::protocol(
+            Operation::ListUploads,
+            format!("unreadable ListMultipartUploads answer: {e}"),
+        )
+    })?;
+    Ok(UploadPage {
+        next: next_marker(
+            page.truncated,
+            page.next_key.as_deref(),
+            page.next_upload_id.as_deref(),
+        )?,
+        uploads: page.uploads,
+        unreadable: page.unreadable,
+        server_date: date
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .map(DateTime::<Utc>::from),
+    })
+}
+
+/// A ListParts answer as both request paths read it.
+fn read_parts_page(body: &[u8]) -> Result<PartsPage, StoreError> {
+    xml::parse_list_parts(body).map_err(|e| {
+        StoreError::protocol(
+            Operation::ListParts,
+            format!("unreadable ListParts answer: {e}"),
+        )
+    })
+}
+
 /// Where the next ListMultipartUploads page starts, from a page's `IsTruncated`, `NextKeyMarker` and
 /// `NextUploadIdMarker` (empty markers count as absent); a truncated page without a key marker is a
 /// protocol error.

@@ -13,10 +13,12 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 
 use super::error::{classify, sdk_means_gone};
-use super::{Aborted, Marker, Operation, PartsPage, StoreError, UploadPage, next_marker, xml};
+use super::{
+    Aborted, Marker, Operation, PartsPage, StoreError, UploadPage, read_parts_page,
+    read_uploads_page,
+};
 use crate::config::Settings;
 
 /// One bucket on an SDK client, with the per-call options of its target.
@@ -65,19 +67,7 @@ impl SdkBucket {
             result.map_err(|e| classify(op, &self.bucket, e))?;
             return Err(StoreError::protocol(op, "the SDK kept no answer to read"));
         };
-        let page = xml::parse_list_uploads(&body).map_err(|e| {
-            StoreError::protocol(op, format!("unreadable ListMultipartUploads answer: {e}"))
-        })?;
-        Ok(UploadPage {
-            next: next_marker(
-                page.truncated,
-                page.next_key.as_deref(),
-                page.next_upload_id.as_deref(),
-            )?,
-            uploads: page.uploads,
-            unreadable: page.unreadable,
-            server_date: date,
-        })
+        read_uploads_page(&body, date.as_deref())
     }
 
     /// One ListParts page; `None` for NoSuchUpload. Read like [`Self::list_uploads`].
@@ -110,9 +100,7 @@ impl SdkBucket {
                 return Err(StoreError::protocol(op, "the SDK kept no answer to read"));
             }
         };
-        xml::parse_list_parts(&body)
-            .map(Some)
-            .map_err(|e| StoreError::protocol(op, format!("unreadable ListParts answer: {e}")))
+        read_parts_page(&body).map(Some)
     }
 
     /// Aborts an upload.
@@ -142,12 +130,13 @@ struct Answer(Arc<parking_lot::Mutex<Answered>>);
 
 #[derive(Debug, Default)]
 struct Answered {
-    date: Option<DateTime<Utc>>,
+    /// The `Date` header as sent.
+    date: Option<String>,
     body: Option<Bytes>,
 }
 
 impl Answer {
-    fn take(&self) -> (Option<DateTime<Utc>>, Option<Bytes>) {
+    fn take(&self) -> (Option<String>, Option<Bytes>) {
         let Answered { date, body } = std::mem::take(&mut *self.0.lock());
         (date, body)
     }
@@ -165,12 +154,7 @@ impl Intercept for Answer {
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         *self.0.lock() = Answered {
-            date: context
-                .response()
-                .headers()
-                .get("date")
-                .and_then(|d| httpdate::parse_http_date(d).ok())
-                .map(DateTime::<Utc>::from),
+            date: context.response().headers().get("date").map(str::to_string),
             body: None,
         };
         Ok(())

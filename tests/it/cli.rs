@@ -4,8 +4,6 @@
 //! sharding, CA bundle errors, `demo` (its figures match the scene it seeded), and TLS with a
 //! private CA in front of the embedded endpoint.
 
-use std::net::TcpListener;
-
 use chrono::{TimeDelta, Utc};
 use mpu_janitor::config::{Settings, shard_of};
 use mpu_janitor::report::TargetReport;
@@ -17,7 +15,7 @@ use crate::common::garage::{SECRET_KEY, garage, list_all, seed_many, wait_older_
 use crate::common::janitor::{Output, command, janitor, janitor_with_env, run_janitor};
 use crate::common::server::servers;
 use crate::common::tls::tls_proxy;
-use crate::common::{settings_at, target};
+use crate::common::{settings_at, target, tripwire};
 
 #[test]
 fn once_on_every_real_server_verifies_every_abort_reclaims_the_exact_bytes_and_exits_0() {
@@ -61,14 +59,6 @@ fn once_on_every_real_server_verifies_every_abort_reclaims_the_exact_bytes_and_e
         assert_eq!(left, kept, "{}: only the excluded uploads are left", g.name);
         eprintln!("{}: once aborted 30, reclaimed 360 bytes, exit 0", g.name);
     }
-}
-
-/// A listener standing in for an S3 endpoint that must never be contacted.
-fn tripwire() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    (l, url)
 }
 
 #[test]

@@ -3,18 +3,10 @@
 //! `check-config` (and by every command, which share the loader) with exit 2 and a line naming the
 //! key, the value and what is accepted, before anything is contacted; no secret is echoed.
 
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 
 use crate::common::janitor::{command, janitor, janitor_with_env};
-
-/// A listener standing in for an S3 endpoint that must never be contacted.
-fn tripwire() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    (l, url)
-}
+use crate::common::tripwire;
 
 #[test]
 fn out_of_range_numbers_exit_2_in_every_command_naming_the_key_the_value_and_the_range() {

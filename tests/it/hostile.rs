@@ -67,6 +67,18 @@ fn honest_upload(req: &Seen, earlier: &[Seen]) -> Answer {
     }
 }
 
+/// A server answering every listing with `body` and every upload honestly.
+async fn listing_then_honest(body: String) -> Hostile {
+    Hostile::start(move |req, earlier| {
+        if req.is_listing() {
+            ok(body.clone())
+        } else {
+            honest_upload(req, earlier)
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_listing_is_refused_and_nothing_is_aborted() {
     // A mismatched closing tag and no closing root element, with a stale upload inside.
@@ -74,14 +86,7 @@ async fn a_malformed_listing_is_refused_and_nothing_is_aborted() {
     let body = format!(
         "<?xml version=\"1.0\"?><ListMultipartUploadsResult><IsTruncated>false</IsTruncated><Upload><Key>k</Key><UploadId>u1</UploadId><Initiated>{old}</Initiated></Uplod>"
     );
-    let h = Hostile::start(move |req, earlier| {
-        if req.is_listing() {
-            ok(body.clone())
-        } else {
-            honest_upload(req, earlier)
-        }
-    })
-    .await;
+    let h = listing_then_honest(body).await;
     for (path, t) in both_paths(&h) {
         let r = sweep(&t, &opts()).await;
         let e = r.error.as_deref().unwrap_or_default();
@@ -105,14 +110,7 @@ async fn an_unreadable_entry_keeps_that_upload_and_the_rest_of_the_page_is_swept
         ],
         None,
     );
-    let h = Hostile::start(move |req, earlier| {
-        if req.is_listing() {
-            ok(body.clone())
-        } else {
-            honest_upload(req, earlier)
-        }
-    })
-    .await;
+    let h = listing_then_honest(body).await;
     for (path, t) in both_paths(&h) {
         let before = h.seen().len();
         let r = sweep(&t, &opts()).await;

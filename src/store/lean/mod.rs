@@ -23,7 +23,6 @@ use std::sync::Arc;
 use aws_smithy_types::Document;
 use aws_smithy_types::endpoint::Endpoint;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request};
@@ -35,7 +34,8 @@ pub(crate) use self::transport::Transport;
 use super::error::{NETWORK_HINT, chain, means_gone, redirect_hint, service_error};
 use super::xml;
 use super::{
-    Aborted, ErrorKind, Marker, Operation, PartsPage, StoreError, UploadPage, next_marker,
+    Aborted, ErrorKind, Marker, Operation, PartsPage, StoreError, UploadPage, read_parts_page,
+    read_uploads_page,
 };
 use crate::config::Settings;
 
@@ -178,21 +178,7 @@ impl Route {
                 return Err(StoreError::protocol(op, "NoSuchUpload to a listing"));
             }
         };
-        let page = xml::parse_list_uploads(&body).map_err(|e| {
-            StoreError::protocol(op, format!("unreadable ListMultipartUploads answer: {e}"))
-        })?;
-        Ok(UploadPage {
-            next: next_marker(
-                page.truncated,
-                page.next_key.as_deref(),
-                page.next_upload_id.as_deref(),
-            )?,
-            uploads: page.uploads,
-            unreadable: page.unreadable,
-            server_date: date
-                .and_then(|d| httpdate::parse_http_date(d.to_str().ok()?).ok())
-                .map(DateTime::<Utc>::from),
-        })
+        read_uploads_page(&body, date.as_ref().and_then(|d| d.to_str().ok()))
     }
 
     /// One ListParts page; `None` for NoSuchUpload.
@@ -212,9 +198,7 @@ impl Route {
             Reply::NoSuchUpload => return Ok(None),
             Reply::Ok(body, _) => body,
         };
-        xml::parse_list_parts(&body)
-            .map(Some)
-            .map_err(|e| StoreError::protocol(op, format!("unreadable ListParts answer: {e}")))
+        read_parts_page(&body).map(Some)
     }
 
     /// Throttling answers received on this route's transport, by every route sharing it.

@@ -34,6 +34,15 @@ pub fn free_addr() -> String {
     format!("127.0.0.1:{}", free_port())
 }
 
+/// A listener standing in for an S3 endpoint that must never be contacted (nonblocking: a test
+/// checks with `accept` that nothing connected), and its URL.
+pub fn tripwire() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    (l, url)
+}
+
 /// Waits until `cond` holds, polling, or panics after `timeout` naming `what`.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
