@@ -47,6 +47,13 @@ struct Args {
     /// endpoint's latency mode; 20 plays a 10 ms path each way).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// S3-like rate limit: requests a second each prefix partition sustains, beyond which it
+    /// answers 503 SlowDown (the endpoint's token-bucket throttle mode; 0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    throttle_rate: f64,
+    /// Requests a partition takes at once after being idle [default: a tenth of a second's worth].
+    #[arg(long)]
+    throttle_burst: Option<f64>,
 }
 
 async fn serve(args: Args) -> Result<(), String> {
@@ -56,6 +63,12 @@ async fn serve(args: Args) -> Result<(), String> {
     ep.create_bucket(&args.bucket);
     ep.set_faults(s3_mem::Faults {
         latency: std::time::Duration::from_millis(args.latency_ms),
+        throttle: (args.throttle_rate > 0.0).then(|| s3_mem::Throttle {
+            rate: args.throttle_rate,
+            burst: args
+                .throttle_burst
+                .unwrap_or((args.throttle_rate / 10.0).max(1.0)),
+        }),
         ..s3_mem::Faults::default()
     });
     let initiated = Utc::now() - TimeDelta::hours(args.age_hours);
@@ -85,7 +98,7 @@ async fn serve(args: Args) -> Result<(), String> {
 
     let s = ep.stats();
     println!(
-        "uploads_left={} parts_left={} requests={} list_multipart_uploads={} list_parts={} abort_multipart_upload={} aborts_removed={}",
+        "uploads_left={} parts_left={} requests={} list_multipart_uploads={} list_parts={} abort_multipart_upload={} aborts_removed={} throttled={} throttle_admitted={}",
         ep.upload_count(&args.bucket),
         ep.part_count(&args.bucket),
         s.requests,
@@ -93,6 +106,8 @@ async fn serve(args: Args) -> Result<(), String> {
         s.list_parts,
         s.abort_multipart_upload,
         s.aborts_removed,
+        s.throttled,
+        s.throttle_admitted,
     );
     ep.shutdown().await;
     Ok(())

@@ -10,6 +10,15 @@
 #   scripts/bench.sh --latency MS    the janitor's default configuration on the embedded endpoint with
 #                                    no delay and with MS ms before every answer (its latency mode: 20
 #                                    plays a 10 ms path each way), and rclone through the same delay
+#                                    (on at most 2,000 uploads: it does one at a time); use --uploads
+#                                    20000 so that the limit's ramp is a small part of the run
+#   scripts/bench.sh --throttle RATE the endpoint's token-bucket mode: RATE requests a second per
+#                                    prefix partition (burst RATE/10), every upload under one prefix,
+#                                    20 ms before every answer (or --latency MS); the janitor's default
+#                                    configuration on the lean and on the SDK request path: the share
+#                                    of RATE it sustains and the share of its requests throttled
+#   scripts/bench.sh --million       1,000,000 stale uploads in one bucket on the endpoint against
+#                                    100,000: wall, uploads/s and peak RSS (and rclone's rate on 10,000)
 #   scripts/bench.sh --config-load   how long `check-config` takes to load, validate and print a
 #                                    configuration of 1,000 / 10,000 / 100,000 targets (no server;
 #                                    --debug times the dev build, which the tests use)
@@ -48,6 +57,11 @@ SCALE_GARAGE="1000 10000"
 PROFILE=release
 CONFIG_TARGETS=${BENCH_CONFIG_TARGETS:-"1000 10000 100000"}
 LATENCY_MS=0
+THROTTLE_RATE=0
+# Extra [defaults] lines of the janitor's configuration (the request path, for --throttle).
+JANITOR_EXTRA=""
+# The endpoint's token bucket (requests a second per partition; 0 = off) for start_endpoint.
+ENDPOINT_THROTTLE=0
 # The endpoint's delay before every answer, for janitor_endpoint and rclone_endpoint.
 ENDPOINT_LATENCY=0
 
@@ -57,7 +71,9 @@ while [ $# -gt 0 ]; do
     --scale) MODE=scale ;;
     --tune) MODE=tune ;;
     --config-load) MODE=config_load ;;
-    --latency) MODE=latency; LATENCY_MS=${2:?--latency MS}; shift ;;
+    --latency) [ "$MODE" = throttle ] || MODE=latency; LATENCY_MS=${2:?--latency MS}; shift ;;
+    --throttle) MODE=throttle; THROTTLE_RATE=${2:?--throttle RATE}; shift ;;
+    --million) MODE=million ;;
     --debug) PROFILE=debug ;;
     --compare) MODE=compare ;;
     --uploads) UPLOADS=${2:?--uploads N}; shift ;;
@@ -72,6 +88,8 @@ done
 case $UPLOADS in '' | *[!0-9]*) echo "bench: --uploads must be a number" >&2; exit 2 ;; esac
 case $CONCURRENCY in '' | *[!0-9]*) echo "bench: --concurrency must be a number" >&2; exit 2 ;; esac
 case $LATENCY_MS in '' | *[!0-9]*) echo "bench: --latency must be a number of milliseconds" >&2; exit 2 ;; esac
+case $THROTTLE_RATE in '' | *[!0-9]*) echo "bench: --throttle must be a number of requests a second" >&2; exit 2 ;; esac
+if [ "$MODE" = throttle ] && [ "$LATENCY_MS" = 0 ]; then LATENCY_MS=20; fi
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf '\nbench: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -317,8 +335,12 @@ janitor_config() { # FILE ENDPOINT REGION OLDER_THAN CONCURRENCY BUCKET...
   shift 5
   {
     printf '[defaults]\nendpoint_url = "%s"\nregion = "%s"\nforce_path_style = true\n' "$url" "$region"
-    printf 'older_than = "%s"\nconcurrency = %s\n\n' "$older" "$conc"
-    printf '[daemon]\nparallel_targets = 8\nmax_in_flight = %s\n\n' "$((conc > 256 ? conc : 256))"
+    printf 'older_than = "%s"\nconcurrency = %s\n%s\n\n' "$older" "$conc" "$JANITOR_EXTRA"
+    # A pinned concurrency above the default run-wide cap gets a cap to match; the default
+    # (adaptive) configuration is measured as it ships.
+    printf '[daemon]\nparallel_targets = 8\n'
+    if [ "$conc" -gt 1024 ]; then printf 'max_in_flight = %s\n' "$conc"; fi
+    printf '\n'
     printf '[metrics]\nlisten = ""\n'
     for b in "$@"; do printf '\n[[targets]]\nbucket = "%s"\n' "$b"; done
   } >"$file"
@@ -347,7 +369,7 @@ janitor_garage() {
 start_endpoint() {
   local n=$1 line kv
   EP_URL="" EP_AK="" EP_SK="" EP_BUCKET="" EP_REGION=""
-  coproc EPROC { exec "$ENDPOINT" --uploads "$n" --part-size "$PART_SIZE" --prefixes "$PREFIXES" --latency-ms "$ENDPOINT_LATENCY"; }
+  coproc EPROC { exec "$ENDPOINT" --uploads "$n" --part-size "$PART_SIZE" --prefixes "$PREFIXES" --latency-ms "$ENDPOINT_LATENCY" --throttle-rate "$ENDPOINT_THROTTLE"; }
   EP_PID=$EPROC_PID
   EP_IN=${EPROC[1]}
   # Our own copy of its stdout: bash may close the coproc's fds as soon as it exits.
@@ -438,7 +460,7 @@ write_results() {
     printf '# mpu-janitor benchmark results\n\n'
     printf 'Written by `scripts/bench.sh` (each mode replaces its own section). Loopback only; see the\n'
     printf 'script header for what is measured and how.\n\n'
-    for s in compare scale tune config-load latency; do
+    for s in compare scale tune config-load latency throttle million; do
       if [ "$s" = "$name" ]; then
         printf '<!-- section:%s -->\n' "$s"
         cat "$body"
@@ -457,6 +479,8 @@ verdict() { # VALUE OP TARGET -> "met" / "missed"
 
 COMMAND="scripts/bench.sh"
 [ "$MODE" = compare ] || COMMAND="$COMMAND --${MODE//_/-}"
+[ "$MODE" != throttle ] || COMMAND="$COMMAND $THROTTLE_RATE --latency $LATENCY_MS"
+[ "$MODE" != latency ] || COMMAND="$COMMAND $LATENCY_MS"
 [ "$PROFILE" = release ] || COMMAND="$COMMAND --$PROFILE"
 [ "$UPLOADS" = 10000 ] || COMMAND="$COMMAND --uploads $UPLOADS"
 [ "$CONCURRENCY" = 64 ] || COMMAND="$COMMAND --concurrency $CONCURRENCY"
@@ -679,23 +703,24 @@ run_config_load() {
 }
 
 # The default configuration (concurrency adapting) on the endpoint with no delay and with
-# LATENCY_MS before every answer, and rclone through the same delay.
+# LATENCY_MS before every answer, and rclone through the same delay (on at most 2,000 uploads: it
+# does one at a time, so its rate does not depend on how many).
 run_latency() {
-  local n=$UPLOADS loop lat rcl
+  local n=$UPLOADS rn loop lat rcl peak
+  rn=$((n < 2000 ? n : 2000))
   ENDPOINT_LATENCY=0
   janitor_endpoint latency-loopback "$n" 0
   loop="$M_WALL|$M_CPU|$M_RSS"
   ENDPOINT_LATENCY=$LATENCY_MS
   janitor_endpoint latency-janitor "$n" 0
   lat="$M_WALL|$M_CPU|$M_RSS"
-  local peak
   peak=$(grep -o '"concurrency_peak": [0-9]*' "$WORK/latency-janitor.out" | head -n1 | awk '{print $2}')
-  rclone_endpoint latency-rclone "$n"
+  rclone_endpoint latency-rclone "$rn"
   rcl="$M_WALL|$M_CPU|$M_RSS"
   local body=$WORK/latency.md ups_loop ups_lat ups_rcl tolerance vs
   ups_loop=$(calc "$n / $(field "$loop" 1)" 0)
   ups_lat=$(calc "$n / $(field "$lat" 1)" 0)
-  ups_rcl=$(calc "$n / $(field "$rcl" 1)" 1)
+  ups_rcl=$(calc "$rn / $(field "$rcl" 1)" 1)
   tolerance=$(calc "$ups_lat / $ups_loop")
   vs=$(calc "$ups_lat / $ups_rcl" 1)
   {
@@ -703,13 +728,86 @@ run_latency() {
     printf '| figure | measured | target | |\n|---|---:|---:|---|\n'
     printf '| uploads/s at %s ms / uploads/s on loopback (the janitor) | %s | >= 0.9 | %s |\n' "$LATENCY_MS" "$tolerance" "$(verdict "$tolerance" '>=' 0.9)"
     printf '| janitor / rclone uploads/s, both at %s ms | %s | >= 20 | %s |\n\n' "$LATENCY_MS" "$vs" "$(verdict "$vs" '>=' 20)"
-    printf '| run | wall s | uploads/s | CPU s | peak RSS MiB |\n|---|---:|---:|---:|---:|\n'
-    printf '| janitor, loopback | %s | %s | %s | %s |\n' "$(field "$loop" 1)" "$ups_loop" "$(field "$loop" 2)" "$(calc "$(field "$loop" 3) / 1024" 1)"
-    printf '| janitor, %s ms (concurrency peak %s) | %s | %s | %s | %s |\n' "$LATENCY_MS" "${peak:-?}" "$(field "$lat" 1)" "$ups_lat" "$(field "$lat" 2)" "$(calc "$(field "$lat" 3) / 1024" 1)"
-    printf '| rclone backend cleanup, %s ms | %s | %s | %s | %s |\n\n' "$LATENCY_MS" "$(field "$rcl" 1)" "$ups_rcl" "$(field "$rcl" 2)" "$(calc "$(field "$rcl" 3) / 1024" 1)"
+    printf '| run | uploads | wall s | uploads/s | CPU s | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|\n'
+    printf '| janitor, loopback | %s | %s | %s | %s | %s |\n' "$n" "$(field "$loop" 1)" "$ups_loop" "$(field "$loop" 2)" "$(calc "$(field "$loop" 3) / 1024" 1)"
+    printf '| janitor, %s ms (concurrency peak %s) | %s | %s | %s | %s | %s |\n' "$LATENCY_MS" "${peak:-?}" "$n" "$(field "$lat" 1)" "$ups_lat" "$(field "$lat" 2)" "$(calc "$(field "$lat" 3) / 1024" 1)"
+    printf '| rclone backend cleanup, %s ms | %s | %s | %s | %s | %s |\n\n' "$LATENCY_MS" "$rn" "$(field "$rcl" 1)" "$ups_rcl" "$(field "$rcl" 2)" "$(calc "$(field "$rcl" 3) / 1024" 1)"
   } >"$body"
   printf '\n' && cat "$body"
   write_results latency "$body"
+}
+
+# ep_stat NAME: one counter of the endpoint's final line ($EP_STATS).
+ep_stat() { tr ' ' '\n' <<<"$EP_STATS" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+
+# The endpoint's token bucket at THROTTLE_RATE requests a second per prefix partition, every upload
+# under one prefix, LATENCY_MS before every answer: the janitor's default configuration on both
+# request paths, and rclone through the same endpoint (on 500 uploads).
+run_throttle() {
+  local n=$UPLOADS body=$WORK/throttle.md path rows="" ok=1 admitted reached share peak backoffs
+  PREFIXES=1
+  ENDPOINT_LATENCY=$LATENCY_MS
+  ENDPOINT_THROTTLE=$THROTTLE_RATE
+  for path in auto sdk; do
+    JANITOR_EXTRA="request_path = \"$path\""
+    janitor_endpoint "throttle-$path" "$n" 0
+    admitted=$(ep_stat throttle_admitted)
+    reached=$(calc "$admitted / $M_WALL / $THROTTLE_RATE")
+    share=$(calc "100 * $(ep_stat throttled) / $(ep_stat requests)")
+    peak=$(grep -o '"concurrency_peak": [0-9]*' "$WORK/throttle-$path.out" | head -n1 | awk '{print $2}')
+    backoffs=$(grep -o '"throttle_backoffs": [0-9]*' "$WORK/throttle-$path.out" | head -n1 | awk '{print $2}')
+    rows+="| $path | $M_WALL | $(calc "$n / $M_WALL" 0) | $(calc "$admitted / $M_WALL" 0) | **$reached** | **$share%** | $(ep_stat throttled) of $(ep_stat requests) | ${peak:-?} | ${backoffs:-?} |"$'\n'
+    awk "BEGIN { exit !($reached >= 0.9 && $share < 1) }" || ok=0
+    eval "reached_$path=$reached share_$path=$share"
+  done
+  JANITOR_EXTRA=""
+  rclone_endpoint throttle-rclone 500
+  local rcl_ups
+  rcl_ups=$(calc "500 / $M_WALL" 1)
+  {
+    section_header "Throttle: $THROTTLE_RATE requests/s per prefix partition, $LATENCY_MS ms before every answer, $n uploads under one prefix"
+    printf '| figure | measured | target | |\n|---|---:|---:|---|\n'
+    # shellcheck disable=SC2154 # set by the eval above
+    printf '| share of the limit sustained, lean / SDK path | %s / %s | >= 0.9 | %s |\n' "$reached_auto" "$reached_sdk" "$(verdict "$reached_auto" '>=' 0.9) / $(verdict "$reached_sdk" '>=' 0.9)"
+    # shellcheck disable=SC2154
+    printf '| requests throttled, lean / SDK path | %s%% / %s%% | < 1%% | %s |\n\n' "$share_auto" "$share_sdk" "$(verdict "$share_auto" '<' 1) / $(verdict "$share_sdk" '<' 1)"
+    printf '| request path | wall s | uploads/s | requests admitted/s | share of the limit | throttled | requests | concurrency peak | throttle backoffs |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+    printf '%s\n' "$rows"
+    printf 'rclone backend cleanup through the same endpoint: %s uploads/s (500 uploads; one request at a time never meets the limit).\n\n' "$rcl_ups"
+  } >"$body"
+  printf '\n' && cat "$body"
+  write_results throttle "$body"
+  [ $ok = 1 ] || log "throttle: a target was missed (see the table)"
+}
+
+# 1,000,000 stale uploads in one bucket on the endpoint against 100,000, default configuration, and
+# rclone's rate on 10,000.
+run_million() {
+  local body=$WORK/million.md small large rcl
+  janitor_endpoint million-100k 100000 0
+  small="$M_WALL|$M_CPU|$M_RSS"
+  janitor_endpoint million-1m 1000000 0
+  large="$M_WALL|$M_CPU|$M_RSS"
+  rclone_endpoint million-rclone 10000
+  rcl="$M_WALL|$M_CPU|$M_RSS"
+  local rss_ratio time_ratio rss_mib
+  rss_ratio=$(calc "$(field "$large" 3) / $(field "$small" 3)")
+  time_ratio=$(calc "$(field "$large" 1) / (10 * $(field "$small" 1))")
+  rss_mib=$(calc "$(field "$large" 3) / 1024" 1)
+  {
+    section_header "A million: 1,000,000 stale uploads in one bucket on the embedded endpoint, default configuration"
+    printf '| figure | measured | target | |\n|---|---:|---:|---|\n'
+    printf '| peak RSS at 1M, MiB | %s | < 40 | %s |\n' "$rss_mib" "$(verdict "$rss_mib" '<' 40)"
+    printf '| peak RSS 1M / 100k | %s | <= 1.2 | %s |\n' "$rss_ratio" "$(verdict "$rss_ratio" '<=' 1.2)"
+    printf '| wall 1M / (10 x wall 100k) | %s | <= 1.2 | %s |\n' "$time_ratio" "$(verdict "$time_ratio" '<=' 1.2)"
+    printf '| janitor / rclone uploads/s | %s | | |\n\n' "$(calc "1000000 / $(field "$large" 1) / (10000 / $(field "$rcl" 1))" 1)"
+    printf '| run | uploads | wall s | uploads/s | CPU s | CPU ms/upload | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|\n'
+    printf '| janitor | 100000 | %s | %s | %s | %s | %s |\n' "$(field "$small" 1)" "$(calc "100000 / $(field "$small" 1)" 0)" "$(field "$small" 2)" "$(calc "1000 * $(field "$small" 2) / 100000" 3)" "$(calc "$(field "$small" 3) / 1024" 1)"
+    printf '| janitor | 1000000 | %s | %s | %s | %s | %s |\n' "$(field "$large" 1)" "$(calc "1000000 / $(field "$large" 1)" 0)" "$(field "$large" 2)" "$(calc "1000 * $(field "$large" 2) / 1000000" 3)" "$rss_mib"
+    printf '| rclone backend cleanup | 10000 | %s | %s | %s | %s | %s |\n\n' "$(field "$rcl" 1)" "$(calc "10000 / $(field "$rcl" 1)" 0)" "$(field "$rcl" 2)" "$(calc "1000 * $(field "$rcl" 2) / 10000" 3)" "$(calc "$(field "$rcl" 3) / 1024" 1)"
+  } >"$body"
+  printf '\n' && cat "$body"
+  write_results million "$body"
 }
 
 log "Mode $MODE; uploads $UPLOADS; janitor concurrency $CONCURRENCY; load average $LOAD_BEFORE; temp dir $WORK"

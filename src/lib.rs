@@ -5,8 +5,9 @@
 //! # Layout
 //!
 //! - [`config`]: serde structs, figment layers (defaults, file, `MPU_JANITOR_*` env, flags), validation.
-//! - [`store`]: the only module that talks to S3: list uploads (two markers) through aws-sdk-s3; list
-//!   parts and abort through the lean path (hyper, signed by aws-sigv4) or, with adaptive retries, the SDK.
+//! - [`store`]: the only module that talks to S3: list uploads (two markers), list parts and abort
+//!   through the lean path (hyper, signed by aws-sigv4) or, for an endpoint that is not plain SigV4
+//!   or with `request_path = "sdk"`, aws-sdk-s3.
 //! - [`policy`]: pure stale/keep decision: upload + newest part + now + rules -> abort or keep(reason).
 //! - [`sweep`]: one target: list -> policy -> abort -> verify until empty, bounded concurrency.
 //! - [`verify`]: the abort-until-empty loop: verified, unverified (parts left) or failed.

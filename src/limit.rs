@@ -9,11 +9,18 @@
 //! store, is what holds the calls, so more can be in flight: the limit grows by log10(limit). When
 //! it is long (over 6·log10(limit)), the store is the bottleneck and the limit shrinks as much, but
 //! never below where it started (a queue alone is not a reason to do less than the fixed default of
-//! earlier releases: a busy store may still serve more at that depth). A
-//! SlowDown halves it, at most once per limit's worth of samples, so a burst of throttling answers
-//! to one window counts once, and it grows again only after a whole window without one (additive
-//! increase, multiplicative decrease, as TCP rides a congested link). [`Vegas`] is the pure rule; [`Limiter`] holds it with the permits the
-//! sweep's workers take.
+//! earlier releases: a busy store may still serve more at that depth).
+//!
+//! Throttling is the other signal, and the one a rate-limited store (S3's per-prefix request
+//! rates) gives instead of a queue: its `503 SlowDown` answers come back as fast as the others. As
+//! TCP rides a congested link: until the first SlowDown the limit grows as above (slow start);
+//! a SlowDown cuts it at most once per limit's worth of samples (a burst of throttling answers to
+//! one window counts once), in proportion to how much of the window was throttled, as DCTCP cuts
+//! on the share of marked packets: to `1 − share/2` of itself, at most [`BACKOFF`]. A rare SlowDown
+//! near the limit takes a tenth off; an overshoot where most calls are throttled halves it. Growth
+//! waits for a whole window without one, then adds one per window (congestion avoidance), so the
+//! limit hovers just under the rate the store allows instead of halving away a quarter of it. [`Vegas`] is the pure rule; [`Limiter`]
+//! holds it with the permits the sweep's workers take.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +33,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const INITIAL: usize = 32;
 /// The least an adaptive limit goes down to, however hard the store throttles.
 pub const MIN: usize = 4;
+/// The most a SlowDown leaves of the limit (when few of the window's samples were throttled).
+/// Gentler than TCP Reno's half: the limit hovers between this and the throttling point, on
+/// average above 90% of the rate the store allows (`scripts/bench.sh --throttle`).
+pub const BACKOFF: f64 = 0.9;
 
 /// The pure rule: the next limit from the current one and a sample.
 #[derive(Clone, Debug)]
@@ -40,8 +51,14 @@ pub struct Vegas {
     no_load: Option<f64>,
     /// Samples since the last decrease for throttling.
     since_cut: u64,
+    /// Throttled samples since the last decrease.
+    throttled_since_cut: u64,
     /// Samples since the last throttled one.
     since_throttled: u64,
+    /// Whether the store has throttled in this sweep: from then on, growth is one per window.
+    throttled_once: bool,
+    /// Cuts for throttling so far.
+    cuts: u64,
 }
 
 impl Vegas {
@@ -55,8 +72,16 @@ impl Vegas {
             max,
             no_load: None,
             since_cut: u64::MAX / 2,
+            throttled_since_cut: 0,
             since_throttled: u64::MAX / 2,
+            throttled_once: false,
+            cuts: 0,
         }
+    }
+
+    /// How many times throttling cut the limit.
+    pub fn cuts(&self) -> u64 {
+        self.cuts
     }
 
     /// The current limit.
@@ -70,9 +95,14 @@ impl Vegas {
         self.since_cut += 1;
         if throttled {
             self.since_throttled = 0;
+            self.throttled_once = true;
+            self.throttled_since_cut += 1;
             if self.since_cut as f64 >= self.limit {
-                self.limit = (self.limit * 0.5).max(self.min);
+                let share = self.throttled_since_cut as f64 / self.since_cut.min(1 << 40) as f64;
+                self.limit = (self.limit * (1.0 - share / 2.0).min(BACKOFF)).max(self.min);
                 self.since_cut = 0;
+                self.throttled_since_cut = 0;
+                self.cuts += 1;
             }
             return self.limit();
         }
@@ -89,7 +119,12 @@ impl Vegas {
         // No growth until a whole window has passed without throttling.
         let calm = self.since_throttled as f64 >= self.limit;
         if queue < 3.0 * step && calm {
-            self.limit += step;
+            // Slow start, then one per window once the store has throttled.
+            self.limit += if self.throttled_once {
+                1.0 / self.limit
+            } else {
+                step
+            };
         } else if queue > 6.0 * step && self.limit - step >= self.start {
             // A queue gives back what a round trip took, never the start: a store busy at the
             // start depth (loopback Garage gains throughput up to 128 although its calls queue from
@@ -127,8 +162,13 @@ pub struct Permit(Option<OwnedSemaphorePermit>);
 
 impl Limiter {
     /// The limiter of `concurrency` (pinned) or, for 0, adapting from [`INITIAL`] within
-    /// `1..=max_concurrency`; with the most permits it can ever hand out.
-    pub fn for_settings(concurrency: usize, max_concurrency: usize) -> (Self, usize) {
+    /// `1..=max_concurrency`; with the most permits it can ever hand out. With `back_off` (the
+    /// adaptive retry mode), a pinned `concurrency` is a ceiling that throttling still cuts.
+    pub fn for_settings(
+        concurrency: usize,
+        max_concurrency: usize,
+        back_off: bool,
+    ) -> (Self, usize) {
         match concurrency {
             0 => (
                 Self::adaptive(
@@ -138,6 +178,7 @@ impl Limiter {
                 ),
                 max_concurrency.max(1),
             ),
+            n if back_off => (Self::adaptive(n, MIN.min(n), n), n),
             n => (Self::pinned(n), n),
         }
     }
@@ -164,6 +205,11 @@ impl Limiter {
             pinned,
             peak: std::sync::atomic::AtomicUsize::new(n),
         }
+    }
+
+    /// How many times throttling cut the limit.
+    pub fn cuts(&self) -> u64 {
+        self.rule.lock().cuts()
     }
 
     /// The highest limit so far.
@@ -266,24 +312,46 @@ mod tests {
     }
 
     #[test]
-    fn throttling_halves_the_limit_once_per_window_never_below_min() {
+    fn throttling_cuts_the_limit_once_per_window_never_below_min() {
         let mut g = Vegas::new(100, 4, 256);
         for _ in 0..100 {
             g.sample(MS, false, 0); // idle workers: no growth
         }
         assert_eq!(g.limit(), 100);
-        // A burst of 40 SlowDowns in one window: one halving, not a collapse.
+        // A burst of 40 SlowDowns in one window: one cut, not a collapse.
         for _ in 0..40 {
             g.sample(MS, true, 100);
         }
-        assert_eq!(g.limit(), 50);
+        assert_eq!(g.limit(), 90);
+        assert_eq!(g.cuts(), 1);
         // A window of calm calls after it: held, not grown, until the window has passed.
-        for _ in 0..49 {
-            g.sample(MS, false, 50);
+        for _ in 0..89 {
+            g.sample(MS, false, 90);
         }
-        assert_eq!(g.limit(), 50, "no growth in the window after a SlowDown");
-        g.sample(MS, false, 50);
-        assert!(g.limit() > 50, "then it grows again");
+        assert_eq!(g.limit(), 90, "no growth in the window after a SlowDown");
+        // Then one per window (congestion avoidance), not the slow start's log10 per sample.
+        for _ in 0..91 {
+            g.sample(MS, false, 90);
+        }
+        assert_eq!(g.limit(), 91, "one more after a calm window");
+        // A window where every sample was throttled (an overshoot) halves it.
+        g.sample(MS, true, 100);
+        assert_eq!(
+            g.limit(),
+            82,
+            "the first SlowDown of a calm spell takes a tenth off"
+        );
+        for _ in 0..82 {
+            g.sample(MS, true, 100);
+        }
+        assert_eq!(g.limit(), 41, "a wholly throttled window halves it");
+        // Throttled window after window, the cuts compound.
+        for _ in 0..20 {
+            for _ in 0..g.limit() {
+                g.sample(MS, true, 100);
+            }
+        }
+        assert!(g.limit() < 20, "{}", g.limit());
         for _ in 0..10_000 {
             g.sample(MS, true, 100);
         }
@@ -312,13 +380,17 @@ mod tests {
         };
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "a fifth permit waits");
-        // Throttled: the limit halves (4 -> 2 at once, 2 -> 1 a window later), and the permits
-        // given back are forgotten down to it.
-        for _ in 0..4 {
-            l.done(held.pop().unwrap(), MS, true);
+        // Throttled window after window, the limit comes down to one, and the permits given back
+        // are forgotten down to it.
+        for p in held.drain(..) {
+            l.done(p, MS, true);
         }
-        assert_eq!(l.limit(), 1);
-        let fifth = waiting.await.unwrap();
+        let mut fifth = waiting.await.unwrap();
+        while l.limit() > 1 {
+            l.done(fifth, MS, true);
+            fifth = l.acquire().await;
+        }
+        assert!(l.cuts() >= 2, "{} cuts", l.cuts());
         let sixth = {
             let l = l.clone();
             tokio::spawn(async move { l.acquire().await })
@@ -334,5 +406,51 @@ mod tests {
             p.done(permit, MS, true);
         }
         assert_eq!(p.limit(), 3);
+    }
+
+    #[test]
+    fn a_pinned_limit_with_back_off_is_a_ceiling_throttling_cuts() {
+        let (l, width) = Limiter::for_settings(40, 256, true);
+        assert_eq!((l.limit(), width), (40, 40));
+        let mut g = l.rule.lock().clone();
+        g.sample(MS, true, 40);
+        assert_eq!(g.limit(), 36, "cut below the pinned value");
+        for _ in 0..10_000 {
+            g.sample(MS, false, 40);
+        }
+        assert_eq!(g.limit(), 40, "and back up to it, never beyond");
+        let (l, _) = Limiter::for_settings(40, 256, false);
+        assert!(l.pinned, "without back-off it never moves");
+    }
+
+    #[test]
+    fn under_a_rate_limit_the_limit_hovers_just_below_it() {
+        // A store that allows 1,000 uploads a second at 50 ms each (50 in flight): beyond that,
+        // the excess share of the calls is throttled. Once past the slow start, the limit stays
+        // within 85% to 105% of 50, and fewer than 1% of the samples see a SlowDown.
+        let mut g = Vegas::new(INITIAL, MIN, 1024);
+        let (mut throttled, mut seen) = (0u64, Vec::new());
+        let mut excess = 0.0;
+        for i in 0..200_000 {
+            let limit = g.limit() as f64;
+            excess += (limit - 50.0).max(0.0) / limit;
+            let hit = excess >= 1.0;
+            if hit {
+                excess -= 1.0;
+            }
+            g.sample(50 * MS, hit, limit as usize);
+            if i >= 20_000 {
+                throttled += u64::from(hit);
+                seen.push(g.limit());
+            }
+        }
+        let mean = seen.iter().sum::<usize>() as f64 / seen.len() as f64;
+        let (lo, hi) = (*seen.iter().min().unwrap(), *seen.iter().max().unwrap());
+        assert!(lo >= 42 && hi <= 53, "hovered within {lo}..={hi}");
+        assert!(mean >= 45.0, "mean {mean:.1}");
+        assert!(
+            throttled < 1_800,
+            "{throttled} of 180,000 samples throttled"
+        );
     }
 }

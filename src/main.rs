@@ -47,12 +47,18 @@ enum Command {
         /// Most aborted uploads listed per target in the JSON report (problems are always listed)
         #[arg(long, default_value_t = 1000, value_name = "N")]
         max_listed: usize,
+        /// When stderr is not a terminal, a progress log line this often (0s: none)
+        #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        progress_every: std::time::Duration,
     },
     /// List the stale uploads each target would abort; change nothing
     Plan {
         /// Report format on stdout
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// When stderr is not a terminal, a progress log line this often (0s: none)
+        #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        progress_every: std::time::Duration,
     },
     /// Validate the configuration and print the effective one, secrets redacted
     CheckConfig,
@@ -136,8 +142,12 @@ fn main() -> ExitCode {
             print!("{}", config::render_effective(&config));
             ExitCode::SUCCESS
         }
-        Command::Plan { output } => {
-            let Some(run) = runtime.block_on(runner::plan(&config)) else {
+        Command::Plan {
+            output,
+            progress_every,
+        } => {
+            let show = runner::Show::for_stderr(progress_every);
+            let Some(run) = runtime.block_on(runner::plan(&config, show)) else {
                 return ExitCode::from(1);
             };
             match output {
@@ -147,7 +157,10 @@ fn main() -> ExitCode {
             ExitCode::from(run.exit_code())
         }
         Command::Once {
-            output, max_listed, ..
+            output,
+            max_listed,
+            progress_every,
+            ..
         } => {
             // The text report shows only the uploads that need attention: keep no others.
             let max_listed = if output == Output::Text {
@@ -155,7 +168,8 @@ fn main() -> ExitCode {
             } else {
                 max_listed
             };
-            let once = runtime.block_on(runner::once(&config, max_listed));
+            let show = runner::Show::for_stderr(progress_every);
+            let once = runtime.block_on(runner::once(&config, max_listed, show));
             match (&once.report, output) {
                 (Some(run), Output::Text) => print!("{}", report::render_run_text(run)),
                 (Some(run), Output::Json) => println!("{}", to_json(run)),

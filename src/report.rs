@@ -164,10 +164,10 @@ pub struct TargetReport {
     pub cap_reached: bool,
     /// Stale but not started because a shutdown began.
     pub interrupted: u64,
-    /// A shutdown began while pages were still to be listed: uploads beyond were not seen.
-    pub listing_interrupted: bool,
     /// The highest concurrency limit of the sweep.
     pub concurrency_peak: u64,
+    /// Times throttling (`503 SlowDown`, from any target on the same endpoint) cut the limit.
+    pub throttle_backoffs: u64,
     /// Bytes held by the stale uploads.
     pub stale_bytes: u64,
     /// Wall time of the sweep.
@@ -186,8 +186,8 @@ pub struct TargetReport {
     pub uploads: Vec<UploadReport>,
     /// Uploads left out of `uploads` because of the listing limit.
     pub uploads_omitted: u64,
-    /// A shutdown began before this target's sweep ended: the listing may have stopped early, so
-    /// stale uploads may be left beyond those counted in `interrupted`.
+    /// A shutdown left work undone on this target: its listing stopped before the last page
+    /// (uploads beyond it were not seen), or stale uploads were left `interrupted`. Set by the sweep.
     pub stopped_by_shutdown: bool,
 }
 
@@ -199,7 +199,7 @@ impl TargetReport {
 
     /// True when a shutdown left work undone on this target.
     pub fn is_interrupted(&self) -> bool {
-        self.stopped_by_shutdown || self.listing_interrupted || self.interrupted > 0
+        self.stopped_by_shutdown || self.interrupted > 0
     }
 
     /// Counts one upload's outcome: the one place outcomes and keep reasons become the report's
@@ -304,12 +304,8 @@ impl RunReport {
         }
     }
 
-    /// Marks what a shutdown that began at `began` cut short: every target whose sweep ended after
-    /// it, and the run when any target was cut short or left an upload `interrupted`.
-    pub fn mark_shutdown(&mut self, began: Option<DateTime<Utc>>) {
-        for t in &mut self.targets {
-            t.stopped_by_shutdown |= began.is_some_and(|b| t.finished_at >= b);
-        }
+    /// Marks the run interrupted when a shutdown left work undone on any target.
+    pub fn mark_interrupted(&mut self) {
         self.interrupted |= self.targets.iter().any(TargetReport::is_interrupted);
     }
 }
@@ -483,12 +479,6 @@ pub fn render_run_text(run: &RunReport) -> String {
             },
             t.interrupted
         );
-        if t.listing_interrupted {
-            let _ = writeln!(
-                out,
-                "  interrupted: a shutdown began before the listing ended; the rest waits for the next sweep"
-            );
-        }
         if let Some(e) = &t.error {
             let _ = writeln!(out, "  error: {e}");
         }
@@ -716,28 +706,26 @@ mod tests {
         assert_eq!(run(vec![ok.clone(), unverified.clone()]).exit_code(), 1);
         assert_eq!(run(vec![failed, ok.clone()]).exit_code(), 1);
 
-        // A shutdown: targets that ended after it are cut short; a failure still wins over it.
-        let began = DateTime::UNIX_EPOCH + chrono::Duration::seconds(10);
-        let ended = |secs| TargetReport {
-            finished_at: DateTime::UNIX_EPOCH + chrono::Duration::seconds(secs),
+        // A shutdown: a target it cut short makes the run interrupted; a failure still wins.
+        let cut = TargetReport {
+            stopped_by_shutdown: true,
             ..Default::default()
         };
-        let mut r = run(vec![ended(5), ended(15)]);
-        r.mark_shutdown(Some(began));
+        let mut r = run(vec![ok.clone(), cut]);
+        r.mark_interrupted();
         assert!(r.interrupted);
-        assert!(!r.targets[0].stopped_by_shutdown && r.targets[1].stopped_by_shutdown);
         assert_eq!(r.exit_code(), EXIT_INTERRUPTED);
         assert!(render_run_text(&r).contains("[INTERRUPTED]"));
-        let mut r = run(vec![ended(5)]);
-        r.mark_shutdown(Some(began));
-        assert!(!r.interrupted, "every target ended before the signal");
+        let mut r = run(vec![ok.clone()]);
+        r.mark_interrupted();
+        assert!(!r.interrupted, "nothing left undone");
         assert_eq!(r.exit_code(), 0);
         let left = TargetReport {
             interrupted: 2,
             ..Default::default()
         };
         let mut r = run(vec![left, unverified]);
-        r.mark_shutdown(None);
+        r.mark_interrupted();
         assert!(r.interrupted);
         assert_eq!(r.exit_code(), 1);
     }

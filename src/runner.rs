@@ -36,7 +36,7 @@ impl Runner {
         Runner {
             connector: Connector::new(),
             shutdown,
-            global_limit: Arc::new(Semaphore::new(config.daemon.max_in_flight)),
+            global_limit: Arc::new(Semaphore::new(in_flight_cap(config.daemon.max_in_flight))),
             parallel_targets: config.daemon.parallel_targets,
         }
     }
@@ -51,20 +51,16 @@ impl Runner {
         }
     }
 
-    /// One sweep of every target, in configuration order, with a live progress line on stderr when
-    /// `progress` is set. `None` when a shutdown began and the sweeps did not finish in the grace.
+    /// One sweep of every target, in configuration order, its progress shown on stderr as `show`
+    /// says. `None` when a shutdown began and the sweeps did not finish in the grace.
     pub async fn sweep_all(
         &self,
         targets: &[Target],
         opts: SweepOptions,
-        progress: bool,
+        show: Show,
     ) -> Option<RunReport> {
-        let ticker = progress.then(|| {
-            tokio::spawn(show_progress(
-                opts.progress.clone(),
-                Duration::from_millis(250),
-            ))
-        });
+        let ticker = (show != Show::Nothing)
+            .then(|| tokio::spawn(show_progress(opts.progress.clone(), show)));
         let run = self.shutdown.run(sweep::sweep_targets(
             targets,
             &self.connector,
@@ -74,14 +70,32 @@ impl Runner {
         let mut run = run.await;
         if let Some(t) = ticker {
             t.abort();
-            PROGRESS_LINE.store(false, Relaxed);
-            eprint!("\r\x1b[2K");
+            if show == Show::Line {
+                PROGRESS_LINE.store(false, Relaxed);
+                eprint!("\r\x1b[2K");
+            }
         }
         if let Some(r) = &mut run {
-            r.mark_shutdown(self.shutdown.began_at());
+            r.mark_interrupted();
         }
         run
     }
+}
+
+/// `[daemon] max_in_flight`, within half the open-file limit (raised to its hard limit first): each
+/// upload in flight may hold a connection, and the rest is left to everything else.
+fn in_flight_cap(max_in_flight: usize) -> usize {
+    let (soft, _) = crate::http::raise_descriptor_limit();
+    let cap = usize::try_from(soft / 2).unwrap_or(usize::MAX).max(16);
+    if max_in_flight > cap {
+        tracing::warn!(
+            max_in_flight,
+            open_files = soft,
+            cap,
+            "The open-file limit caps the uploads in flight: raise it (LimitNOFILE, ulimit -n) to allow more"
+        );
+    }
+    max_in_flight.min(cap)
 }
 
 /// True while a progress line sits on stderr without its newline: [`log_writer`] clears it before a
@@ -97,25 +111,120 @@ pub fn log_writer() -> std::io::Stderr {
     stderr
 }
 
-/// Rewrites one status line on stderr every `every` until aborted.
-async fn show_progress(p: Arc<Progress>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        PROGRESS_LINE.store(true, Relaxed);
-        eprint!(
-            "\r\x1b[2Klisted {}  processed {}  aborted {}  reclaimed {}",
-            p.listed.load(Relaxed),
-            p.processed.load(Relaxed),
-            p.aborted.load(Relaxed),
-            crate::report::human_bytes(p.reclaimed_bytes.load(Relaxed)),
-        );
+/// How a sweep's progress is shown on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Show {
+    /// Not at all.
+    Nothing,
+    /// One line, rewritten four times a second (stderr is a terminal).
+    Line,
+    /// An INFO log line this often (stderr is a log: a CronJob's, the journal).
+    Log(Duration),
+}
+
+impl Show {
+    /// A line on a terminal, else a log line every `every` (never for 0).
+    pub fn for_stderr(every: Duration) -> Show {
+        if std::io::stderr().is_terminal() {
+            Show::Line
+        } else if every.is_zero() {
+            Show::Nothing
+        } else {
+            Show::Log(every)
+        }
     }
 }
 
-/// Whether a progress line belongs on stderr (a terminal).
-pub fn progress_wanted() -> bool {
-    std::io::stderr().is_terminal()
+/// The progress of a run at one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// Uploads listed so far.
+    pub listed: u64,
+    /// Uploads done with (any outcome).
+    pub processed: u64,
+    /// Uploads aborted and verified.
+    pub aborted: u64,
+    /// Bytes reclaimed.
+    pub reclaimed_bytes: u64,
+    /// Every target's listing has ended: `listed` is the total.
+    pub listing_done: bool,
+    /// Time since the run started.
+    pub elapsed: Duration,
+}
+
+impl Snapshot {
+    fn of(p: &Progress, elapsed: Duration) -> Snapshot {
+        let targets = p.targets.load(Relaxed);
+        Snapshot {
+            listed: p.listed.load(Relaxed),
+            processed: p.processed.load(Relaxed),
+            aborted: p.aborted.load(Relaxed),
+            reclaimed_bytes: p.reclaimed_bytes.load(Relaxed),
+            listing_done: targets > 0 && p.targets_listed.load(Relaxed) >= targets,
+            elapsed,
+        }
+    }
+
+    /// Uploads done per second since the start.
+    pub fn rate(&self) -> f64 {
+        self.processed as f64 / self.elapsed.as_secs_f64().max(1e-3)
+    }
+
+    /// The time left at the rate so far, once the total is known.
+    pub fn eta(&self) -> Option<Duration> {
+        let left = self.listed.saturating_sub(self.processed);
+        (self.listing_done && self.rate() > 0.0)
+            .then(|| Duration::from_secs((left as f64 / self.rate()).ceil() as u64))
+    }
+
+    /// The progress line: done of total (or of those seen so far, while listing), the rate, what
+    /// was aborted and reclaimed, and the time left once the total is known.
+    pub fn text(&self) -> String {
+        let of = if self.listing_done {
+            format!("{}/{}", self.processed, self.listed)
+        } else {
+            format!("{}/{} seen so far", self.processed, self.listed)
+        };
+        let eta = match self.eta() {
+            Some(left) => format!("ETA {}", humantime::format_duration(left)),
+            None => "listing...".to_string(),
+        };
+        format!(
+            "processed {of}  {:.0} uploads/s  aborted {}  reclaimed {}  {eta}",
+            self.rate(),
+            self.aborted,
+            crate::report::human_bytes(self.reclaimed_bytes),
+        )
+    }
+}
+
+/// Shows the progress as `show` says until aborted.
+async fn show_progress(p: Arc<Progress>, show: Show) {
+    let started = tokio::time::Instant::now();
+    let every = match show {
+        Show::Log(every) => every,
+        _ => Duration::from_millis(250),
+    };
+    let mut tick = tokio::time::interval_at(started + every, every);
+    loop {
+        tick.tick().await;
+        let now = Snapshot::of(&p, started.elapsed());
+        if show == Show::Line {
+            PROGRESS_LINE.store(true, Relaxed);
+            eprint!("\r\x1b[2K{}", now.text());
+        } else {
+            tracing::info!(
+                listed = now.listed,
+                processed = now.processed,
+                aborted = now.aborted,
+                reclaimed_bytes = now.reclaimed_bytes,
+                uploads_per_second = now.rate().round() as u64,
+                eta_seconds = now.eta().map(|d| d.as_secs()),
+                "Progress: {}",
+                now.text()
+            );
+        }
+    }
 }
 
 /// Where the figures of the sweeps go: the registry (served by `run` on /metrics), the textfile
@@ -221,7 +330,7 @@ pub struct Once {
 }
 
 /// `once`: one sweep of every target, then the textfile and the push.
-pub async fn once(config: &Config, max_listed: usize) -> Once {
+pub async fn once(config: &Config, max_listed: usize, show: Show) -> Once {
     let exporter = match Exporter::new(config, true) {
         Ok(e) => e,
         Err(e) => {
@@ -234,11 +343,7 @@ pub async fn once(config: &Config, max_listed: usize) -> Once {
     };
     let runner = Runner::new(config, Shutdown::new(config.daemon.shutdown_grace.0));
     let Some(report) = runner
-        .sweep_all(
-            &config.targets,
-            runner.options(max_listed),
-            progress_wanted(),
-        )
+        .sweep_all(&config.targets, runner.options(max_listed), show)
         .await
     else {
         return Once {
@@ -266,13 +371,56 @@ pub async fn once(config: &Config, max_listed: usize) -> Once {
 }
 
 /// `plan`: a dry run of every target, nothing exported.
-pub async fn plan(config: &Config) -> Option<RunReport> {
+pub async fn plan(config: &Config, show: Show) -> Option<RunReport> {
     let runner = Runner::new(config, Shutdown::new(config.daemon.shutdown_grace.0));
     runner
-        .sweep_all(
-            &config.targets,
-            runner.options(usize::MAX),
-            progress_wanted(),
-        )
+        .sweep_all(&config.targets, runner.options(usize::MAX), show)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_shows_the_rate_and_a_time_left_once_the_total_is_known() {
+        let mut s = Snapshot {
+            listed: 52_000,
+            processed: 40_000,
+            aborted: 39_990,
+            reclaimed_bytes: 39_990 * 1024,
+            listing_done: false,
+            elapsed: Duration::from_secs(8),
+        };
+        assert_eq!(s.rate(), 5_000.0);
+        assert_eq!(s.eta(), None, "no time left while the total is unknown");
+        assert_eq!(
+            s.text(),
+            "processed 40000/52000 seen so far  5000 uploads/s  aborted 39990  reclaimed 39.1 MiB  listing..."
+        );
+        s.listing_done = true;
+        assert_eq!(
+            s.eta(),
+            Some(Duration::from_secs(3)),
+            "12,000 left at 5,000/s"
+        );
+        assert!(
+            s.text()
+                .starts_with("processed 40000/52000  5000 uploads/s")
+        );
+        assert!(s.text().ends_with("ETA 3s"), "{}", s.text());
+        let nothing = Snapshot {
+            listing_done: true,
+            ..Snapshot::default()
+        };
+        assert_eq!(nothing.eta(), None, "no rate, no guess");
+    }
+
+    #[test]
+    fn uploads_in_flight_are_capped_by_the_open_file_limit() {
+        let (soft, _) = crate::http::raise_descriptor_limit();
+        let half = usize::try_from(soft / 2).unwrap().max(16);
+        assert_eq!(in_flight_cap(8), 8);
+        assert_eq!(in_flight_cap(usize::MAX), half);
+    }
 }

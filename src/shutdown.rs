@@ -5,10 +5,8 @@
 //! ([`Shutdown::reload_on_hangup`], handled in `schedule`).
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 /// The process's shutdown: a token every sweep watches, and the grace period of the drain.
@@ -16,8 +14,6 @@ use tokio_util::sync::CancellationToken;
 pub struct Shutdown {
     cancel: CancellationToken,
     grace: Duration,
-    /// When the shutdown began (the signal, or the token seen cancelled).
-    began: Arc<OnceLock<DateTime<Utc>>>,
     /// Whether SIGHUP begins the shutdown (false in `run`, where it reloads).
     hangup_drains: bool,
 }
@@ -33,7 +29,6 @@ impl Shutdown {
         Shutdown {
             cancel,
             grace,
-            began: Arc::default(),
             hangup_drains: true,
         }
     }
@@ -42,11 +37,6 @@ impl Shutdown {
     pub fn reload_on_hangup(mut self) -> Self {
         self.hangup_drains = false;
         self
-    }
-
-    /// When the shutdown began, if it did.
-    pub fn began_at(&self) -> Option<DateTime<Utc>> {
-        self.began.get().copied()
     }
 
     /// The token the sweeps watch: cancelled once the shutdown begins.
@@ -89,7 +79,6 @@ impl Shutdown {
             }
             _ => self.cancel.cancelled().await,
         }
-        let _ = self.began.set(Utc::now());
         self.cancel.cancel();
     }
 

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Target;
+use crate::config::{RetryMode, Target};
 use crate::limit::Limiter;
 use crate::policy::{self, ClockSource, Decision, KeepReason, Now, Rules, RunState};
 use crate::report::{Outcome, RunReport, TargetReport, UploadReport};
@@ -24,8 +24,13 @@ use crate::verify::{self, SeenParts, Verification};
 pub struct Progress {
     /// Uploads listed.
     pub listed: AtomicU64,
-    /// Candidates fully processed (any outcome).
+    /// Uploads done with, whatever the outcome (kept at first sight included).
     pub processed: AtomicU64,
+    /// Targets of the run.
+    pub targets: AtomicU64,
+    /// Targets whose listing has ended (or that could not be reached): once all have, `listed`
+    /// is the run's total.
+    pub targets_listed: AtomicU64,
     /// Uploads aborted and verified.
     pub aborted: AtomicU64,
     /// Bytes reclaimed so far.
@@ -112,7 +117,11 @@ pub async fn sweep<S: UploadStore>(
 ) -> TargetReport {
     let started = Instant::now();
     let settings = &target.settings;
-    let (limiter, width) = Limiter::for_settings(settings.concurrency, settings.max_concurrency);
+    let (limiter, width) = Limiter::for_settings(
+        settings.concurrency,
+        settings.max_concurrency,
+        settings.retry_mode == RetryMode::Adaptive,
+    );
     let ctx = Arc::new(Ctx {
         store,
         target: target.clone(),
@@ -124,7 +133,12 @@ pub async fn sweep<S: UploadStore>(
 
     let lister = {
         let ctx = ctx.clone();
-        async move { list_uploads(&ctx, tx).await }
+        async move {
+            let listed = list_uploads(&ctx, tx).await;
+            let progress = &ctx.opts.progress;
+            progress.targets_listed.fetch_add(1, Ordering::Relaxed);
+            listed
+        }
     };
     let worker = {
         let ctx = ctx.clone();
@@ -134,15 +148,24 @@ pub async fn sweep<S: UploadStore>(
                 let ctx = ctx.clone();
                 async move {
                     match item {
-                        Item::Screened(report) => Ok(Processed {
-                            report,
-                            error: None,
-                        }),
+                        Item::Screened(report) => {
+                            ctx.opts.progress.processed.fetch_add(1, Ordering::Relaxed);
+                            Ok(Processed {
+                                report,
+                                error: None,
+                            })
+                        }
                         // Spawned so that signing and parsing spread over the runtime's threads;
                         // each upload holds a permit of the limiter from its first call to its
                         // last, and its time and any throttling are the limiter's sample.
                         Item::Candidate(u, now) => {
                             let permit = ctx.limiter.acquire().await;
+                            // The run-wide cap is taken before the clock starts: waiting for it
+                            // is not the store's time.
+                            let _global = match &ctx.opts.global_limit {
+                                Some(sem) => sem.clone().acquire_owned().await.ok(),
+                                None => None,
+                            };
                             let (started, throttled) = (Instant::now(), ctx.store.throttled());
                             let c = ctx.clone();
                             let done = tokio::spawn(async move { process(&c, u, now).await })
@@ -173,8 +196,9 @@ pub async fn sweep<S: UploadStore>(
     report.bucket = target.bucket.clone();
     report.prefix = target.prefix.clone();
     report.uploads_seen = listed.seen;
-    report.listing_interrupted = listed.interrupted;
+    report.stopped_by_shutdown = listed.interrupted || report.interrupted > 0;
     report.concurrency_peak = ctx.limiter.peak() as u64;
+    report.throttle_backoffs = ctx.limiter.cuts();
     if let Some(clock) = listed.clock {
         report.clock = Some(clock.source);
         report.clock_skew_seconds = clock.skew_seconds;
@@ -396,10 +420,6 @@ fn not_advancing(current: Option<&Marker>, next: &Marker) -> Option<String> {
 
 /// One candidate: ListParts, the second look, then abort until empty.
 async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload, now: DateTime<Utc>) -> Processed {
-    let _permit = match &ctx.opts.global_limit {
-        Some(sem) => sem.clone().acquire_owned().await.ok(),
-        None => None,
-    };
     let settings = &ctx.target.settings;
     let bucket = ctx.store.bucket();
     let mut seen = SeenParts::default();
@@ -519,6 +539,7 @@ pub async fn connect_and_sweep(
     match connector.store(&target.bucket, &target.settings).await {
         Ok(store) => sweep(Arc::new(store), target, opts).await,
         Err(e) => {
+            opts.progress.targets_listed.fetch_add(1, Ordering::Relaxed);
             tracing::error!(bucket = %target.bucket, error = %e, "Cannot reach the store");
             let mut r = TargetReport {
                 bucket: target.bucket.clone(),
@@ -542,6 +563,9 @@ pub async fn sweep_targets(
     parallel_targets: usize,
 ) -> RunReport {
     let started_at = Utc::now();
+    opts.progress
+        .targets
+        .fetch_add(targets.len() as u64, Ordering::Relaxed);
     let mut reports: Vec<(usize, TargetReport)> = futures::stream::iter(targets.iter().enumerate())
         .map(|(i, target)| async move { (i, connect_and_sweep(target, connector, opts).await) })
         .buffer_unordered(parallel_targets.max(1))

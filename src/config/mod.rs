@@ -15,7 +15,7 @@ mod validate;
 
 pub use log_filter::check_log_filter;
 pub use render::{redact_url, render_effective};
-pub use types::{HttpUrl, HumanDuration, RetryMode, Schedule, TimeZone};
+pub use types::{HttpUrl, HumanDuration, RequestPathSetting, RetryMode, Schedule, TimeZone};
 pub use validate::{
     DAEMON_COUNTS, DAEMON_DURATIONS, Limit, SETTINGS_COUNTS, SETTINGS_DURATIONS, SHARDING_COUNTS,
 };
@@ -113,8 +113,9 @@ settings! {
     /// 32, within 4..=`max_concurrency`: grows while calls do not queue, shrinks as they do and on
     /// SlowDown); a number pins it. Default 0 (adaptive).
     concurrency: usize = 0;
-    /// Most uploads in flight per target when `concurrency` adapts. Default 256.
-    max_concurrency: usize = 256;
+    /// Most uploads in flight per target when `concurrency` adapts. Default 1024 (a 20 ms round
+    /// trip needs about 400 in flight to keep up with a loopback store).
+    max_concurrency: usize = 1024;
     /// Report what would be aborted, change nothing. Default false.
     dry_run: bool = false;
     /// AWS region (or the region an S3-compatible store expects). Default us-east-1.
@@ -138,9 +139,12 @@ settings! {
     /// Attempts per S3 call, first try included, on throttling, 5xx, timeouts and connection
     /// errors, with exponential backoff and full jitter from 50 ms. Default 5.
     retry_max_attempts: u32 = 5;
-    /// Retry mode: "standard", or "adaptive" (the SDK's client-side rate limiting on throttling, for
-    /// every call: ListParts and aborts then go through the SDK's pipeline). Default standard.
+    /// Retry mode: "standard", or "adaptive" (client-side back-off on throttling even when
+    /// `concurrency` is pinned; on the SDK path, the SDK's rate limiter too). Default standard.
     retry_mode: RetryMode = RetryMode::Standard;
+    /// Request path: "auto" (the lean path wherever the endpoint is plain SigV4) or "sdk" (every
+    /// call through aws-sdk-s3's pipeline, slower). Default auto.
+    request_path: RequestPathSetting = RequestPathSetting::Auto;
     /// Largest disagreement tolerated between this host's clock and the store's (read from the
     /// `Date` header of its ListMultipartUploads answer); beyond it, the target's ages are measured
     /// on the store's clock, and the skew is logged and reported. Default 5m.
@@ -162,7 +166,8 @@ pub struct DaemonConfig {
     pub shutdown_grace: HumanDuration,
     /// Targets swept at the same time. Default 8.
     pub parallel_targets: usize,
-    /// Uploads in flight across all targets at once (each target also has its `concurrency`). Default 256.
+    /// Uploads in flight across all targets at once (each target also has its `concurrency`), and
+    /// never more than half the open-file limit allows. Default 1024.
     pub max_in_flight: usize,
 }
 
@@ -171,7 +176,7 @@ impl Default for DaemonConfig {
         DaemonConfig {
             shutdown_grace: HumanDuration::secs(20),
             parallel_targets: 8,
-            max_in_flight: 256,
+            max_in_flight: 1024,
         }
     }
 }

@@ -53,7 +53,8 @@ pub enum RetryMode {
     /// Exponential backoff with full jitter.
     #[default]
     Standard,
-    /// The SDK's client-side rate limiting on throttling, for every call.
+    /// Client-side back-off on throttling for every call: a pinned `concurrency` becomes a ceiling
+    /// that SlowDown answers cut (on the SDK path, the SDK's own rate limiter as well).
     Adaptive,
 }
 
@@ -62,6 +63,27 @@ impl fmt::Display for RetryMode {
         f.write_str(match self {
             RetryMode::Standard => "standard",
             RetryMode::Adaptive => "adaptive",
+        })
+    }
+}
+
+/// Which request path a store's calls take.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestPathSetting {
+    /// The lean path wherever the endpoint is plain SigV4, else the SDK's.
+    #[default]
+    Auto,
+    /// Always through aws-sdk-s3's pipeline (slower; a fallback for a store the lean path
+    /// does not suit).
+    Sdk,
+}
+
+impl fmt::Display for RequestPathSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RequestPathSetting::Auto => "auto",
+            RequestPathSetting::Sdk => "sdk",
         })
     }
 }

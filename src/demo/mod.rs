@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{HumanDuration, Settings, Target};
 use crate::metrics::Metrics;
 use crate::report::{self, RunReport, human_bytes};
-use crate::runner::{Exporter, Runner};
+use crate::runner::{Exporter, Runner, Show};
 use crate::shutdown::Shutdown;
 use crate::store::Connector;
 use crate::sweep::SweepOptions;
@@ -348,7 +348,7 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
         .sweep_all(
             &dry,
             runner.options(if text { 8 } else { usize::MAX }),
-            false,
+            Show::Nothing,
         )
         .await
     else {
@@ -373,7 +373,12 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
     if text {
         println!("== Sweep (mpu-janitor once) ==");
     }
-    let Some(run) = runner.sweep_all(&targets, sweep_opts, opts.progress).await else {
+    let show = if opts.progress {
+        Show::Line
+    } else {
+        Show::Nothing
+    };
+    let Some(run) = runner.sweep_all(&targets, sweep_opts, show).await else {
         return Err("interrupted".into());
     };
     ep.set_faults(Faults::default());

@@ -21,14 +21,16 @@ use tokio::sync::Mutex;
 use super::StoreError;
 use super::lean::{Route, Transport};
 use super::s3::{RequestPath, S3Store};
-use super::sdk::SdkBucket;
+use super::sdk::{SdkBucket, ThrottleCount};
 use super::tls::Trust;
-use crate::config::{RetryMode, Settings};
+use crate::config::{RequestPathSetting, RetryMode, Settings};
 
 /// What targets with the same connection settings share.
 #[derive(Clone)]
 struct Shared {
     client: Client,
+    /// The SDK client's throttling answers.
+    throttled: ThrottleCount,
     /// `Err(why)` when the lean path cannot be used with these settings.
     transport: Result<Arc<Transport>, &'static str>,
     /// What the SDK's endpoint resolver needs beside the bucket and the settings.
@@ -76,7 +78,7 @@ impl Connector {
                 RequestPath::Sdk
             }
         };
-        let sdk = SdkBucket::new(shared.client, bucket, s);
+        let sdk = SdkBucket::new(shared.client, shared.throttled, bucket, s);
         Ok(S3Store::new(bucket, sdk, path))
     }
 
@@ -106,6 +108,9 @@ impl Connector {
 
 /// The lean route of a bucket, or why its calls keep the SDK path.
 async fn choose_lean(shared: &Shared, bucket: &str, s: &Settings) -> Result<Route, String> {
+    if s.request_path == RequestPathSetting::Sdk {
+        return Err("request_path = \"sdk\"".to_string());
+    }
     let transport = shared.transport.clone().map_err(str::to_string)?;
     let params = Params::builder()
         .bucket(bucket)
@@ -131,8 +136,9 @@ async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared,
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(trust.smithy_tls().map_err(StoreError::connect)?)
         .build_https();
-    let adaptive = s.retry_mode == RetryMode::Adaptive;
-    let retry = if adaptive {
+    // On the SDK path, adaptive also means the SDK's own client-side rate limiter; on both paths
+    // the sweep's concurrency limit backs off on throttling (crate::limit).
+    let retry = if s.retry_mode == RetryMode::Adaptive {
         RetryConfig::adaptive()
     } else {
         RetryConfig::standard()
@@ -159,7 +165,9 @@ async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared,
         loader = loader.credentials_provider(c);
     }
     let sdk = loader.load().await;
+    let throttled = ThrottleCount::default();
     let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .interceptor(throttled.clone())
         .force_path_style(s.force_path_style)
         // Responses here are a few KiB of XML: read_timeout already catches a stalled one, and the
         // stream-throughput monitor costs about 2% of the CPU per request.
@@ -188,7 +196,6 @@ async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared,
         })
         .or_else(|| sdk.endpoint_url().map(str::to_string));
     let transport = match sdk.credentials_provider() {
-        _ if adaptive => Err("retry_mode = \"adaptive\" keeps the SDK's client-side rate limiter"),
         None => Err("no credentials provider"),
         Some(provider) => Ok(Arc::new(
             Transport::new(s, provider, &trust).map_err(StoreError::connect)?,
@@ -196,6 +203,7 @@ async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared,
     };
     Ok(Shared {
         client: Client::from_conf(conf.build()),
+        throttled,
         transport,
         endpoint_url,
         use_fips: sdk.use_fips().unwrap_or(false),

@@ -13,7 +13,7 @@ use super::{
 pub(crate) enum RequestPath {
     /// Through the lean path: hyper, signed by aws-sigv4 ([`super::lean`]).
     Lean(Route),
-    /// Through aws-sdk-s3's pipeline (adaptive retries, endpoints that are not plain SigV4).
+    /// Through aws-sdk-s3's pipeline (`request_path = "sdk"`, endpoints that are not plain SigV4).
     Sdk,
 }
 
@@ -87,7 +87,7 @@ impl UploadStore for S3Store {
     fn throttled(&self) -> u64 {
         match &self.path {
             RequestPath::Lean(route) => route.throttled(),
-            RequestPath::Sdk => 0,
+            RequestPath::Sdk => self.sdk.throttled(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and ListParts and AbortMultipartUpload when the store was built with the SDK request path.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::RequestPayer;
@@ -27,16 +28,29 @@ pub(crate) struct SdkBucket {
     bucket: String,
     expected_owner: Option<String>,
     request_payer: Option<RequestPayer>,
+    /// Throttling answers the client received, shared by every bucket on it.
+    throttled: ThrottleCount,
 }
 
 impl SdkBucket {
-    pub(crate) fn new(client: Client, bucket: &str, s: &Settings) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        throttled: ThrottleCount,
+        bucket: &str,
+        s: &Settings,
+    ) -> Self {
         SdkBucket {
             client,
             bucket: bucket.to_string(),
             expected_owner: Some(s.expected_bucket_owner.clone()).filter(|s| !s.is_empty()),
             request_payer: s.request_payer.then_some(RequestPayer::Requester),
+            throttled,
         }
+    }
+
+    /// Throttling answers received by this bucket's client, retried or not.
+    pub(crate) fn throttled(&self) -> u64 {
+        self.throttled.0.load(Ordering::Relaxed)
     }
 
     /// One ListMultipartUploads page, markers exactly as the server returned them. The SDK sends
@@ -127,6 +141,29 @@ impl SdkBucket {
 /// clock, read from the answers the sweep receives anyway) and, for a 2xx, its body.
 #[derive(Clone, Debug, Default)]
 struct Answer(Arc<parking_lot::Mutex<Answered>>);
+
+/// Counts the throttling answers (HTTP 503, S3's SlowDown, and 429) of every attempt of every call
+/// of a client, as the lean path's transport does, for the sweep's concurrency limit.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ThrottleCount(Arc<AtomicU64>);
+
+impl Intercept for ThrottleCount {
+    fn name(&self) -> &'static str {
+        "ThrottleCount"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if matches!(context.response().status().as_u16(), 429 | 503) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Default)]
 struct Answered {

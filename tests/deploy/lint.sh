@@ -110,7 +110,7 @@ DEFAULT_KEYS = {
     "profile": str, "expected_bucket_owner": str, "request_payer": bool,
     "ca_bundle": str, "connect_timeout": "duration", "read_timeout": "duration",
     # README changelog: extensions to spec v1
-    "retry_max_attempts": int, "retry_mode": str, "start_jitter": "duration",
+    "retry_max_attempts": int, "retry_mode": str, "request_path": str, "start_jitter": "duration",
     "max_clock_skew": "duration", "trust_host_clock": bool,
 }
 TARGET_KEYS = dict(DEFAULT_KEYS, bucket=str, prefix=str, exclude_prefixes=list)

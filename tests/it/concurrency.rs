@@ -1,12 +1,18 @@
 //! The adaptive concurrency limit on the embedded endpoint: it grows when the round trip, not the
-//! store, holds the calls; a pinned `concurrency` never moves; SlowDown keeps it from growing.
+//! store, holds the calls; a pinned `concurrency` never moves; SlowDown keeps it from growing; a
+//! rate-limited prefix makes every target on the endpoint back off, on both request paths; and
+//! `once` shows its progress in its log.
 
 use std::time::{Duration, Instant};
 
-use mpu_janitor::config::Settings;
-use s3_mem::Faults;
+use mpu_janitor::config::{RequestPathSetting, Settings};
+use mpu_janitor::sweep::sweep_targets;
+use s3_mem::{Faults, Throttle};
 
-use crate::common::endpoint::{TWO_PARTS, endpoint, opts, seed_old, settings, sweep};
+use crate::common::endpoint::{
+    TWO_PARTS, config_toml, connector, endpoint, opts, seed_old, settings, sweep,
+};
+use crate::common::janitor::{spawn_janitor, wait_exit};
 use crate::common::target;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -35,7 +41,7 @@ async fn the_limit_grows_past_its_start_when_the_round_trip_holds_the_calls() {
         r.concurrency_peak
     );
     assert!(
-        r.concurrency_peak <= 256,
+        r.concurrency_peak <= Settings::default().max_concurrency as u64,
         "within max_concurrency: {}",
         r.concurrency_peak
     );
@@ -96,4 +102,96 @@ async fn slowdown_keeps_the_limit_from_growing_and_nothing_is_left_behind() {
         r.concurrency_peak
     );
     assert_eq!(ep.upload_count("slow"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_prefix_makes_every_target_on_the_endpoint_back_off_on_both_paths() {
+    // S3-like limits, 20 ms away: 300 requests a second per prefix partition (even a debug build
+    // on a loaded machine exceeds it at the start limit of 32). Bucket "hot" keeps its 300 uploads
+    // under one prefix, so its partition throttles; bucket "cool" spreads 600 uploads over 600
+    // prefixes, whose partitions never run dry. Both targets share the endpoint, so both back
+    // off, and every upload is still aborted and verified.
+    for path in [RequestPathSetting::Auto, RequestPathSetting::Sdk] {
+        let ep = endpoint().await;
+        seed_old(&ep, "hot", "one/", 300, TWO_PARTS);
+        ep.create_bucket("cool");
+        let initiated = chrono::Utc::now() - chrono::TimeDelta::days(2);
+        for i in 0..600 {
+            ep.seed_upload("cool", &format!("p{i}/k"), initiated, TWO_PARTS);
+        }
+        ep.set_faults(Faults {
+            latency: Duration::from_millis(20),
+            throttle: Some(Throttle {
+                rate: 300.0,
+                burst: 30.0,
+            }),
+            ..Faults::default()
+        });
+        let s = Settings {
+            request_path: path,
+            retry_max_attempts: 10,
+            ..settings(&ep)
+        };
+        let targets = [target("hot", s.clone()), target("cool", s)];
+        let run = sweep_targets(&targets, &connector(), &opts(), 2).await;
+        let stats = ep.stats();
+        for r in &run.targets {
+            assert_eq!((r.failed, r.unverified), (0, 0), "{path}: {:?}", r.errors);
+            assert!(
+                r.throttle_backoffs >= 1,
+                "{path}: {} never backed off ({} requests throttled)",
+                r.bucket,
+                stats.throttled
+            );
+        }
+        assert_eq!((run.targets[0].aborted, run.targets[1].aborted), (300, 600));
+        assert_eq!(ep.upload_count("hot") + ep.upload_count("cool"), 0);
+        let share = stats.throttled as f64 / stats.requests as f64;
+        println!(
+            "{path}: {} of {} requests throttled ({:.1}%), backoffs hot {} cool {}",
+            stats.throttled,
+            stats.requests,
+            share * 100.0,
+            run.targets[0].throttle_backoffs,
+            run.targets[1].throttle_backoffs
+        );
+        assert!(stats.throttled > 0, "{path}: the endpoint never throttled");
+    }
+}
+
+#[test]
+fn once_logs_its_progress_when_stderr_is_not_a_terminal() {
+    // 300 uploads at 20 ms a call and 8 at a time take about 2 s: with --progress-every 200ms the
+    // log (stderr is a pipe here) gets progress lines with the rate, and a time left once listed.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ep = rt.block_on(endpoint());
+    seed_old(&ep, "prog", "k/", 300, TWO_PARTS);
+    ep.set_faults(Faults {
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    let cfg = config_toml(&ep, "concurrency = 8", &["prog"]);
+    let run = |every: &str| {
+        let (child, _dir) = spawn_janitor(
+            &cfg,
+            &["once", "--progress-every", every],
+            &[("RUST_LOG", "info")],
+        );
+        wait_exit(child, Duration::from_secs(60))
+    };
+    let (code, _, stderr) = run("200ms");
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("Progress:")).collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    assert!(lines.iter().all(|l| l.contains("uploads/s")), "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ETA") && l.contains("/300 ")),
+        "a time left once all 300 are listed: {stderr}"
+    );
+    seed_old(&ep, "prog", "k/", 50, TWO_PARTS);
+    let (code, _, stderr) = run("0s");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("Progress:"), "0s: none\n{stderr}");
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mpu_janitor::config::{HumanDuration, RetryMode, Settings, Target};
+use mpu_janitor::config::{HumanDuration, RequestPathSetting, Settings, Target};
 use mpu_janitor::policy::KeepReason;
 use mpu_janitor::report::{Outcome, RunReport, TargetReport, render_run_text};
 use mpu_janitor::store::{Connector, ErrorKind};
@@ -13,7 +13,7 @@ use mpu_janitor::sweep::{SweepOptions, connect_and_sweep};
 use crate::common::hostile::{Answer, Hostile, Seen, listing, ok, parts, two_days_ago, upload_id};
 use crate::common::{settings_at, target};
 
-/// The two request paths: the lean one (the default) and the SDK's (`retry_mode = "adaptive"`).
+/// The two request paths: the lean one (the default) and the SDK's (`request_path = "sdk"`).
 fn both_paths(h: &Hostile) -> [(&'static str, Target); 2] {
     let lean = Settings {
         older_than: HumanDuration::secs(86_400),
@@ -22,7 +22,7 @@ fn both_paths(h: &Hostile) -> [(&'static str, Target); 2] {
         ..settings_at(&h.url)
     };
     let sdk = Settings {
-        retry_mode: RetryMode::Adaptive,
+        request_path: RequestPathSetting::Sdk,
         ..lean.clone()
     };
     [("lean", target("b", lean)), ("sdk", target("b", sdk))]
@@ -278,7 +278,10 @@ async fn a_listing_that_never_ends_stops_on_shutdown_as_interrupted() {
     }
     cancel.cancel();
     let r = sweeping.await.unwrap();
-    assert!(r.listing_interrupted);
+    assert!(
+        r.stopped_by_shutdown,
+        "the listing stopped before its last page"
+    );
     assert_eq!(r.error, None);
     assert!(r.uploads_seen >= 50);
     let text = render_run_text(&RunReport {

@@ -45,7 +45,7 @@ async fn five_percent_slowdown_leaves_nothing_behind() {
 async fn a_server_clock_an_hour_ahead_is_followed_on_both_request_paths() {
     // The endpoint's clock runs an hour ahead and refuses requests signed more than 15 minutes
     // away from it, as AWS does. Both request paths learn the skew from the answer's Date header.
-    for mode in ["standard", "adaptive"] {
+    for mode in ["lean", "sdk"] {
         let ep = endpoint().await;
         seed_old(&ep, "skew-bucket", "s/", 20, TWO_PARTS);
         ep.set_faults(Faults {
@@ -53,11 +53,9 @@ async fn a_server_clock_an_hour_ahead_is_followed_on_both_request_paths() {
             ..Faults::default()
         });
         let mut s = settings(&ep);
-        s.retry_mode = if mode == "adaptive" {
-            mpu_janitor::config::RetryMode::Adaptive
-        } else {
-            mpu_janitor::config::RetryMode::Standard
-        };
+        if mode == "sdk" {
+            s.request_path = mpu_janitor::config::RequestPathSetting::Sdk;
+        }
         let r = sweep(&target("skew-bucket", s), &opts()).await;
         let stats = ep.stats();
         assert!(stats.skewed_faults >= 1, "{mode}: no request was refused");

@@ -14,7 +14,8 @@
 //! - a controllable clock ([`Endpoint::set_clock_offset`]) that stamps `Initiated` and
 //!   part `LastModified`, so old uploads can be seeded honestly through the protocol;
 //! - runtime fault plans ([`Faults`]): straggling or never-emptying aborts, random
-//!   `503 SlowDown`, random connection resets, added latency, `AccessDenied` buckets;
+//!   `503 SlowDown`, an S3-like request rate limit per prefix partition ([`Throttle`]),
+//!   random connection resets, added latency, `AccessDenied` buckets;
 //! - counters ([`Stats`]) and state inspection ([`Endpoint::uploads`]) for assertions,
 //!   plus direct in-memory seeding ([`Endpoint::seed_upload`]) for large scenes.
 //!
@@ -94,6 +95,21 @@ pub struct Faults {
     /// Answer without a `Date` header (hyper's automatic one is turned off for connections
     /// accepted while this is set), as a server with no usable clock would.
     pub no_date: bool,
+    /// An S3-like request rate limit: beyond it, requests answer `503 SlowDown` (checked
+    /// after the random faults, before authentication).
+    pub throttle: Option<Throttle>,
+}
+
+/// A token bucket per prefix partition, as S3 limits request rates per prefix: each partition
+/// sustains `rate` requests a second and takes up to `burst` at once after being idle. A
+/// partition is the bucket and the first segment of the key (up to its first `/`); requests
+/// without a key (a listing), and keys without a `/`, count against the bucket's own partition.
+#[derive(Clone, Debug)]
+pub struct Throttle {
+    /// Requests per second each partition sustains.
+    pub rate: f64,
+    /// Requests a partition takes at once after being idle.
+    pub burst: f64,
 }
 
 /// Counters for assertions; see [`Endpoint::stats`].
@@ -130,6 +146,10 @@ pub struct Stats {
     pub access_denied_faults: u64,
     /// Requests answered `403 RequestTimeTooSkewed` because of [`Faults::clock_ahead`].
     pub skewed_faults: u64,
+    /// Requests answered `503 SlowDown` by [`Faults::throttle`].
+    pub throttled: u64,
+    /// Requests let through by [`Faults::throttle`] while it was set.
+    pub throttle_admitted: u64,
 }
 
 impl Stats {
@@ -377,6 +397,8 @@ impl Endpoint {
             reset_faults: get(&c.reset_faults),
             access_denied_faults: get(&c.access_denied_faults),
             skewed_faults: get(&c.skewed_faults),
+            throttled: get(&c.throttled),
+            throttle_admitted: get(&c.throttle_admitted),
         }
     }
 
@@ -396,6 +418,8 @@ impl Endpoint {
             &c.reset_faults,
             &c.access_denied_faults,
             &c.skewed_faults,
+            &c.throttled,
+            &c.throttle_admitted,
         ] {
             a.store(0, Ordering::Relaxed);
         }
@@ -537,11 +561,15 @@ struct Counters {
     reset_faults: AtomicU64,
     access_denied_faults: AtomicU64,
     skewed_faults: AtomicU64,
+    throttled: AtomicU64,
+    throttle_admitted: AtomicU64,
 }
 
 struct Shared {
     state: Mutex<State>,
     faults: Mutex<Faults>,
+    /// Tokens left per partition of [`Faults::throttle`], and when they were counted.
+    tokens: Mutex<HashMap<String, (f64, std::time::Instant)>>,
     counters: Counters,
     clock_offset_ms: AtomicI64,
     next_upload: AtomicU64,
@@ -554,6 +582,7 @@ impl Shared {
         Self {
             state: Mutex::new(State::default()),
             faults: Mutex::new(Faults::default()),
+            tokens: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             clock_offset_ms: AtomicI64::new(0),
             next_upload: AtomicU64::new(1),
@@ -598,6 +627,21 @@ impl Shared {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Takes a token of `partition`'s bucket; false when it is empty.
+    fn take_token(&self, partition: &str, t: &Throttle) -> bool {
+        let now = std::time::Instant::now();
+        let mut tokens = self.tokens.lock();
+        let (left, at) = tokens.entry(partition.to_owned()).or_insert((t.burst, now));
+        *left = (*left + now.duration_since(*at).as_secs_f64() * t.rate).min(t.burst.max(1.0));
+        *at = now;
+        if *left >= 1.0 {
+            *left -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Decides the fault for one request.
     fn plan(&self, path: &str, amz_date: Option<&str>) -> (Duration, Injected) {
         let faults = self.faults.lock();
@@ -606,6 +650,7 @@ impl Shared {
         let (reset, slow) = (faults.reset_fraction, faults.slowdown_fraction);
         let denied =
             !faults.fail_buckets.is_empty() && faults.fail_buckets.contains(bucket_of(path));
+        let throttle = faults.throttle.clone();
         drop(faults);
 
         let mut injected = Injected::None;
@@ -615,6 +660,14 @@ impl Shared {
                 injected = Injected::Reset;
             } else if r < reset + slow {
                 injected = Injected::SlowDown;
+            }
+        }
+        if let (Injected::None, Some(t)) = (&injected, throttle) {
+            if self.take_token(partition_of(path), &t) {
+                Self::bump(&self.counters.throttle_admitted);
+            } else {
+                Self::bump(&self.counters.throttled);
+                injected = Injected::Throttled;
             }
         }
         if matches!(injected, Injected::None) && denied {
@@ -636,8 +689,19 @@ enum Injected {
     None,
     Reset,
     SlowDown,
+    Throttled,
     AccessDenied,
     Skewed(DateTime<Utc>),
+}
+
+/// The throttle partition of a path-style request: its bucket and the first segment of its key.
+fn partition_of(path: &str) -> &str {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let bucket = path.find('/').unwrap_or(path.len());
+    match path[bucket..].get(1..).and_then(|key| key.find('/')) {
+        Some(end) => &path[..bucket + 1 + end],
+        None => &path[..bucket],
+    }
 }
 
 /// First path segment of a path-style request.
@@ -1178,8 +1242,10 @@ async fn handle(
             reset.store(true, Ordering::Relaxed);
             return Err(Box::new(InjectedReset));
         }
-        Injected::SlowDown => {
-            Shared::bump(&shared.counters.slowdown_faults);
+        Injected::SlowDown | Injected::Throttled => {
+            if matches!(injected, Injected::SlowDown) {
+                Shared::bump(&shared.counters.slowdown_faults);
+            }
             return Ok(error_response(
                 S3ErrorCode::SlowDown,
                 "Please reduce your request rate.",
@@ -1272,5 +1338,34 @@ impl hyper::rt::Write for FaultIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         hyper::rt::Write::poll_write_vectored(Pin::new(&mut self.get_mut().io), cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_is_the_bucket_and_the_first_key_segment() {
+        assert_eq!(partition_of("/b"), "b");
+        assert_eq!(partition_of("/b/"), "b");
+        assert_eq!(partition_of("/b/flat-key"), "b");
+        assert_eq!(partition_of("/b/p001/x/y.bin"), "b/p001");
+        assert_eq!(partition_of("/b//x"), "b/");
+    }
+
+    #[test]
+    fn a_partition_takes_its_burst_then_its_rate() {
+        let shared = Shared::new();
+        let t = Throttle {
+            rate: 1.0,
+            burst: 3.0,
+        };
+        let taken = (0..10).filter(|_| shared.take_token("b/p", &t)).count();
+        assert_eq!(taken, 3, "the burst, then nothing within the same instant");
+        assert!(
+            shared.take_token("b/q", &t),
+            "another partition has its own bucket"
+        );
     }
 }

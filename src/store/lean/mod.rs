@@ -10,9 +10,9 @@
 //! standard retry policy ([`retry`]); clock-skew correction from the server's `Date` header;
 //! `connect_timeout` for a new connection and `read_timeout` for each attempt, from sending the
 //! request to the last byte of the answer; the product's one trust store ([`crate::store::tls`]);
-//! and the same error classification as every other call. Not done here: the adaptive retry
-//! mode's client-side rate limiter (`retry_mode = "adaptive"` keeps the SDK path) and the retry
-//! quota.
+//! and the same error classification as every other call. Not done here: the SDK's retry quota and
+//! its token-bucket rate limiter (not public in aws-smithy-runtime); the adaptive retry mode is the
+//! sweep's concurrency limit backing off on throttling ([`crate::limit`]), counted per transport.
 
 mod retry;
 mod sign;
