@@ -106,11 +106,12 @@ async fn slowdown_keeps_the_limit_from_growing_and_nothing_is_left_behind() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_throttled_prefix_makes_every_target_on_the_endpoint_back_off_on_both_paths() {
-    // S3-like limits, 20 ms away: 300 requests a second per prefix partition (even a debug build
-    // on a loaded machine exceeds it at the start limit of 32). Bucket "hot" keeps its 300 uploads
-    // under one prefix, so its partition throttles; bucket "cool" spreads 600 uploads over 600
-    // prefixes, whose partitions never run dry. Both targets share the endpoint, so both back
-    // off, and every upload is still aborted and verified.
+    // S3-like limits, 20 ms away: 300 requests a second per prefix partition and a burst of one,
+    // so the first 32 uploads started together overrun it however slow the machine is (a rate
+    // alone was not exceeded by a debug build on a loaded CI runner). Bucket "hot" keeps its 300
+    // uploads under one prefix, so its partition throttles; bucket "cool" spreads 600 uploads
+    // over 600 prefixes, whose partitions see one call at a time and never run dry. Both targets
+    // share the endpoint, so both back off, and every upload is still aborted and verified.
     for path in [RequestPathSetting::Auto, RequestPathSetting::Sdk] {
         let ep = endpoint().await;
         seed_old(&ep, "hot", "one/", 300, TWO_PARTS);
@@ -123,7 +124,7 @@ async fn a_throttled_prefix_makes_every_target_on_the_endpoint_back_off_on_both_
             latency: Duration::from_millis(20),
             throttle: Some(Throttle {
                 rate: 300.0,
-                burst: 30.0,
+                burst: 1.0,
             }),
             ..Faults::default()
         });

@@ -10,7 +10,7 @@ use s3_mem::Faults;
 use crate::common::endpoint::{config_toml, endpoint, seed_old};
 use crate::common::free_addr;
 use crate::common::http::{get, sample};
-use crate::common::janitor::{sigterm, spawn_janitor, wait_exit};
+use crate::common::janitor::{CutShort, once_cut_short_by, sigterm, spawn_janitor, wait_exit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_sweeps_on_schedule_serves_http_notifies_systemd_and_stops_cleanly() {
@@ -157,27 +157,15 @@ async fn a_slow_store_never_gets_two_sweeps_of_one_target_at_once() {
 async fn once_drains_on_sigterm_with_a_consistent_report() {
     // SIGTERM mid-sweep: no new abort starts, those in flight finish and are verified, the JSON
     // report adds up and says interrupted, and the process exits 3 well within the grace period.
-    let ep = endpoint().await;
-    seed_old(&ep, "drain-bucket", "k/", 300, &[(1, 100)]);
-    ep.set_faults(Faults {
-        latency: Duration::from_millis(25),
-        ..Faults::default()
-    });
-    let cfg = config_toml(
-        &ep,
-        "concurrency = 4\n[daemon]\nshutdown_grace = \"10s\"",
-        &["drain-bucket"],
-    );
-    let (child, _dir) = spawn_janitor(&cfg, &["once", "--output", "json"], &[]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ep.stats().aborts_removed < 10 {
-        assert!(Instant::now() < deadline, "no abort happened");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let signalled = Instant::now();
-    sigterm(&child);
-    let (code, stdout, stderr) = wait_exit(child, Duration::from_secs(12));
-    assert!(signalled.elapsed() < Duration::from_secs(10));
+    let CutShort {
+        code,
+        stdout,
+        stderr,
+        removed,
+        left,
+        took,
+    } = once_cut_short_by("TERM", "json").await;
+    assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(code, 3, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
     assert_eq!(report["interrupted"], true, "{report}");
@@ -185,12 +173,8 @@ async fn once_drains_on_sigterm_with_a_consistent_report() {
     let aborted = t["aborted"].as_u64().unwrap();
     let interrupted = t["interrupted"].as_u64().unwrap();
     assert!(aborted >= 10 && interrupted > 0, "{t}");
-    assert_eq!(
-        aborted,
-        ep.stats().aborts_removed,
-        "reported = really removed"
-    );
+    assert_eq!(aborted, removed, "reported = really removed");
     assert_eq!(t["stale"].as_u64().unwrap(), aborted + interrupted);
     assert_eq!(t["unverified"], 0);
-    assert_eq!(ep.upload_count("drain-bucket") as u64, 300 - aborted);
+    assert_eq!(left as u64, 300 - aborted);
 }

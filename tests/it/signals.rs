@@ -7,81 +7,30 @@
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use s3_mem::Faults;
 
 use crate::common::endpoint::{AK, SK, config_toml, endpoint, seed_old};
 use crate::common::http::{get, sample};
-use crate::common::janitor::{command, send_signal, sigterm, spawn_janitor, wait_exit};
+use crate::common::janitor::{
+    CutShort, Janitor, command, once_cut_short_by, send_signal, sigterm, spawn_janitor,
+};
 use crate::common::{free_addr, wait_until};
-
-/// A spawned janitor, killed if the test fails before it exits.
-struct Janitor(Option<Child>);
-
-impl Janitor {
-    fn child(&self) -> &Child {
-        self.0.as_ref().expect("still running")
-    }
-
-    /// Waits for it to exit (see [`wait_exit`]).
-    fn wait(mut self, timeout: Duration) -> (i32, String, String) {
-        wait_exit(self.0.take().expect("still running"), timeout)
-    }
-}
-
-impl Drop for Janitor {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Spawns `once` on 300 slow uploads, waits until 10 are aborted, sends `signal` and returns
-/// (exit code, stdout, stderr, uploads really removed by the endpoint, uploads left on it).
-async fn once_cut_short_by(signal: &str, output: &str) -> (i32, String, String, u64, usize) {
-    let ep = endpoint().await;
-    seed_old(&ep, "cut-bucket", "k/", 300, &[(1, 100)]);
-    ep.set_faults(Faults {
-        latency: Duration::from_millis(25),
-        ..Faults::default()
-    });
-    let cfg = config_toml(
-        &ep,
-        "concurrency = 4\n[daemon]\nshutdown_grace = \"10s\"",
-        &["cut-bucket"],
-    );
-    let (child, _dir) = spawn_janitor(&cfg, &["once", "--output", output], &[]);
-    let child = Janitor(Some(child));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ep.stats().aborts_removed < 10 {
-        assert!(Instant::now() < deadline, "no abort happened");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let signalled = Instant::now();
-    send_signal(child.child(), signal);
-    let (code, stdout, stderr) = child.wait(Duration::from_secs(15));
-    println!(
-        "once after SIG{signal}: exit {code} in {:?}",
-        signalled.elapsed()
-    );
-    (
-        code,
-        stdout,
-        stderr,
-        ep.stats().aborts_removed,
-        ep.upload_count("cut-bucket"),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_makes_once_drain_like_sigterm_every_abort_verified_and_exit_3() {
     // SIGHUP mid-sweep of `once`: no exit 129; the aborts in flight finish and are verified, the
     // JSON report adds up, says interrupted, and the exit code is 3.
-    let (code, stdout, stderr, removed, left) = once_cut_short_by("HUP", "json").await;
+    let CutShort {
+        code,
+        stdout,
+        stderr,
+        removed,
+        left,
+        ..
+    } = once_cut_short_by("HUP", "json").await;
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("SIGHUP received"), "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
@@ -102,7 +51,13 @@ async fn sighup_makes_once_drain_like_sigterm_every_abort_verified_and_exit_3() 
 async fn once_cut_short_by_sigterm_exits_3_and_its_text_report_is_not_ok() {
     // SIGTERM mid-sweep of `once --output text`: the target is shown INTERRUPTED, never [ok], the
     // report ends with the INTERRUPTED line, and the exit code is 3, not 0.
-    let (code, stdout, stderr, _, left) = once_cut_short_by("TERM", "text").await;
+    let CutShort {
+        code,
+        stdout,
+        stderr,
+        left,
+        ..
+    } = once_cut_short_by("TERM", "text").await;
     assert_eq!(code, 3, "{stderr}");
     assert!(left > 0, "the signal came before the end of the sweep");
     assert!(stdout.contains("s3://cut-bucket [INTERRUPTED]"), "{stdout}");

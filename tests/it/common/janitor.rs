@@ -5,9 +5,11 @@
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::endpoint;
+use s3_mem::Faults;
+
+use super::endpoint::{self, config_toml, seed_old};
 use super::garage::{ACCESS_KEY, SECRET_KEY};
 
 /// The binary with a hermetic AWS environment: these credentials (or none at all), no instance
@@ -155,5 +157,77 @@ pub fn wait_exit(child: Child, timeout: Duration) -> (i32, String, String) {
                 .status();
             panic!("the process did not exit within {timeout:?}");
         }
+    }
+}
+
+/// A spawned janitor, killed if the test fails before it exits.
+pub struct Janitor(pub Option<Child>);
+
+impl Janitor {
+    pub fn child(&self) -> &Child {
+        self.0.as_ref().expect("still running")
+    }
+
+    /// Waits for it to exit (see [`wait_exit`]).
+    pub fn wait(mut self, timeout: Duration) -> (i32, String, String) {
+        wait_exit(self.0.take().expect("still running"), timeout)
+    }
+}
+
+impl Drop for Janitor {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// What a `once` cut short by a signal did (see [`once_cut_short_by`]).
+pub struct CutShort {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// Uploads the endpoint really removed.
+    pub removed: u64,
+    /// Uploads left on it.
+    pub left: usize,
+    /// From the signal to the exit.
+    pub took: Duration,
+}
+
+/// Spawns `once --output OUTPUT` on 300 slow uploads of bucket `cut-bucket` (4 at a time, 25 ms a
+/// call, `shutdown_grace` 10 s), waits until 10 are aborted and sends `signal` (`TERM`, `HUP`).
+pub async fn once_cut_short_by(signal: &str, output: &str) -> CutShort {
+    let ep = endpoint::endpoint().await;
+    seed_old(&ep, "cut-bucket", "k/", 300, &[(1, 100)]);
+    ep.set_faults(Faults {
+        latency: Duration::from_millis(25),
+        ..Faults::default()
+    });
+    let cfg = config_toml(
+        &ep,
+        "concurrency = 4\n[daemon]\nshutdown_grace = \"10s\"",
+        &["cut-bucket"],
+    );
+    let (child, _dir) = spawn_janitor(&cfg, &["once", "--output", output], &[]);
+    let child = Janitor(Some(child));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ep.stats().aborts_removed < 10 {
+        assert!(Instant::now() < deadline, "no abort happened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let signalled = Instant::now();
+    send_signal(child.child(), signal);
+    let (code, stdout, stderr) = child.wait(Duration::from_secs(15));
+    let took = signalled.elapsed();
+    println!("once after SIG{signal}: exit {code} in {took:?}");
+    CutShort {
+        code,
+        stdout,
+        stderr,
+        removed: ep.stats().aborts_removed,
+        left: ep.upload_count("cut-bucket"),
+        took,
     }
 }
