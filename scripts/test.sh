@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 source scripts/garage.sh
 echo "==> Garage: $("$GARAGE_BIN" --version 2>&1 | head -n1)"
 
-# Real Prometheus and Pushgateway servers for the metrics tests, and Ceph RGW (the second real S3
-# server, started by the tests through scripts/rgw.sh), from Debian's packages.
+# Real Prometheus and Pushgateway servers for the metrics tests, Ceph RGW (the second real S3
+# server, started by the tests through scripts/rgw.sh) and tinyproxy (the proxy tests), from
+# Debian's packages.
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
@@ -18,6 +19,7 @@ for cmd in ceph-mon ceph-mgr ceph-osd radosgw radosgw-admin; do
   command -v "$cmd" >/dev/null || { missing+=(ceph-mon ceph-mgr ceph-osd radosgw ceph-common); break; }
 done
 command -v curl >/dev/null || missing+=(curl)
+command -v tinyproxy >/dev/null || missing+=(tinyproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> Installing ${missing[*]} (apt-get)"
   sudo=""

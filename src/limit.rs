@@ -101,9 +101,28 @@ impl Gradient {
         self.limit.round() as usize
     }
 
-    /// One completed upload: its time, whether the store throttled meanwhile, and how many were in
-    /// flight. Returns the new limit.
+    /// One completed upload that started after the latest cut: see [`Gradient::sample_since`].
     pub fn sample(&mut self, rtt: Duration, throttled: bool, in_flight: usize) -> usize {
+        self.sample_since(rtt, throttled, in_flight, self.cuts)
+    }
+
+    /// One completed upload: its time, whether the store throttled meanwhile, how many were in
+    /// flight, and [`Gradient::cuts`] when it started. Returns the new limit. A throttled upload
+    /// that started before the latest cut was answered by that cut: its SlowDown belongs to the
+    /// overshoot that caused it (its retries only made it finish later), so it neither cuts again
+    /// nor holds growth back, as TCP reacts once per window of data sent. Without this, the
+    /// retried uploads of one overshoot, finishing over the next windows, cut window after
+    /// window: measured, the limit sank to a third under the rate of a 3,500 requests/s prefix.
+    pub fn sample_since(
+        &mut self,
+        rtt: Duration,
+        throttled: bool,
+        in_flight: usize,
+        cuts_at_start: u64,
+    ) -> usize {
+        if throttled && cuts_at_start < self.cuts {
+            return self.limit();
+        }
         self.since_cut += 1;
         if throttled {
             self.since_throttled = 0;
@@ -173,7 +192,11 @@ struct Permits {
 }
 
 /// A permit of the [`Limiter`]; give it back with [`Limiter::done`] (dropping it also returns it).
-pub struct Permit(Option<OwnedSemaphorePermit>);
+pub struct Permit {
+    permit: Option<OwnedSemaphorePermit>,
+    /// The rule's cuts when it was handed out.
+    cuts_at_start: u64,
+}
 
 impl Limiter {
     /// The limiter of `concurrency` (pinned) or, for 0, adapting from [`INITIAL`] within
@@ -246,7 +269,10 @@ impl Limiter {
             .await
             .expect("the limiter's semaphore is never closed");
         self.state.lock().in_flight += 1;
-        Permit(Some(permit))
+        Permit {
+            permit: Some(permit),
+            cuts_at_start: self.cuts(),
+        }
     }
 
     /// Gives a permit back with the sample of the call it covered.
@@ -260,7 +286,10 @@ impl Limiter {
         if self.pinned {
             return;
         }
-        let limit = self.rule.lock().sample(rtt, throttled, in_flight);
+        let limit = self
+            .rule
+            .lock()
+            .sample_since(rtt, throttled, in_flight, permit.cuts_at_start);
         self.peak
             .fetch_max(limit, std::sync::atomic::Ordering::Relaxed);
         let mut s = self.state.lock();
@@ -268,7 +297,7 @@ impl Limiter {
             self.permits.add_permits(limit - s.total);
             s.total = limit;
         } else if limit < s.total
-            && let Some(p) = permit.0.take()
+            && let Some(p) = permit.permit.take()
         {
             // Fewer: this permit is not given back, nor are idle ones down to the limit; the
             // rest of the excess goes as the calls holding it finish.
@@ -376,6 +405,26 @@ mod tests {
             g.sample(MS, true, 100);
         }
         assert_eq!(g.limit(), 4, "never below min");
+    }
+
+    #[test]
+    fn throttled_uploads_that_started_before_a_cut_never_cut_again() {
+        let mut g = Gradient::new(100, 4, 256);
+        g.sample_since(MS, true, 100, 0);
+        assert_eq!((g.limit(), g.cuts()), (90, 1));
+        // The overshoot's other uploads, retried and finishing over the next windows: no cut.
+        for _ in 0..1_000 {
+            g.sample_since(MS, true, 100, 0);
+        }
+        assert_eq!((g.limit(), g.cuts()), (90, 1));
+        // Nor do they hold growth back: a calm window of uploads started after the cut grows it.
+        for _ in 0..200 {
+            g.sample_since(MS, false, 90, 1);
+        }
+        assert!(g.limit() > 90, "{}", g.limit());
+        // An upload started after the cut and throttled is a new overshoot.
+        g.sample_since(MS, true, 100, 1);
+        assert_eq!(g.cuts(), 2);
     }
 
     #[test]

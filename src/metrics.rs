@@ -309,12 +309,13 @@ fn parse_labels(text: &str) -> Vec<(String, String)> {
 /// shards and hosts do not overwrite each other). Replaces the group's previous metrics (HTTP PUT).
 /// Basic-auth credentials in the URL (`https://user:pass@host`) are sent as an Authorization
 /// header and never logged. Async and non-blocking, unlike the prometheus crate's push helper.
-/// TLS trusts what the S3 calls trust (`[defaults] ca_bundle`, `AWS_CA_BUNDLE`, system roots).
+/// TLS trusts what the S3 calls trust (`[defaults] ca_bundle`, `AWS_CA_BUNDLE`, system roots), and
+/// the push goes through the proxy they go through (`[defaults] proxy`, else the environment).
 pub async fn push(
     text: String,
     base: &url::Url,
     instance: &str,
-    trust: &crate::store::tls::Trust,
+    (trust, proxies): &(crate::store::tls::Trust, crate::store::proxy::Proxies),
 ) -> Result<(), String> {
     use http_body_util::{BodyExt, Full};
     let decode = |s: &str| {
@@ -348,10 +349,13 @@ pub async fn push(
         target.host_str().unwrap_or(""),
         target.port().map(|p| format!(":{p}")).unwrap_or_default()
     );
-    let connector = trust.https_connector(std::time::Duration::from_secs(5))?;
+    let connector = proxies.connector(trust, std::time::Duration::from_secs(5))?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, Full<bytes::Bytes>>(connector);
     let mut req = hyper::Request::put(&url).header("content-type", "text/plain; version=0.0.4");
+    if let Some(via) = proxies.forward_auth(&url) {
+        req = req.header(hyper::header::PROXY_AUTHORIZATION, via);
+    }
     if let Some(auth) = auth {
         req = req.header(
             "authorization",

@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::report::{RunReport, TargetReport};
 use crate::shutdown::Shutdown;
 use crate::store::Connector;
+use crate::store::proxy::Proxies;
 use crate::store::tls::Trust;
 use crate::sweep::{self, Progress, SweepOptions};
 
@@ -233,7 +234,7 @@ pub struct Exporter {
     /// The registry.
     pub metrics: Metrics,
     textfile: Option<PathBuf>,
-    push: Option<(url::Url, Trust)>,
+    push: Option<(url::Url, (Trust, Proxies))>,
 }
 
 impl Exporter {
@@ -250,7 +251,13 @@ impl Exporter {
             metrics.carry_over(&previous);
         }
         let push = match m.pushgateway_url.url() {
-            Some(url) if push => Some((url.clone(), Trust::load(config.defaults.ca_bundle())?)),
+            Some(url) if push => Some((
+                url.clone(),
+                (
+                    Trust::load(config.defaults.ca_bundle())?,
+                    Proxies::new(&config.defaults.proxy),
+                ),
+            )),
             _ => None,
         };
         Ok(Exporter {
@@ -296,17 +303,12 @@ impl Exporter {
 
     /// Pushes the registry to the Pushgateway, if one is configured; false (logged) on failure.
     pub async fn push(&self) -> bool {
-        let Some((url, trust)) = &self.push else {
+        let Some((url, via)) = &self.push else {
             return true;
         };
         let redacted = crate::config::redact_url(url.as_str());
-        match crate::metrics::push(
-            self.metrics.render(),
-            url,
-            &crate::metrics::hostname(),
-            trust,
-        )
-        .await
+        match crate::metrics::push(self.metrics.render(), url, &crate::metrics::hostname(), via)
+            .await
         {
             Ok(()) => {
                 tracing::info!(url = %redacted, "Pushed metrics");

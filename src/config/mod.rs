@@ -132,6 +132,10 @@ settings! {
     request_payer: bool = false;
     /// PEM file of extra trusted CAs (AWS_CA_BUNDLE is honoured too). Default "".
     ca_bundle: PathBuf = PathBuf::new();
+    /// HTTP proxy for every request of this target (`http://[user:password@]host:port`; an
+    /// `https://` proxy is spoken by the SDK path only); `NO_PROXY` still exempts hosts. Empty =
+    /// the environment's `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY`. Default "".
+    proxy: HttpUrl = HttpUrl::default();
     /// TCP + TLS connect timeout. Default 5s.
     connect_timeout: HumanDuration = HumanDuration::secs(5);
     /// Time allowed for a response to start arriving. Default 60s.

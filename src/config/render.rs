@@ -33,6 +33,18 @@ pub fn redact_url(url: &str) -> String {
     format!("{scheme}://{main}{tail}")
 }
 
+/// The proxy variables the clients read where `proxy` is empty (upper case first).
+const PROXY_VARIABLES: [&str; 8] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
 /// The effective configuration as a TOML document with secrets redacted, for `check-config`.
 pub fn render_effective(config: &Config) -> String {
     #[derive(Serialize)]
@@ -84,6 +96,23 @@ pub fn render_effective(config: &Config) -> String {
     text.push_str("#   built-in defaults\n");
     for s in &config.sources {
         text.push_str(&format!("#   {s}\n"));
+    }
+    let proxy_vars: Vec<String> = PROXY_VARIABLES
+        .iter()
+        .filter_map(|var| {
+            let value = std::env::var(var).ok().filter(|v| !v.is_empty())?;
+            // A value without a scheme is read as http://, and redacted as such.
+            let shown = match value.contains("://") {
+                true => redact_url(&value),
+                false if *var == "NO_PROXY" || *var == "no_proxy" => value,
+                false => redact_url(&format!("http://{value}")),
+            };
+            Some(format!("#   {var}={shown}\n"))
+        })
+        .collect();
+    if !proxy_vars.is_empty() {
+        text.push_str("# Proxy variables of the environment (used where `proxy` is empty):\n");
+        text.extend(proxy_vars);
     }
     text.push('\n');
     text.push_str(

@@ -480,6 +480,17 @@ fn settings_problems(s: &Settings, memo: &mut Memo) -> Vec<(&'static str, String
             ),
         ));
     }
+    if let Some(u) = s.proxy.url()
+        && (!matches!(u.path(), "" | "/") || u.query().is_some())
+    {
+        out.push((
+            "proxy",
+            format!(
+                "{:?} has a path or query; a proxy is \"http://[user:password@]host:port\"",
+                s.proxy.redacted()
+            ),
+        ));
+    }
     if let Some(p) = memo.schedule(s) {
         out.push(("schedule", p));
     }

@@ -12,6 +12,7 @@
 pub mod connect;
 pub mod error;
 mod lean;
+pub mod proxy;
 mod s3;
 mod sdk;
 pub mod tls;

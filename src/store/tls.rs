@@ -1,15 +1,12 @@
 //! The one trust store of the product: the system's roots plus the PEM file of `ca_bundle` (else
 //! `$AWS_CA_BUNDLE`, which aws-config does not read by itself), read and checked once. Every HTTP
 //! client of the product is built from it: the SDK's ([`Trust::smithy_tls`]), the lean path's and
-//! the Pushgateway push's ([`Trust::https_connector`]).
+//! the Pushgateway push's ([`Trust::rustls`], in `store::proxy`'s connector).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_smithy_http_client::tls::{TlsContext, TrustStore};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 
 /// The trusted certificates: system roots plus an optional CA bundle.
 #[derive(Clone, Debug, Default)]
@@ -90,22 +87,5 @@ impl Trust {
         .map_err(|e| format!("cannot set up TLS: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth())
-    }
-
-    /// An HTTP/1.1 connector for `http://` and `https://` URLs with this trust, TCP_NODELAY and
-    /// the given connect timeout, for the hyper clients of the product.
-    pub fn https_connector(
-        &self,
-        connect_timeout: Duration,
-    ) -> Result<HttpsConnector<HttpConnector>, String> {
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(connect_timeout));
-        Ok(hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(self.rustls()?)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp))
     }
 }

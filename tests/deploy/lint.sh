@@ -108,7 +108,7 @@ DEFAULT_KEYS = {
     "max_concurrency": int,
     "dry_run": bool, "region": str, "endpoint_url": str, "force_path_style": bool,
     "profile": str, "expected_bucket_owner": str, "request_payer": bool,
-    "ca_bundle": str, "connect_timeout": "duration", "read_timeout": "duration",
+    "ca_bundle": str, "proxy": str, "connect_timeout": "duration", "read_timeout": "duration",
     # README changelog: extensions to spec v1
     "retry_max_attempts": int, "retry_mode": str, "request_path": str, "start_jitter": "duration",
     "max_clock_skew": "duration", "trust_host_clock": bool,

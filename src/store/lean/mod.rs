@@ -57,6 +57,8 @@ pub(crate) struct Route {
     base: String,
     signer: Signer,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// `Proxy-Authorization` for a forward proxy, added after signing (never signed).
+    proxy_auth: Option<HeaderValue>,
 }
 
 /// The largest answer read, by operation: a ListMultipartUploads page of 1,000 uploads with
@@ -137,10 +139,12 @@ impl Route {
                 HeaderValue::from_static("requester"),
             ));
         }
+        let base = endpoint.url().trim_end_matches('/').to_string();
         Ok(Route {
+            proxy_auth: transport.proxies.forward_auth(&base),
             transport,
             bucket: bucket.to_string(),
-            base: endpoint.url().trim_end_matches('/').to_string(),
+            base,
             signer: Signer {
                 name,
                 region: signing_region,
@@ -252,6 +256,10 @@ impl Route {
         self.signer
             .sign(&mut req, url, &identity, t.now())
             .map_err(|e| Failure::fatal(StoreError::protocol(op, format!("cannot sign: {e}"))))?;
+        if let Some(auth) = &self.proxy_auth {
+            req.headers_mut()
+                .insert(hyper::header::PROXY_AUTHORIZATION, auth.clone());
+        }
         let resp = t.http.request(req).await.map_err(|e| Failure {
             retry: true,
             error: StoreError {

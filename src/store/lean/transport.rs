@@ -9,13 +9,12 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper::header::HeaderValue;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::Settings;
 use crate::store::error::{chain, credentials_error};
+use crate::store::proxy::{Proxies, ProxyConnector};
 use crate::store::tls::Trust;
 use crate::store::{Operation, StoreError};
 
@@ -26,7 +25,9 @@ const MIN_REUSE: Duration = Duration::from_secs(10);
 
 /// The shared part of the lean path for one set of connection settings.
 pub(crate) struct Transport {
-    pub(super) http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    pub(super) http: Client<ProxyConnector, Empty<Bytes>>,
+    /// Which proxy each request goes through.
+    pub(super) proxies: Proxies,
     provider: SharedCredentialsProvider,
     identity: parking_lot::Mutex<Option<(Identity, Instant)>>,
     refresh: tokio::sync::Mutex<()>,
@@ -44,12 +45,14 @@ impl Transport {
         s: &Settings,
         provider: SharedCredentialsProvider,
         trust: &Trust,
+        proxies: &Proxies,
     ) -> Result<Transport, String> {
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(trust.https_connector(s.connect_timeout.0)?);
+            .build(proxies.connector(trust, s.connect_timeout.0)?);
         Ok(Transport {
             http,
+            proxies: proxies.clone(),
             provider,
             identity: parking_lot::Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
@@ -170,6 +173,7 @@ mod tests {
                 &Settings::default(),
                 SharedCredentialsProvider::new(provider),
                 &Trust::default(),
+                &Proxies::new(&Default::default()),
             )
             .unwrap();
             for _ in 0..5 {

@@ -13,7 +13,7 @@ use super::endpoint::{self, config_toml, seed_old};
 use super::garage::{ACCESS_KEY, SECRET_KEY};
 
 /// The binary with a hermetic AWS environment: these credentials (or none at all), no instance
-/// metadata, no shared config or credentials file.
+/// metadata, no shared config or credentials file, no proxy from this machine's environment.
 pub fn command(credentials: Option<(&str, &str)>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpu-janitor"));
     match credentials {
@@ -24,6 +24,9 @@ pub fn command(credentials: Option<(&str, &str)>) -> Command {
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY"),
     };
+    for proxy in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"] {
+        cmd.env_remove(proxy).env_remove(proxy.to_lowercase());
+    }
     cmd.env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");

@@ -2,8 +2,8 @@
 //! Garage, and [`rgw`], a real Ceph RGW, each started once for the whole suite; seeding goes through
 //! the real aws-sdk-s3 client), [`endpoint`] (the embedded s3-mem
 //! endpoint with its fault injection), [`janitor`] (running the binary with a hermetic AWS
-//! environment), [`http`] (plain GETs, Prometheus samples, the Prometheus servers) and [`tls`] (a
-//! private CA and a TLS proxy). Nothing here sets a process-wide environment variable: every test
+//! environment), [`http`] (plain GETs, Prometheus samples, the Prometheus servers), [`proxy`] (a
+//! real tinyproxy) and [`tls`] (a private CA and a TLS proxy). Nothing here sets a process-wide environment variable: every test
 //! shares this one process, so credentials go to the library explicitly and to the binary through
 //! its own `Command` environment.
 
@@ -12,6 +12,7 @@ pub mod garage;
 pub mod hostile;
 pub mod http;
 pub mod janitor;
+pub mod proxy;
 pub mod rgw;
 pub mod server;
 pub mod tls;
