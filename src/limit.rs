@@ -6,8 +6,11 @@
 //! store said to slow down meanwhile. The shortest time seen is the time with no queue in front of
 //! the calls. While the recent time (smoothed over about ten samples) stays within [`TOLERANCE`] of
 //! it, the round trip, not the store, is what holds the calls, so more can be in flight: the limit
-//! grows by log10(limit) a sample. Past twice that tolerance the store is the bottleneck and the
-//! limit shrinks as much, but never below where it started (a queue alone is not a reason to do
+//! grows by one a sample: it doubles each window of calls, as TCP's slow start does, so an overshoot
+//! of a rate limit is at most twice it (growing by log10(limit) a sample, nearly tripling a window,
+//! overran a 3,500 requests/s prefix so far that a call was throttled five times running). Past
+//! twice that tolerance the store is the bottleneck and the limit shrinks by log10(limit) a sample,
+//! but never below where it started (a queue alone is not a reason to do
 //! less than the fixed default of earlier releases: a busy store may still serve more at that
 //! depth). A relative tolerance, unlike Vegas's absolute queue of 3·log10(limit), lets the limit
 //! reach the hundreds a far store needs: at 266 in flight, Vegas read a 3% jitter of a 20 ms round
@@ -15,8 +18,9 @@
 //!
 //! Throttling is the other signal, and the one a rate-limited store (S3's per-prefix request
 //! rates) gives instead of a queue: its `503 SlowDown` answers come back as fast as the others. As
-//! TCP rides a congested link: until the first SlowDown the limit grows as above (slow start);
-//! a SlowDown cuts it at most once per limit's worth of samples (a burst of throttling answers to
+//! TCP rides a congested link: until the first SlowDown the limit grows as above (slow start), and
+//! that first SlowDown halves it (the limit doubled in the window before); after it, a SlowDown
+//! cuts it at most once per limit's worth of samples (a burst of throttling answers to
 //! one window counts once), in proportion to how much of the window was throttled, as DCTCP cuts
 //! on the share of marked packets: to `1 − share/2` of itself, at most [`BACKOFF`]. A rare SlowDown
 //! near the limit takes a tenth off; an overshoot where most calls are throttled halves it. Growth
@@ -66,8 +70,6 @@ pub struct Gradient {
     throttled_since_cut: u64,
     /// Samples since the last throttled one.
     since_throttled: u64,
-    /// Whether the store has throttled in this sweep: from then on, growth is one per window.
-    throttled_once: bool,
     /// Cuts for throttling so far.
     cuts: u64,
 }
@@ -86,7 +88,6 @@ impl Gradient {
             since_cut: u64::MAX / 2,
             throttled_since_cut: 0,
             since_throttled: u64::MAX / 2,
-            throttled_once: false,
             cuts: 0,
         }
     }
@@ -126,11 +127,18 @@ impl Gradient {
         self.since_cut += 1;
         if throttled {
             self.since_throttled = 0;
-            self.throttled_once = true;
             self.throttled_since_cut += 1;
             if self.since_cut as f64 >= self.limit {
                 let share = self.throttled_since_cut as f64 / self.since_cut.min(1 << 40) as f64;
-                self.limit = (self.limit * (1.0 - share / 2.0).min(BACKOFF)).max(self.min);
+                // The first SlowDown after a slow start ends it: the limit doubled in the window
+                // before, so the store's rate was passed at half of it at most (less where the
+                // store lets a burst through first), and it halves, as TCP's slow start ends.
+                let keep = if self.cuts == 0 && self.limit > self.start {
+                    0.5
+                } else {
+                    (1.0 - share / 2.0).min(BACKOFF)
+                };
+                self.limit = (self.limit * keep).max(self.min);
                 self.since_cut = 0;
                 self.throttled_since_cut = 0;
                 self.cuts += 1;
@@ -154,11 +162,7 @@ impl Gradient {
         let calm = self.since_throttled as f64 >= self.limit;
         if inflation < TOLERANCE && calm {
             // Slow start, then one per window once the store has throttled.
-            self.limit += if self.throttled_once {
-                1.0 / self.limit
-            } else {
-                step
-            };
+            self.limit += if self.cuts > 0 { 1.0 / self.limit } else { 1.0 };
         } else if inflation > 2.0 * TOLERANCE && self.limit - step >= self.start {
             // A queue gives back what a round trip took, never the start: a store busy at the
             // start depth (loopback Garage gains throughput up to 128 although its calls queue from
@@ -378,7 +382,7 @@ mod tests {
             g.sample(MS, false, 90);
         }
         assert_eq!(g.limit(), 90, "no growth in the window after a SlowDown");
-        // Then one per window (congestion avoidance), not the slow start's log10 per sample.
+        // Then one per window (congestion avoidance), not the slow start's one per sample.
         for _ in 0..91 {
             g.sample(MS, false, 90);
         }
@@ -405,6 +409,18 @@ mod tests {
             g.sample(MS, true, 100);
         }
         assert_eq!(g.limit(), 4, "never below min");
+    }
+
+    #[test]
+    fn the_first_slowdown_after_a_slow_start_halves_the_limit() {
+        let mut g = Gradient::new(INITIAL, MIN, 1024);
+        while g.limit() < 128 {
+            let limit = g.limit();
+            g.sample(20 * MS, false, limit);
+        }
+        assert_eq!(g.limit(), 128, "one a sample: doubles each window");
+        g.sample(20 * MS, true, 128);
+        assert_eq!((g.limit(), g.cuts()), (64, 1));
     }
 
     #[test]

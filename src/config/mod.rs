@@ -141,7 +141,8 @@ settings! {
     /// Time allowed for a response to start arriving. Default 60s.
     read_timeout: HumanDuration = HumanDuration::secs(60);
     /// Attempts per S3 call, first try included, on throttling, 5xx, timeouts and connection
-    /// errors, with exponential backoff and full jitter from 50 ms. Default 5.
+    /// errors, with exponential backoff and full jitter from 50 ms (500 ms after a SlowDown, and
+    /// on the SDK path). Default 5.
     retry_max_attempts: u32 = 5;
     /// Retry mode: "standard", or "adaptive" (client-side back-off on throttling even when
     /// `concurrency` is pinned; on the SDK path, the SDK's rate limiter too). Default standard.

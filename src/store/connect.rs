@@ -171,7 +171,7 @@ async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared,
         RetryConfig::standard()
     }
     .with_max_attempts(s.retry_max_attempts)
-    .with_initial_backoff(Duration::from_millis(50));
+    .with_initial_backoff(Duration::from_millis(500));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(s.region.clone()))
         .http_client(http)

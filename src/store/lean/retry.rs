@@ -1,7 +1,8 @@
 //! The lean path's retry policy, the SDK's standard one: up to `retry_max_attempts` attempts, each
 //! bounded by `read_timeout` from sending to the last byte, with exponential backoff and full
-//! jitter from 50 ms between them. Which failures are worth another attempt is said by the attempt
-//! itself ([`Failure::retry`]).
+//! jitter between them: from 50 ms, or from 500 ms after a throttling answer (a SlowDown retried
+//! within a few tens of milliseconds lands in the same overshoot that caused it). Which failures
+//! are worth another attempt is said by the attempt itself ([`Failure::retry`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,6 +11,8 @@ use crate::store::{ErrorKind, Operation, StoreError};
 
 /// The first backoff; it doubles each retry, up to [`MAX_BACKOFF`], times a random factor in 0..1.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+/// The first backoff after a throttling answer.
+const THROTTLED_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
 
 /// A failed attempt, and whether another is worth it.
@@ -58,8 +61,8 @@ where
         match result {
             Ok(reply) => return Ok(reply),
             Err(f) if !f.retry || n >= max_attempts => return Err(f.error),
-            Err(_) => {
-                tokio::time::sleep(backoff(n)).await;
+            Err(f) => {
+                tokio::time::sleep(backoff(n, f.error.kind == ErrorKind::Throttled)).await;
                 n += 1;
             }
         }
@@ -67,9 +70,12 @@ where
 }
 
 /// Delay after failed attempt `n` (1-based): full jitter under a doubling, capped ceiling.
-fn backoff(n: u32) -> Duration {
-    let cap = INITIAL_BACKOFF
-        .saturating_mul(1 << (n - 1).min(16))
-        .min(MAX_BACKOFF);
+fn backoff(n: u32, throttled: bool) -> Duration {
+    let first = if throttled {
+        THROTTLED_BACKOFF
+    } else {
+        INITIAL_BACKOFF
+    };
+    let cap = first.saturating_mul(1 << (n - 1).min(16)).min(MAX_BACKOFF);
     cap.mul_f64(rand::random_range(0.0..1.0))
 }
