@@ -33,6 +33,9 @@ cargo fmt --all -- --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 echo "==> cargo test"
+# The tests' servers are on loopback, and the proxy tests start their own proxy: a proxy of this
+# machine (which apt-get and cargo above may need) must not carry their requests.
+unset HTTPS_PROXY https_proxy HTTP_PROXY http_proxy ALL_PROXY all_proxy NO_PROXY no_proxy
 cargo test --locked -- --test-threads=4
 if [ -f tests/deploy/lint.sh ]; then
   echo "==> deployment artifacts"
