@@ -11,6 +11,8 @@
 //! - [`policy`]: pure stale/keep decision: upload + newest part + now + rules -> abort or keep(reason).
 //! - [`sweep`]: one target: list -> policy -> abort -> verify until empty, bounded concurrency.
 //! - [`verify`]: the abort-until-empty loop: verified, unverified (parts left) or failed.
+//! - [`lifecycle`]: pure: does one of the bucket's lifecycle rules abort the target's uploads, after
+//!   how many days.
 //! - [`report`]: the run's figures, as text or JSON.
 //! - [`metrics`]: the Prometheus registry, recorded from reports; text, textfile, Pushgateway.
 //! - [`runner`]: one runner for `once`, `plan`, `run` and `demo`: sweep the targets, then export.
@@ -27,6 +29,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod http;
+pub mod lifecycle;
 pub mod limit;
 pub mod metrics;
 pub mod notify;

@@ -29,6 +29,7 @@ pub struct Metrics {
     last_sweep: GaugeVec,
     last_success: GaugeVec,
     clock_skew: IntGaugeVec,
+    lifecycle_abort_days: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -132,6 +133,10 @@ impl Metrics {
                 "mpu_janitor_clock_skew_seconds",
                 "The store's clock minus this host's at the last sweep, from the store's Date header.",
             ),
+            lifecycle_abort_days: int_gauge(
+                "mpu_janitor_lifecycle_abort_rule_days",
+                "Days after which the bucket's own lifecycle rule aborts the swept prefix's incomplete uploads; absent when no rule does.",
+            ),
             registry,
         };
         let build = IntGaugeVec::new(
@@ -184,6 +189,17 @@ impl Metrics {
         }
         if !r.is_failure() {
             self.last_success.with_label_values(&b).set(end);
+        }
+        match r.lifecycle.as_ref().map(crate::lifecycle::Audit::days) {
+            Some(Some(days)) => self
+                .lifecycle_abort_days
+                .with_label_values(&b)
+                .set(i64::from(days)),
+            // Known to have none: the series goes; unknown (unreadable, or not audited): kept.
+            Some(None) if matches!(r.lifecycle, Some(crate::lifecycle::Audit::None)) => {
+                let _ = self.lifecycle_abort_days.remove_label_values(&b);
+            }
+            _ => {}
         }
     }
 

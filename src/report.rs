@@ -180,6 +180,10 @@ pub struct TargetReport {
     pub clock: Option<ClockSource>,
     /// The store's clock minus this host's, in seconds, from the store's `Date` header.
     pub clock_skew_seconds: Option<i64>,
+    /// Whether the bucket's own lifecycle rules abort the target's incomplete uploads (the
+    /// lifecycle audit, after the sweep); absent when the listing failed or a shutdown stopped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<crate::lifecycle::Audit>,
     /// Failed S3 calls by operation and kind, after retries.
     pub errors: Vec<ErrorCount>,
     /// The stale (and suspicious) uploads, up to the listing limit.
@@ -375,6 +379,9 @@ pub fn render_plan_text(run: &RunReport) -> String {
         }
         if let Some(line) = clock_line(t) {
             let _ = writeln!(out, "  {line}");
+        }
+        if let Some(audit) = &t.lifecycle {
+            let _ = writeln!(out, "  lifecycle: {}", audit.describe());
         }
         if !t.uploads.is_empty() {
             let action = |u: &UploadReport| match (u.outcome, u.reason) {

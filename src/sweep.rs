@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RetryMode, Target};
+use crate::lifecycle;
 use crate::limit::Limiter;
 use crate::policy::{self, ClockSource, Decision, KeepReason, Now, Rules, RunState};
 use crate::report::{Outcome, RunReport, TargetReport, UploadReport};
@@ -212,6 +213,18 @@ pub async fn sweep<S: UploadStore>(
             "listing uploads of bucket {:?}: {e}",
             target.bucket
         ));
+    }
+    // The lifecycle audit, once the sweep is done (one call; an error never fails the target).
+    if report.error.is_none() && !report.stopped_by_shutdown {
+        report.lifecycle = Some(match ctx.store.lifecycle_rules().await {
+            Ok(rules) => lifecycle::audit(&rules, &target.prefix),
+            Err(e) => {
+                tracing::info!(bucket = %target.bucket, error = %e, "Lifecycle rules unreadable (the sweep is not affected)");
+                lifecycle::Audit::Unknown {
+                    detail: e.to_string(),
+                }
+            }
+        });
     }
     report
         .uploads

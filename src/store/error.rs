@@ -19,6 +19,8 @@ pub enum Operation {
     Abort,
     /// Building the client (credentials, CA bundle)
     Connect,
+    /// GetBucketLifecycleConfiguration (the lifecycle audit; never fails a sweep)
+    GetLifecycle,
 }
 
 impl Operation {
@@ -29,6 +31,7 @@ impl Operation {
             Operation::ListParts => "list_parts",
             Operation::Abort => "abort",
             Operation::Connect => "connect",
+            Operation::GetLifecycle => "get_lifecycle",
         }
     }
 }

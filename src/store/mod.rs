@@ -134,6 +134,18 @@ pub trait UploadStore: Send + Sync + 'static {
         upload_id: &str,
     ) -> impl Future<Output = Result<Aborted, StoreError>> + Send;
 
+    /// The bucket's lifecycle rules (none when it has no lifecycle configuration), for the audit
+    /// of [`crate::lifecycle`]. A store without lifecycle rules says so as an error.
+    fn lifecycle_rules(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::lifecycle::Rule>, StoreError>> + Send {
+        std::future::ready(Err(StoreError {
+            operation: Operation::GetLifecycle,
+            kind: ErrorKind::Other,
+            message: "this kind of store has no lifecycle rules".to_string(),
+        }))
+    }
+
     /// Throttling answers (SlowDown and the like, retried or not) received so far from this
     /// store's endpoint, by every store sharing it: the sweep's concurrency limit backs off when it
     /// grows. A store that cannot tell answers 0.

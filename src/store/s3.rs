@@ -84,6 +84,11 @@ impl UploadStore for S3Store {
         }
     }
 
+    /// Through the SDK on either path: one call a sweep.
+    async fn lifecycle_rules(&self) -> Result<Vec<crate::lifecycle::Rule>, StoreError> {
+        self.sdk.lifecycle_rules().await
+    }
+
     fn throttled(&self) -> u64 {
         match &self.path {
             RequestPath::Lean(route) => route.throttled(),

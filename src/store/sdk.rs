@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::types::RequestPayer;
+use aws_sdk_s3::types::{ExpirationStatus, RequestPayer};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -21,6 +21,7 @@ use super::{
     read_uploads_page,
 };
 use crate::config::Settings;
+use crate::lifecycle::Rule;
 
 /// One bucket on an SDK client, with the per-call options of its target.
 pub(crate) struct SdkBucket {
@@ -134,6 +135,65 @@ impl SdkBucket {
             Err(e) if sdk_means_gone(Operation::Abort, &e) => Ok(Aborted::NoSuchUpload),
             Err(e) => Err(classify(Operation::Abort, &self.bucket, e)),
         }
+    }
+}
+
+impl SdkBucket {
+    /// The bucket's lifecycle rules; none for NoSuchLifecycleConfiguration.
+    pub(crate) async fn lifecycle_rules(&self) -> Result<Vec<Rule>, StoreError> {
+        let result = self
+            .client
+            .get_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.expected_owner.clone())
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.rules().iter().map(rule_of).collect()),
+            Err(e)
+                if e.as_service_error().and_then(|s| s.meta().code())
+                    == Some("NoSuchLifecycleConfiguration") =>
+            {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(classify(Operation::GetLifecycle, &self.bucket, e)),
+        }
+    }
+}
+
+/// What the audit needs of a rule: the filter's prefix (or the legacy rule prefix), whether the
+/// filter also tests tags or sizes, and the abort action's days.
+fn rule_of(r: &aws_sdk_s3::types::LifecycleRule) -> Rule {
+    let filter = r.filter();
+    let and = filter.and_then(|f| f.and());
+    let narrowed = filter.is_some_and(|f| {
+        f.tag().is_some()
+            || f.object_size_greater_than().is_some()
+            || f.object_size_less_than().is_some()
+    }) || and.is_some_and(|a| {
+        !a.tags().is_empty()
+            || a.object_size_greater_than().is_some()
+            || a.object_size_less_than().is_some()
+    });
+    let prefix = filter
+        .and_then(|f| f.prefix())
+        .or_else(|| and.and_then(|a| a.prefix()))
+        // The legacy rule-level Prefix: deprecated in the SDK, still written by older tools and
+        // honoured by S3 and Garage.
+        .or_else(|| {
+            #[allow(deprecated)]
+            r.prefix()
+        })
+        .map(str::to_string);
+    Rule {
+        id: r.id().map(str::to_string),
+        enabled: *r.status() == ExpirationStatus::Enabled,
+        prefix,
+        narrowed,
+        abort_after_days: r
+            .abort_incomplete_multipart_upload()
+            .and_then(|a| a.days_after_initiation())
+            .and_then(|d| u32::try_from(d).ok()),
     }
 }
 

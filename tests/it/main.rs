@@ -13,6 +13,8 @@
 //! - `metrics`: the binary's textfile, a real Pushgateway and a real Prometheus (Debian packages).
 //! - `config`: bad configurations through the binary: ranges, what would fail at run time, secrets
 //!   never echoed, `--log-level` typos, an unreachable config path.
+//! - `lifecycle`: the lifecycle audit on Garage and RGW (a covering abort rule, another prefix's,
+//!   none; JSON, `plan`, the gauge).
 //! - `proxy`: every request through a real tinyproxy (forward and CONNECT, `proxy` and the
 //!   environment, `NO_PROXY`, a wrong proxy password never shown).
 //! - `cli`: the binary as a user runs it, against Garage, the embedded endpoint (`demo`) and a TLS
@@ -28,6 +30,7 @@ mod concurrency;
 mod config;
 mod daemon;
 mod hostile;
+mod lifecycle;
 mod listing;
 mod metrics;
 mod proxy;

@@ -98,6 +98,9 @@ pub struct Faults {
     /// An S3-like request rate limit: beyond it, requests answer `503 SlowDown` (checked
     /// after the random faults, before authentication).
     pub throttle: Option<Throttle>,
+    /// GetBucketLifecycleConfiguration answers `403 AccessDenied` (a janitor without the optional
+    /// `s3:GetLifecycleConfiguration` permission); every other call is unaffected.
+    pub deny_lifecycle: bool,
 }
 
 /// A token bucket per prefix partition, as S3 limits request rates per prefix: each partition
@@ -799,6 +802,31 @@ impl S3 for MemS3 {
         Ok(S3Response::new(dto::CreateBucketOutput {
             location: Some(format!("/{name}")),
         }))
+    }
+
+    /// A bucket here has no lifecycle configuration (or, with [`Faults::deny_lifecycle`], the
+    /// caller may not read it).
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<dto::GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<dto::GetBucketLifecycleConfigurationOutput>> {
+        if self.shared.faults.lock().deny_lifecycle {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+        if self
+            .shared
+            .state
+            .lock()
+            .buckets
+            .contains_key(&req.input.bucket)
+        {
+            Err(s3_error!(
+                NoSuchLifecycleConfiguration,
+                "The lifecycle configuration does not exist"
+            ))
+        } else {
+            Err(no_such_bucket())
+        }
     }
 
     async fn head_bucket(
