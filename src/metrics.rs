@@ -30,6 +30,8 @@ pub struct Metrics {
     last_success: GaugeVec,
     clock_skew: IntGaugeVec,
     lifecycle_abort_days: IntGaugeVec,
+    oldest_stale_age: IntGaugeVec,
+    stale_bytes_by_age: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -137,6 +139,24 @@ impl Metrics {
                 "mpu_janitor_lifecycle_abort_rule_days",
                 "Days after which the bucket's own lifecycle rule aborts the swept prefix's incomplete uploads; absent when no rule does.",
             ),
+            oldest_stale_age: int_gauge(
+                "mpu_janitor_oldest_stale_upload_age_seconds",
+                "Age of the oldest stale upload at the last sweep; absent when none is stale.",
+            ),
+            stale_bytes_by_age: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "mpu_janitor_stale_bytes_by_age",
+                        "Bytes held by the stale uploads of the last sweep, by age band.",
+                    ),
+                    &["bucket", "age"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("registered once");
+                g
+            },
             registry,
         };
         let build = IntGaugeVec::new(
@@ -189,6 +209,17 @@ impl Metrics {
         }
         if !r.is_failure() {
             self.last_success.with_label_values(&b).set(end);
+        }
+        match r.oldest_stale_age_seconds {
+            Some(age) => self.oldest_stale_age.with_label_values(&b).set(age as i64),
+            None => {
+                let _ = self.oldest_stale_age.remove_label_values(&b);
+            }
+        }
+        for (age, bytes) in r.stale_bytes_by_age.bands() {
+            self.stale_bytes_by_age
+                .with_label_values(&[&r.bucket, age])
+                .set(bytes as i64);
         }
         match r.lifecycle.as_ref().map(crate::lifecycle::Audit::days) {
             Some(Some(days)) => self

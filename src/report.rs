@@ -123,6 +123,48 @@ pub struct ErrorCount {
     pub count: u64,
 }
 
+/// Stale bytes by how long ago their uploads were initiated (on the clock the ages were measured
+/// on): the report's `stale_bytes_by_age` and the `age` label of `mpu_janitor_stale_bytes_by_age`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AgeBands {
+    #[serde(rename = "under_1d")]
+    under_1d: u64,
+    #[serde(rename = "1d_to_7d")]
+    d1_to_7d: u64,
+    #[serde(rename = "7d_to_30d")]
+    d7_to_30d: u64,
+    #[serde(rename = "30d_to_90d")]
+    d30_to_90d: u64,
+    #[serde(rename = "90d_and_over")]
+    d90_and_over: u64,
+}
+
+impl AgeBands {
+    /// Counts `bytes` of an upload `age_seconds` old.
+    pub fn add(&mut self, age_seconds: u64, bytes: u64) {
+        const DAY: u64 = 86_400;
+        let band = match age_seconds / DAY {
+            0 => &mut self.under_1d,
+            1..7 => &mut self.d1_to_7d,
+            7..30 => &mut self.d7_to_30d,
+            30..90 => &mut self.d30_to_90d,
+            _ => &mut self.d90_and_over,
+        };
+        *band += bytes;
+    }
+
+    /// (label, bytes) for every band, youngest first.
+    pub fn bands(&self) -> [(&'static str, u64); 5] {
+        [
+            ("under_1d", self.under_1d),
+            ("1d_to_7d", self.d1_to_7d),
+            ("7d_to_30d", self.d7_to_30d),
+            ("30d_to_90d", self.d30_to_90d),
+            ("90d_and_over", self.d90_and_over),
+        ]
+    }
+}
+
 /// One target's sweep.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TargetReport {
@@ -170,6 +212,12 @@ pub struct TargetReport {
     pub throttle_backoffs: u64,
     /// Bytes held by the stale uploads.
     pub stale_bytes: u64,
+    /// `stale_bytes` by the age of their uploads.
+    pub stale_bytes_by_age: AgeBands,
+    /// The age of the oldest stale upload, in seconds; absent when none is stale.
+    pub oldest_stale_age_seconds: Option<u64>,
+    /// What `stale_bytes` costs a month at `price_per_gib_month` (an estimate).
+    pub stale_monthly_cost_estimate: f64,
     /// Wall time of the sweep.
     pub duration_seconds: f64,
     /// When it ended.
@@ -236,6 +284,8 @@ impl TargetReport {
         }
         self.stale += 1;
         self.stale_bytes += u.bytes;
+        self.stale_bytes_by_age.add(u.age_seconds, u.bytes);
+        self.oldest_stale_age_seconds = self.oldest_stale_age_seconds.max(Some(u.age_seconds));
         self.abort_attempts += u64::from(u.abort_attempts);
         match u.outcome {
             Outcome::Aborted => {
@@ -379,6 +429,15 @@ pub fn render_plan_text(run: &RunReport) -> String {
         }
         if let Some(line) = clock_line(t) {
             let _ = writeln!(out, "  {line}");
+        }
+        if t.stale_bytes > 0 {
+            let _ = writeln!(
+                out,
+                "  cost: the stale uploads hold {}, about ${:.2} a month (an estimate at price_per_gib_month); the oldest is {} old",
+                human_bytes(t.stale_bytes),
+                t.stale_monthly_cost_estimate,
+                human_age(t.oldest_stale_age_seconds.unwrap_or(0))
+            );
         }
         if let Some(audit) = &t.lifecycle {
             let _ = writeln!(out, "  lifecycle: {}", audit.describe());
@@ -629,6 +688,58 @@ fn keep_word(r: KeepReason) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_bytes_fall_in_age_bands_and_the_oldest_stale_age_is_kept() {
+        const DAY: u64 = 86_400;
+        let mut t = TargetReport::default();
+        let upload =
+            |age: u64, bytes: u64, outcome: Outcome, reason: Option<KeepReason>| UploadReport {
+                key: String::new(),
+                upload_id: String::new(),
+                initiated: None,
+                age_seconds: age,
+                parts: 1,
+                bytes,
+                outcome,
+                abort_attempts: 0,
+                parts_remaining: None,
+                reason,
+                error: None,
+                detail: None,
+            };
+        for (age, bytes) in [
+            (DAY - 1, 1),
+            (DAY, 10),
+            (7 * DAY - 1, 100),
+            (7 * DAY, 1_000),
+            (30 * DAY, 10_000),
+            (90 * DAY, 100_000),
+            (400 * DAY, 1_000_000),
+        ] {
+            t.record(&upload(age, bytes, Outcome::WouldAbort, None));
+        }
+        // Kept uploads are not stale: counted nowhere here.
+        t.record(&upload(
+            999 * DAY,
+            7,
+            Outcome::Kept,
+            Some(KeepReason::Fresh),
+        ));
+        assert_eq!(
+            t.stale_bytes_by_age.bands(),
+            [
+                ("under_1d", 1),
+                ("1d_to_7d", 110),
+                ("7d_to_30d", 1_000),
+                ("30d_to_90d", 10_000),
+                ("90d_and_over", 1_100_000),
+            ]
+        );
+        assert_eq!(t.oldest_stale_age_seconds, Some(400 * DAY));
+        assert_eq!(t.stale_bytes, 1_111_111);
+        assert_eq!(TargetReport::default().oldest_stale_age_seconds, None);
+    }
 
     #[test]
     fn human_units() {

@@ -200,6 +200,8 @@ pub async fn sweep<S: UploadStore>(
     report.stopped_by_shutdown = listed.interrupted || report.interrupted > 0;
     report.concurrency_peak = ctx.limiter.peak() as u64;
     report.throttle_backoffs = ctx.limiter.cuts();
+    report.stale_monthly_cost_estimate =
+        report.stale_bytes as f64 / f64::from(1u32 << 30) * settings.price_per_gib_month;
     if let Some(clock) = listed.clock {
         report.clock = Some(clock.source);
         report.clock_skew_seconds = clock.skew_seconds;

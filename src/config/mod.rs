@@ -157,6 +157,10 @@ settings! {
     /// When the store sends no usable `Date` header, age uploads on this host's clock anyway.
     /// Default false: such a target is reported as failed and nothing is aborted.
     trust_host_clock: bool = false;
+    /// US dollars per GiB-month for the estimate of what the stale uploads cost (`plan`, the
+    /// report's `stale_monthly_cost_estimate`). Default 0.023, the S3 Standard list price in
+    /// us-east-1; an estimate, not a bill.
+    price_per_gib_month: f64 = 0.023;
     /// `run` waits a random delay up to this long before each scheduled sweep, so a fleet does not
     /// hit S3 in the same second. Default 0s.
     start_jitter: HumanDuration = HumanDuration::secs(0);

@@ -480,6 +480,15 @@ fn settings_problems(s: &Settings, memo: &mut Memo) -> Vec<(&'static str, String
             ),
         ));
     }
+    if !(0.0..=1_000.0).contains(&s.price_per_gib_month) {
+        out.push((
+            "price_per_gib_month",
+            format!(
+                "{} is out of range: accepted 0..=1000 (US dollars per GiB-month)",
+                s.price_per_gib_month
+            ),
+        ));
+    }
     if let Some(u) = s.proxy.url()
         && (!matches!(u.path(), "" | "/") || u.query().is_some())
     {

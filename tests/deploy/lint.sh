@@ -111,7 +111,7 @@ DEFAULT_KEYS = {
     "ca_bundle": str, "proxy": str, "connect_timeout": "duration", "read_timeout": "duration",
     # README changelog: extensions to spec v1
     "retry_max_attempts": int, "retry_mode": str, "request_path": str, "start_jitter": "duration",
-    "max_clock_skew": "duration", "trust_host_clock": bool,
+    "max_clock_skew": "duration", "trust_host_clock": bool, "price_per_gib_month": float,
 }
 TARGET_KEYS = dict(DEFAULT_KEYS, bucket=str, prefix=str, exclude_prefixes=list)
 SECTIONS = {

@@ -158,3 +158,68 @@ async fn a_real_prometheus_scrapes_reclaimed_bytes() {
     let (code, _, stderr) = wait_exit(janitor, Duration::from_secs(10));
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_bytes_by_age_the_oldest_age_and_the_cost_estimate_are_reported() {
+    // Uploads 2, 10, 40 and 100 days old of 1, 2, 3 and 4 MiB: one per band but the youngest.
+    let ep = endpoint().await;
+    ep.create_bucket("aged");
+    const MIB: u64 = 1 << 20;
+    for (days, mib) in [(2, 1), (10, 2), (40, 3), (100, 4)] {
+        let initiated = chrono::Utc::now() - chrono::TimeDelta::days(days);
+        ep.seed_upload("aged", &format!("d{days}"), initiated, &[(1, mib * MIB)]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mpu_janitor.prom");
+    let cfg = config_toml(
+        &ep,
+        &format!(
+            "price_per_gib_month = 10.24\n[metrics]\ntextfile = \"{}\"",
+            path.display()
+        ),
+        &["aged"],
+    );
+    let (child, _cfg_dir) = spawn_janitor(&cfg, &["once", "--dry-run", "--output", "json"], &[]);
+    let (code, stdout, stderr) = wait_exit(child, Duration::from_secs(20));
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let t = &report["targets"][0];
+    assert_eq!(
+        t["stale_bytes_by_age"],
+        serde_json::json!({"under_1d": 0, "1d_to_7d": MIB, "7d_to_30d": 2 * MIB,
+            "30d_to_90d": 3 * MIB, "90d_and_over": 4 * MIB})
+    );
+    let oldest = t["oldest_stale_age_seconds"].as_u64().unwrap();
+    assert!(
+        (100 * 86_400..100 * 86_400 + 60).contains(&oldest),
+        "{oldest}"
+    );
+    // 10 MiB at $10.24 per GiB-month: $0.10.
+    let cost = t["stale_monthly_cost_estimate"].as_f64().unwrap();
+    assert!((cost - 0.1).abs() < 1e-9, "{cost}");
+    let text = std::fs::read_to_string(&path).expect("textfile written");
+    for (age, bytes) in [
+        ("under_1d", 0),
+        ("1d_to_7d", MIB),
+        ("90d_and_over", 4 * MIB),
+    ] {
+        let v = sample(
+            &text,
+            &format!("mpu_janitor_stale_bytes_by_age{{age=\"{age}\",bucket=\"aged\"}}"),
+        );
+        assert_eq!(v, Some(bytes as f64), "{age}: {text}");
+    }
+    let v = sample(
+        &text,
+        "mpu_janitor_oldest_stale_upload_age_seconds{bucket=\"aged\"}",
+    );
+    assert_eq!(v, Some(oldest as f64), "{text}");
+    let (child, _cfg_dir) = spawn_janitor(&cfg, &["plan"], &[]);
+    let (code, stdout, stderr) = wait_exit(child, Duration::from_secs(20));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("cost: the stale uploads hold 10.0 MiB, about $0.10 a month")
+            && stdout.contains("the oldest is 100d"),
+        "{stdout}"
+    );
+}
