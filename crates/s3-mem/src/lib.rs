@@ -783,6 +783,12 @@ struct MemS3 {
     shared: Arc<Shared>,
 }
 
+impl MemS3 {
+    fn has_bucket(&self, name: &str) -> bool {
+        self.shared.state.lock().buckets.contains_key(name)
+    }
+}
+
 #[async_trait::async_trait]
 impl S3 for MemS3 {
     async fn create_bucket(
@@ -813,13 +819,7 @@ impl S3 for MemS3 {
         if self.shared.faults.lock().deny_lifecycle {
             return Err(s3_error!(AccessDenied, "Access Denied"));
         }
-        if self
-            .shared
-            .state
-            .lock()
-            .buckets
-            .contains_key(&req.input.bucket)
-        {
+        if self.has_bucket(&req.input.bucket) {
             Err(s3_error!(
                 NoSuchLifecycleConfiguration,
                 "The lifecycle configuration does not exist"
@@ -833,13 +833,7 @@ impl S3 for MemS3 {
         &self,
         req: S3Request<dto::HeadBucketInput>,
     ) -> S3Result<S3Response<dto::HeadBucketOutput>> {
-        if self
-            .shared
-            .state
-            .lock()
-            .buckets
-            .contains_key(&req.input.bucket)
-        {
+        if self.has_bucket(&req.input.bucket) {
             Ok(S3Response::new(dto::HeadBucketOutput::default()))
         } else {
             Err(no_such_bucket())
