@@ -30,13 +30,13 @@ fi
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
-echo "==> cargo test"
+echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo test --workspace"
 # The tests' servers are on loopback, and the proxy tests start their own proxy: a proxy of this
 # machine (which apt-get and cargo above may need) must not carry their requests.
 unset HTTPS_PROXY https_proxy HTTP_PROXY http_proxy ALL_PROXY all_proxy NO_PROXY no_proxy
-cargo test --locked -- --test-threads=4
+cargo test --workspace --locked -- --test-threads=4
 if [ -f tests/deploy/lint.sh ]; then
   echo "==> deployment artifacts"
   MPU_JANITOR_BIN=${MPU_JANITOR_BIN:-target/debug/mpu-janitor} bash tests/deploy/lint.sh
