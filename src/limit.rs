@@ -11,9 +11,9 @@
 //! overran a 3,500 requests/s prefix so far that a call was throttled five times running). Past
 //! twice that tolerance the store is the bottleneck and the limit shrinks by one a sample (by
 //! log10(limit), three a sample at 1,024, a CPU-bound host's scheduling delays held it far below
-//! what the round trip needed: 5,886 against 6,647 uploads/s at 20 ms), but never below where it started (a queue alone is not a reason to do
-//! less than the fixed default of earlier releases: a busy store may still serve more at that
-//! depth). A relative tolerance, unlike Vegas's absolute queue of 3·log10(limit), lets the limit
+//! what the round trip needed: 5,886 against 6,647 uploads/s at 20 ms), but never below where it
+//! started (a queue alone is not a reason to do less than the fixed default of earlier releases:
+//! a busy store may still serve more at that depth). A relative tolerance, unlike Vegas's absolute queue of 3·log10(limit), lets the limit
 //! reach the hundreds a far store needs: at 266 in flight, Vegas read a 3% jitter of a 20 ms round
 //! trip as a queue and stopped growing.
 //!

@@ -10,6 +10,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::lifecycle::Audit;
 use crate::report::TargetReport;
 
 /// Every metric of the janitor.
@@ -51,13 +52,14 @@ impl Metrics {
                 .expect("registered once");
             c
         };
-        let int_gauge = |name: &str, help: &str| {
-            let g = IntGaugeVec::new(Opts::new(name, help), &["bucket"]).expect("valid metric");
+        let int_gauge_by = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
             registry
                 .register(Box::new(g.clone()))
                 .expect("registered once");
             g
         };
+        let int_gauge = |name: &str, help: &str| int_gauge_by(name, help, &["bucket"]);
         let gauge = |name: &str, help: &str| {
             let g = GaugeVec::new(Opts::new(name, help), &["bucket"]).expect("valid metric");
             registry
@@ -143,20 +145,11 @@ impl Metrics {
                 "mpu_janitor_oldest_stale_upload_age_seconds",
                 "Age of the oldest stale upload at the last sweep; absent when none is stale.",
             ),
-            stale_bytes_by_age: {
-                let g = IntGaugeVec::new(
-                    Opts::new(
-                        "mpu_janitor_stale_bytes_by_age",
-                        "Bytes held by the stale uploads of the last sweep, by age band.",
-                    ),
-                    &["bucket", "age"],
-                )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(g.clone()))
-                    .expect("registered once");
-                g
-            },
+            stale_bytes_by_age: int_gauge_by(
+                "mpu_janitor_stale_bytes_by_age",
+                "Bytes held by the stale uploads of the last sweep, by age band.",
+                &["bucket", "age"],
+            ),
             registry,
         };
         let build = IntGaugeVec::new(
@@ -221,16 +214,16 @@ impl Metrics {
                 .with_label_values(&[&r.bucket, age])
                 .set(bytes as i64);
         }
-        match r.lifecycle.as_ref().map(crate::lifecycle::Audit::days) {
-            Some(Some(days)) => self
+        // Known to have none: the series goes; unknown (unreadable, or not audited): kept.
+        match &r.lifecycle {
+            Some(Audit::Rule { days, .. }) => self
                 .lifecycle_abort_days
                 .with_label_values(&b)
-                .set(i64::from(days)),
-            // Known to have none: the series goes; unknown (unreadable, or not audited): kept.
-            Some(None) if matches!(r.lifecycle, Some(crate::lifecycle::Audit::None)) => {
+                .set(i64::from(*days)),
+            Some(Audit::None) => {
                 let _ = self.lifecycle_abort_days.remove_label_values(&b);
             }
-            _ => {}
+            Some(Audit::Unknown { .. }) | None => {}
         }
     }
 

@@ -102,10 +102,12 @@ pub fn render_effective(config: &Config) -> String {
         .filter_map(|var| {
             let value = std::env::var(var).ok().filter(|v| !v.is_empty())?;
             // A value without a scheme is read as http://, and redacted as such.
-            let shown = match value.contains("://") {
-                true => redact_url(&value),
-                false if *var == "NO_PROXY" || *var == "no_proxy" => value,
-                false => redact_url(&format!("http://{value}")),
+            let shown = if value.contains("://") {
+                redact_url(&value)
+            } else if var.eq_ignore_ascii_case("no_proxy") {
+                value
+            } else {
+                redact_url(&format!("http://{value}"))
             };
             Some(format!("#   {var}={shown}\n"))
         })
