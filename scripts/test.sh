@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this). Installs what it needs when
 # missing: Garage 2.5.0 and Ceph RGW 16 (the real S3 servers the integration tests start), and the
-# linters of the deployment artifacts. Then: rustfmt, clippy -D warnings, every test, the deployment lint.
+# linters of the deployment artifacts, moto's server mode (a real STS, from PyPI). Then: rustfmt,
+# clippy -D warnings, every test, the deployment lint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,12 @@ for cmd in ceph-mon ceph-mgr ceph-osd radosgw radosgw-admin; do
 done
 command -v curl >/dev/null || missing+=(curl)
 command -v tinyproxy >/dev/null || missing+=(tinyproxy)
+# moto's server mode, a real STS for the AssumeRole tests, comes from PyPI (below); pip first.
+MOTO_VERSION=5.2.1
+if ! command -v moto_server >/dev/null; then
+  command -v python3 >/dev/null || missing+=(python3)
+  python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> Installing ${missing[*]} (apt-get)"
   sudo=""
@@ -27,6 +34,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+if ! command -v moto_server >/dev/null; then
+  echo "==> Installing moto[server] $MOTO_VERSION (pip)"
+  # A virtualenv or pyenv Python takes a plain install; Debian's own Python refuses one
+  # (PEP 668, externally managed), so then it goes to the user's site, bypassing the guard. A pip
+  # too old to know the flag predates the guard and took the plain install.
+  pip=(python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location)
+  if ! PIP_ROOT_USER_ACTION=ignore "${pip[@]}" "moto[server]==$MOTO_VERSION" 2>/dev/null; then
+    PIP_ROOT_USER_ACTION=ignore "${pip[@]}" --user --break-system-packages "moto[server]==$MOTO_VERSION"
+  fi
+  # A --user install puts its scripts in the user base's bin, often not on PATH; pyenv needs its
+  # shims regenerated to see a new script.
+  PATH="$(python3 -m site --user-base)/bin:$PATH"
+  export PATH
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
+  hash -r
+  command -v moto_server >/dev/null || { echo "moto_server is not on PATH after pip install" >&2; exit 1; }
+fi
+echo "==> moto: $(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null || echo '?') ($(command -v moto_server))"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

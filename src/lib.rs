@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - [`config`]: serde structs, figment layers (defaults, file, `MPU_JANITOR_*` env, flags), validation.
+//! - [`discover`]: `bucket = "*"` -> the buckets it matches (ListBuckets, globs, tags, regions),
+//!   each sweep; pure matching decisions.
 //! - [`store`]: the only module that talks to S3: list uploads (two markers), list parts and abort
 //!   through the lean path (hyper, signed by aws-sigv4) or, for an endpoint that is not plain SigV4
 //!   or with `request_path = "sdk"`, aws-sdk-s3.
@@ -28,6 +30,7 @@
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod discover;
 pub mod http;
 pub mod lifecycle;
 pub mod limit;

@@ -11,7 +11,7 @@ use prometheus::{
 };
 
 use crate::lifecycle::Audit;
-use crate::report::TargetReport;
+use crate::report::{DiscoveryReport, TargetReport};
 
 /// Every metric of the janitor.
 #[derive(Clone)]
@@ -33,6 +33,7 @@ pub struct Metrics {
     lifecycle_abort_days: IntGaugeVec,
     oldest_stale_age: IntGaugeVec,
     stale_bytes_by_age: IntGaugeVec,
+    discovered_buckets: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -150,6 +151,11 @@ impl Metrics {
                 "Bytes held by the stale uploads of the last sweep, by age band.",
                 &["bucket", "age"],
             ),
+            discovered_buckets: int_gauge_by(
+                "mpu_janitor_discovered_buckets",
+                "Buckets of a discovery rule's last run, by state: listed, matched (swept), not_matched, other_shard, skipped (unreadable tags, or swept by another target), failed (1 when the buckets could not be listed).",
+                &["rule", "state"],
+            ),
             registry,
         };
         let build = IntGaugeVec::new(
@@ -224,6 +230,22 @@ impl Metrics {
                 let _ = self.lifecycle_abort_days.remove_label_values(&b);
             }
             Some(Audit::Unknown { .. }) | None => {}
+        }
+    }
+
+    /// Records what a discovery rule found.
+    pub fn record_discovery(&self, d: &DiscoveryReport) {
+        for (state, n) in [
+            ("listed", d.buckets_listed),
+            ("matched", d.buckets_matched),
+            ("not_matched", d.buckets_not_matched),
+            ("other_shard", d.buckets_other_shard),
+            ("skipped", d.skipped.len() as u64),
+            ("failed", u64::from(d.error.is_some())),
+        ] {
+            self.discovered_buckets
+                .with_label_values(&[&d.rule, state])
+                .set(n as i64);
         }
     }
 

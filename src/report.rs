@@ -238,6 +238,12 @@ pub struct TargetReport {
     pub uploads: Vec<UploadReport>,
     /// Uploads left out of `uploads` because of the listing limit.
     pub uploads_omitted: u64,
+    /// The discovery rule that found this bucket (`targets[N]`, with the account for a fan-out);
+    /// absent for a bucket the configuration names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovered_by: Option<String>,
+    /// The bucket was discovered, then deleted before or during its sweep: reported, not a failure.
+    pub bucket_deleted: bool,
     /// A shutdown left work undone on this target: its listing stopped before the last page
     /// (uploads beyond it were not seen), or stale uploads were left `interrupted`. Set by the sweep.
     pub stopped_by_shutdown: bool,
@@ -338,6 +344,43 @@ pub struct RunReport {
     /// A shutdown signal stopped the run before every target was swept to its end, or left an
     /// upload `interrupted`: run it again to finish.
     pub interrupted: bool,
+    /// What each discovery target (`bucket = "*"`) found; absent when there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub discovery: Vec<DiscoveryReport>,
+}
+
+/// What one discovery rule found in one run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DiscoveryReport {
+    /// The rule: `targets[N]`, with the account for one account of a fan-out.
+    pub rule: String,
+    /// What it matches, in the configuration's words.
+    pub matching: String,
+    /// The role its calls were made as, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Buckets ListBuckets gave.
+    pub buckets_listed: u64,
+    /// Buckets it sweeps in this run.
+    pub buckets_matched: u64,
+    /// Buckets its globs or tags leave out.
+    pub buckets_not_matched: u64,
+    /// Buckets of another shard (`[sharding]`).
+    pub buckets_other_shard: u64,
+    /// Buckets it matched but does not sweep, each with the reason: tags that cannot be read
+    /// (never guessed), or a bucket another target sweeps in this run.
+    pub skipped: Vec<SkippedBucket>,
+    /// Why the buckets could not be listed; the rule swept nothing.
+    pub error: Option<String>,
+}
+
+/// A bucket a discovery rule matched but does not sweep.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SkippedBucket {
+    /// The bucket.
+    pub bucket: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// The exit code of a `once` or `plan` that a shutdown signal (SIGTERM, SIGINT, SIGHUP) cut short,
@@ -349,7 +392,9 @@ impl RunReport {
     /// unverified (it needs a person, so it wins); 3 ([`EXIT_INTERRUPTED`]) a shutdown left work
     /// undone (it needs a rerun).
     pub fn exit_code(&self) -> u8 {
-        if self.targets.iter().any(TargetReport::is_failure) {
+        if self.targets.iter().any(TargetReport::is_failure)
+            || self.discovery.iter().any(|d| d.error.is_some())
+        {
             1
         } else if self.interrupted {
             EXIT_INTERRUPTED
@@ -409,7 +454,7 @@ pub fn human_age(secs: u64) -> String {
 
 /// The plan as a table per target.
 pub fn render_plan_text(run: &RunReport) -> String {
-    let mut out = String::new();
+    let mut out = render_discovery(run);
     for t in &run.targets {
         let _ = writeln!(
             out,
@@ -426,6 +471,9 @@ pub fn render_plan_text(run: &RunReport) -> String {
         );
         if let Some(e) = &t.error {
             let _ = writeln!(out, "  ERROR: {e}");
+        }
+        if let Some(line) = discovered_line(t) {
+            let _ = writeln!(out, "  {line}");
         }
         if let Some(line) = clock_line(t) {
             let _ = writeln!(out, "  {line}");
@@ -498,7 +546,7 @@ pub fn render_plan_text(run: &RunReport) -> String {
 
 /// The report of a sweep as text: one block per target and a total line.
 pub fn render_run_text(run: &RunReport) -> String {
-    let mut out = String::new();
+    let mut out = render_discovery(run);
     let mut total = BTreeMap::<&str, u64>::new();
     for t in &run.targets {
         let status = if t.error.is_some() {
@@ -547,6 +595,9 @@ pub fn render_run_text(run: &RunReport) -> String {
         );
         if let Some(e) = &t.error {
             let _ = writeln!(out, "  error: {e}");
+        }
+        if let Some(line) = discovered_line(t) {
+            let _ = writeln!(out, "  {line}");
         }
         if t.stopped_by_shutdown {
             let _ = writeln!(
@@ -636,6 +687,45 @@ fn clock_line(t: &TargetReport) -> Option<String> {
             "clock: the store's clock is {} {dir} this host's (within max_clock_skew)",
             human_age(secs)
         ),
+    })
+}
+
+/// One block per discovery rule: what it listed and matched, what it skipped and why.
+fn render_discovery(run: &RunReport) -> String {
+    let mut out = String::new();
+    for d in &run.discovery {
+        let _ = writeln!(
+            out,
+            "discovery {} ({}{}): {} listed, {} matched, {} not matched, {} in other shards, {} skipped",
+            d.rule,
+            d.matching,
+            d.role_arn
+                .as_ref()
+                .map(|r| format!(", as {r}"))
+                .unwrap_or_default(),
+            plural(d.buckets_listed, "bucket"),
+            d.buckets_matched,
+            d.buckets_not_matched,
+            d.buckets_other_shard,
+            d.skipped.len()
+        );
+        if let Some(e) = &d.error {
+            let _ = writeln!(out, "  ERROR: {e}");
+        }
+        for s in &d.skipped {
+            let _ = writeln!(out, "  skipped {}: {}", s.bucket, s.reason);
+        }
+    }
+    out
+}
+
+/// Which rule discovered the target, and whether its bucket went away.
+fn discovered_line(t: &TargetReport) -> Option<String> {
+    let rule = t.discovered_by.as_ref()?;
+    Some(if t.bucket_deleted {
+        format!("discovered by {rule}; the bucket was deleted since: nothing to sweep")
+    } else {
+        format!("discovered by {rule}")
     })
 }
 
@@ -819,10 +909,21 @@ mod tests {
             dry_run: false,
             targets,
             interrupted: false,
+            discovery: Vec::new(),
         };
         assert_eq!(run(vec![ok.clone()]).exit_code(), 0);
         assert_eq!(run(vec![ok.clone(), unverified.clone()]).exit_code(), 1);
         assert_eq!(run(vec![failed, ok.clone()]).exit_code(), 1);
+        let mut undiscovered = run(vec![ok.clone()]);
+        undiscovered.discovery.push(DiscoveryReport {
+            error: Some("ListBuckets failed (access_denied)".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            undiscovered.exit_code(),
+            1,
+            "a rule that cannot list fails the run"
+        );
 
         // A shutdown: a target it cut short makes the run interrupted; a failure still wins.
         let cut = TargetReport {

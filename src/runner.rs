@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, Target};
+use crate::discover::Scope;
 use crate::metrics::Metrics;
 use crate::report::{RunReport, TargetReport};
 use crate::shutdown::Shutdown;
@@ -29,6 +30,8 @@ pub struct Runner {
     pub global_limit: Arc<Semaphore>,
     /// Targets swept at the same time (`[daemon] parallel_targets`).
     pub parallel_targets: usize,
+    /// What discovery must respect: the configuration's explicit targets and its shard.
+    pub scope: Scope,
 }
 
 impl Runner {
@@ -39,6 +42,7 @@ impl Runner {
             shutdown,
             global_limit: Arc::new(Semaphore::new(in_flight_cap(config.daemon.max_in_flight))),
             parallel_targets: config.daemon.parallel_targets,
+            scope: Scope::of(config),
         }
     }
 
@@ -67,6 +71,7 @@ impl Runner {
             &self.connector,
             &opts,
             self.parallel_targets,
+            &self.scope,
         ));
         let mut run = run.await;
         if let Some(t) = ticker {
@@ -285,6 +290,9 @@ impl Exporter {
     /// Records a whole run and rewrites the textfile once.
     pub fn record_run(&self, run: &RunReport) -> bool {
         run.targets.iter().for_each(|t| self.metrics.record(t));
+        run.discovery
+            .iter()
+            .for_each(|d| self.metrics.record_discovery(d));
         self.write_textfile()
     }
 

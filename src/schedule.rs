@@ -16,12 +16,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError, Schedule, Target};
+use crate::discover::Scope;
 use crate::http::ReadyCheck;
 use crate::notify::Notifier;
-use crate::report::TargetReport;
+use crate::report::RunReport;
 use crate::runner::{Exporter, Runner};
 use crate::shutdown::Shutdown;
-use crate::sweep::connect_and_sweep;
+use crate::sweep::sweep_targets;
 
 /// A daemon failure that stops it from starting.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,8 @@ struct TargetState {
     slot: Arc<Slot>,
     /// Time between two ticks of its schedule (`None`: it does not fire again, never overdue).
     period: Option<Duration>,
+    /// What its discovery respects (the generation's explicit targets and shard).
+    scope: Arc<Scope>,
 }
 
 /// How `run` reads its configuration again on SIGHUP: the loader and validation of startup.
@@ -114,6 +117,7 @@ impl Daemon {
             *n += 1;
         }
         let mut seen = HashMap::<(&str, &str), usize>::new();
+        let scope = Arc::new(Scope::of(config));
         let targets = config
             .targets
             .iter()
@@ -121,7 +125,9 @@ impl Daemon {
                 let n = seen.entry((&t.bucket, &t.prefix)).or_default();
                 let key = (t.bucket.clone(), t.prefix.clone(), *n);
                 *n += 1;
-                self.exporter.metrics.touch(&t.bucket);
+                if !t.discovers() {
+                    self.exporter.metrics.touch(&t.bucket);
+                }
                 let slot = old.get(&key).cloned().unwrap_or_else(|| {
                     Arc::new(Slot {
                         running: AtomicBool::new(false),
@@ -133,6 +139,7 @@ impl Daemon {
                     target: t.clone(),
                     slot,
                     period: schedule_period(&t.settings.schedule, now),
+                    scope: scope.clone(),
                 })
             })
             .collect();
@@ -187,13 +194,15 @@ impl Daemon {
         }
         let (d, s) = (self.clone(), s.clone());
         self.tracker.spawn(async move {
-            let report = d.sweep_target(&s.target).await;
-            d.after_sweep(&s, &report);
+            let run = d.sweep_target(&s).await;
+            d.after_sweep(&s, &run);
             s.slot.running.store(false, Ordering::Release);
         });
     }
 
-    async fn sweep_target(&self, t: &Target) -> TargetReport {
+    /// One sweep of the target: of its bucket, or of every bucket its discovery finds now.
+    async fn sweep_target(&self, s: &TargetState) -> RunReport {
+        let t = &s.target;
         let jitter = t.settings.start_jitter.0;
         if !jitter.is_zero() {
             let wait = jitter.mul_f64(rand::random_range(0.0..1.0));
@@ -204,28 +213,37 @@ impl Daemon {
             }
         }
         let opts = self.runner.options(0);
-        connect_and_sweep(t, &self.runner.connector, &opts).await
+        sweep_targets(
+            std::slice::from_ref(t),
+            &self.runner.connector,
+            &opts,
+            self.runner.parallel_targets,
+            &s.scope,
+        )
+        .await
     }
 
-    fn after_sweep(&self, s: &TargetState, r: &TargetReport) {
+    fn after_sweep(&self, s: &TargetState, run: &RunReport) {
         // A failed textfile write is logged by the exporter; the daemon goes on.
-        self.exporter.record(r);
+        self.exporter.record_run(run);
         if let Ok(mut last) = s.slot.last_sweep.lock() {
             *last = Some(Utc::now());
         }
-        self.notifier.send(&format!(
-            "STATUS=Last sweep of {}: {} aborted, {} bytes reclaimed, {} unverified, {} failed{}",
-            r.bucket,
-            r.aborted,
-            r.reclaimed_bytes,
-            r.unverified,
-            r.failed,
-            if r.error.is_some() {
-                " (target failed)"
-            } else {
-                ""
-            }
-        ));
+        for r in &run.targets {
+            self.notifier.send(&format!(
+                "STATUS=Last sweep of {}: {} aborted, {} bytes reclaimed, {} unverified, {} failed{}",
+                r.bucket,
+                r.aborted,
+                r.reclaimed_bytes,
+                r.unverified,
+                r.failed,
+                if r.error.is_some() {
+                    " (target failed)"
+                } else {
+                    ""
+                }
+            ));
+        }
     }
 
     /// One cron job per target of the generation in force.

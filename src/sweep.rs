@@ -8,16 +8,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RetryMode, Target};
+use crate::discover::{self, Scope};
 use crate::lifecycle;
 use crate::limit::Limiter;
 use crate::policy::{self, ClockSource, Decision, KeepReason, Now, Rules, RunState};
 use crate::report::{Outcome, RunReport, TargetReport, UploadReport};
-use crate::store::{Connector, Marker, Operation, Parts, StoreError, Upload, UploadStore};
+use crate::store::{
+    Connector, ErrorKind, Marker, Operation, Parts, StoreError, Upload, UploadStore,
+};
 use crate::verify::{self, SeenParts, Verification};
 
 /// Live counters across all targets, for a progress line.
@@ -551,7 +554,7 @@ pub async fn connect_and_sweep(
     connector: &Connector,
     opts: &SweepOptions,
 ) -> TargetReport {
-    match connector.store(&target.bucket, &target.settings).await {
+    let mut r = match connector.store(&target.bucket, &target.settings).await {
         Ok(store) => sweep(Arc::new(store), target, opts).await,
         Err(e) => {
             opts.progress.targets_listed.fetch_add(1, Ordering::Relaxed);
@@ -566,23 +569,41 @@ pub async fn connect_and_sweep(
             r.count_error(e.operation, e.kind);
             r
         }
+    };
+    if let Some(d) = &target.discovery {
+        r.discovered_by = Some(d.rule.clone());
+        // Discovered, then deleted before its listing: nothing was left to sweep.
+        if r.error.is_some()
+            && r.uploads_seen == 0
+            && r.errors.iter().any(|e| e.kind == ErrorKind::NoSuchBucket)
+        {
+            tracing::info!(bucket = %target.bucket, rule = %d.rule, "The bucket was deleted since it was discovered");
+            r.error = None;
+            r.bucket_deleted = true;
+        }
     }
+    r
 }
 
-/// Sweeps every target, `parallel_targets` at a time, and reports them in configuration order. A
-/// target whose client cannot be built (bad CA bundle...) gets an error entry; the others still run.
+/// Sweeps several targets, up to `parallel_targets` at a time; the report lists them in order. A
+/// discovery target is first expanded into the buckets it matches now ([`discover::expand`]).
 pub async fn sweep_targets(
     targets: &[Target],
     connector: &Connector,
     opts: &SweepOptions,
     parallel_targets: usize,
+    scope: &Scope,
 ) -> RunReport {
     let started_at = Utc::now();
+    let (targets, discovery) = discover::expand(targets, connector, scope).await;
     opts.progress
         .targets
         .fetch_add(targets.len() as u64, Ordering::Relaxed);
-    let mut reports: Vec<(usize, TargetReport)> = futures::stream::iter(targets.iter().enumerate())
-        .map(|(i, target)| async move { (i, connect_and_sweep(target, connector, opts).await) })
+    // By index: a closure taking `&Target` cannot be proven Send where the daemon spawns this
+    // (rust-lang/rust#102211).
+    let targets = &*targets;
+    let mut reports: Vec<(usize, TargetReport)> = futures::stream::iter(0..targets.len())
+        .map(|i| connect_and_sweep(&targets[i], connector, opts).map(move |r| (i, r)))
         .buffer_unordered(parallel_targets.max(1))
         .collect()
         .await;
@@ -593,6 +614,7 @@ pub async fn sweep_targets(
         dry_run: !targets.is_empty() && targets.iter().all(|t| t.settings.dry_run),
         targets: reports.into_iter().map(|(_, r)| r).collect(),
         interrupted: false,
+        discovery,
     }
 }
 

@@ -15,12 +15,17 @@ mod validate;
 
 pub use log_filter::check_log_filter;
 pub use render::{redact_url, render_effective};
-pub use types::{HttpUrl, HumanDuration, RequestPathSetting, RetryMode, Schedule, TimeZone};
+pub use types::{
+    BucketGlob, HttpUrl, HumanDuration, RequestPathSetting, RetryMode, RoleArn, Schedule, Secret,
+    TimeZone,
+};
 pub use validate::{
     DAEMON_COUNTS, DAEMON_DURATIONS, Limit, SETTINGS_COUNTS, SETTINGS_DURATIONS, SHARDING_COUNTS,
 };
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -51,9 +56,27 @@ macro_rules! settings {
         #[derive(Clone, Debug, Serialize, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct TargetFile {
-            /// Bucket name, access point alias or ARN. Required.
+            /// Bucket name, access point alias or ARN, or `"*"` for every bucket the credentials
+            /// can list (discovery). Required.
             #[serde(default)]
             pub bucket: String,
+            /// Discovery: only buckets matching one of these globs; absent = every bucket.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub include_buckets: Option<Vec<BucketGlob>>,
+            /// Discovery: never buckets matching one of these globs. Default [].
+            #[serde(default)]
+            pub exclude_buckets: Vec<BucketGlob>,
+            /// Discovery: only buckets carrying every one of these tags (GetBucketTagging).
+            /// Default {}.
+            #[serde(default)]
+            pub bucket_tags: BTreeMap<String, String>,
+            /// Account fan-out: one discovery target per account, each through the role
+            /// `role_name` of that account. Default [].
+            #[serde(default)]
+            pub accounts: Vec<String>,
+            /// The role assumed in each of `accounts`. Default "".
+            #[serde(default)]
+            pub role_name: String,
             /// Only uploads under this key prefix are considered. Default "".
             #[serde(default)]
             pub prefix: String,
@@ -136,6 +159,19 @@ settings! {
     /// `https://` proxy is spoken by the SDK path only); `NO_PROXY` still exempts hosts. Empty =
     /// the environment's `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY`. Default "".
     proxy: HttpUrl = HttpUrl::default();
+    /// IAM role assumed (STS AssumeRole, on top of the credential chain or `profile`) for every
+    /// call of the target; "" = none. Default "".
+    role_arn: RoleArn = RoleArn::default();
+    /// ExternalId sent with AssumeRole, when the role's trust policy asks for one. Default "".
+    external_id: Secret = Secret::default();
+    /// RoleSessionName of AssumeRole (it appears in the role account's CloudTrail). Default
+    /// "mpu-janitor".
+    session_name: String = "mpu-janitor".to_string();
+    /// How long an assumed role's credentials last (DurationSeconds); they are refreshed before
+    /// they expire, so a longer sweep keeps working. Default 1h.
+    duration: HumanDuration = HumanDuration::secs(3_600);
+    /// STS endpoint for AssumeRole; empty = the region's (or AWS_ENDPOINT_URL_STS). Default "".
+    sts_endpoint_url: HttpUrl = HttpUrl::default();
     /// TCP + TLS connect timeout. Default 5s.
     connect_timeout: HumanDuration = HumanDuration::secs(5);
     /// Time allowed for a response to start arriving. Default 60s.
@@ -253,10 +289,60 @@ pub struct FileConfig {
     pub targets: Vec<TargetFile>,
 }
 
+/// How a discovery target (`bucket = "*"`) picks its buckets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Discovery {
+    /// The rule's name in reports: `targets[N]`, or `targets[N] account ACCOUNT` for one account
+    /// of a fan-out.
+    pub rule: String,
+    /// Globs a bucket must match one of; `None` = every bucket.
+    pub include: Option<Vec<BucketGlob>>,
+    /// Globs a bucket must match none of.
+    pub exclude: Vec<BucketGlob>,
+    /// Tags a bucket must carry, every one with this value.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Discovery {
+    /// What the rule matches, in the configuration's words: `include_buckets ["logs-*"],
+    /// exclude_buckets ["*-tmp"], bucket_tags {team = "media"}` (every bucket when none is set).
+    pub fn describe(&self) -> String {
+        let globs = |g: &[BucketGlob]| {
+            g.iter()
+                .map(|g| format!("{:?}", g.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if let Some(include) = &self.include {
+            parts.push(format!("include_buckets [{}]", globs(include)));
+        }
+        if !self.exclude.is_empty() {
+            parts.push(format!("exclude_buckets [{}]", globs(&self.exclude)));
+        }
+        if !self.tags.is_empty() {
+            let tags: Vec<String> = self
+                .tags
+                .iter()
+                .map(|(k, v)| format!("{k} = {v:?}"))
+                .collect();
+            parts.push(format!("bucket_tags {{{}}}", tags.join(", ")));
+        }
+        if parts.is_empty() {
+            "every bucket".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// The bucket name of a discovery target.
+pub const EVERY_BUCKET: &str = "*";
+
 /// One target with its settings resolved (defaults + overrides).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
-    /// Bucket name, access point alias or ARN.
+    /// Bucket name, access point alias or ARN; [`EVERY_BUCKET`] for a discovery target.
     pub bucket: String,
     /// Key prefix the sweep is limited to.
     pub prefix: String,
@@ -264,6 +350,22 @@ pub struct Target {
     pub exclude_prefixes: Vec<String>,
     /// Effective settings.
     pub settings: Settings,
+    /// On a discovery target, how it picks its buckets; on a bucket it discovered, the rule that
+    /// matched it. `None` on a target written for one bucket.
+    pub discovery: Option<Arc<Discovery>>,
+}
+
+impl Target {
+    /// Whether this is a discovery target (`bucket = "*"`), to be expanded into buckets.
+    pub fn discovers(&self) -> bool {
+        self.bucket == EVERY_BUCKET
+    }
+
+    /// The store's address as the bucket's identity: the endpoint and the bucket (two stores may
+    /// each have a bucket of the same name).
+    pub fn identity(&self) -> (&str, &str) {
+        (self.settings.endpoint_url.as_str(), &self.bucket)
+    }
 }
 
 /// The validated, effective configuration.
@@ -279,6 +381,9 @@ pub struct Config {
     pub sharding: ShardingConfig,
     /// The targets of this shard, settings resolved.
     pub targets: Vec<Target>,
+    /// The buckets every shard's targets name, as (endpoint, bucket): discovery leaves them to
+    /// their own targets, whichever shard sweeps those.
+    pub named_buckets: std::collections::HashSet<(String, String)>,
     /// Where each layer came from, for `check-config`.
     pub sources: Vec<String>,
 }
@@ -382,25 +487,9 @@ impl Config {
         if cli.dry_run {
             sources.push("command line --dry-run".into());
         }
-        let defaults = &file.defaults;
-        let targets = file
-            .targets
-            .into_iter()
-            .map(|mut t| {
-                let mut settings = defaults.overlay(&mut t);
-                if cli.dry_run {
-                    settings.dry_run = true;
-                }
-                Target {
-                    bucket: t.bucket,
-                    prefix: t.prefix,
-                    exclude_prefixes: t.exclude_prefixes,
-                    settings,
-                }
-            })
-            .collect();
-        let mut sharding = file.sharding;
         let mut early = Vec::new();
+        let targets = resolve_targets(file.targets, &file.defaults, cli, &mut early, &fig);
+        let mut sharding = file.sharding;
         if sharding.index.is_none()
             && let Ok(v) = std::env::var("JOB_COMPLETION_INDEX")
             && !v.trim().is_empty()
@@ -413,7 +502,16 @@ impl Config {
                 )),
             }
         }
+        let named_buckets = targets
+            .iter()
+            .filter(|t| !t.discovers())
+            .map(|t| {
+                let (e, b) = t.identity();
+                (e.to_string(), b.to_string())
+            })
+            .collect();
         let config = Config {
+            named_buckets,
             defaults: file.defaults,
             metrics: file.metrics,
             daemon: file.daemon,
@@ -434,15 +532,138 @@ impl Config {
                 config
                     .targets
                     .iter()
-                    .filter(|t| shard_of(&t.bucket, &t.prefix, count) == index)
+                    .filter(|t| t.discovers() || shard_of(&t.bucket, &t.prefix, count) == index)
                     .count(),
                 config.targets.len()
             ));
+            // Every shard keeps the discovery targets, and sweeps the buckets of its own shard.
             config
                 .targets
-                .retain(|t| shard_of(&t.bucket, &t.prefix, count) == index);
+                .retain(|t| t.discovers() || shard_of(&t.bucket, &t.prefix, count) == index);
         }
         Ok(config)
+    }
+}
+
+/// The targets of the file with their settings resolved, an account fan-out expanded into one
+/// discovery target per account; what cannot be resolved goes to `problems`.
+fn resolve_targets(
+    files: Vec<TargetFile>,
+    defaults: &Settings,
+    cli: &CliOverrides,
+    problems: &mut Vec<String>,
+    fig: &Figment,
+) -> Vec<Target> {
+    let src = fig
+        .find_metadata("targets")
+        .and_then(|m| m.source.as_ref().map(|s| format!(" (from {s})")))
+        .unwrap_or_default();
+    let mut targets = Vec::with_capacity(files.len());
+    for (i, mut t) in files.into_iter().enumerate() {
+        let mut settings = defaults.overlay(&mut t);
+        if cli.dry_run {
+            settings.dry_run = true;
+        }
+        let mut problem =
+            |key: &str, what: String| problems.push(format!("targets[{i}].{key}: {what}{src}"));
+        let fan_out = !t.accounts.is_empty();
+        if fan_out && t.bucket.is_empty() {
+            t.bucket = EVERY_BUCKET.to_string();
+        }
+        let discovers = t.bucket == EVERY_BUCKET;
+        if !discovers {
+            for (key, set) in [
+                ("include_buckets", t.include_buckets.is_some()),
+                ("exclude_buckets", !t.exclude_buckets.is_empty()),
+                ("bucket_tags", !t.bucket_tags.is_empty()),
+                ("accounts", fan_out),
+            ] {
+                if set {
+                    problem(
+                        key,
+                        format!(
+                            "applies to discovery only: set bucket = \"*\" (bucket is {:?})",
+                            t.bucket
+                        ),
+                    );
+                }
+            }
+        }
+        if t.include_buckets.as_ref().is_some_and(Vec::is_empty) {
+            problem(
+                "include_buckets",
+                "an empty list matches no bucket: leave it out to sweep every bucket, or list globs such as \"logs-*\"".to_string(),
+            );
+        }
+        if !t.role_name.is_empty() && !fan_out {
+            problem("role_name", "names the role assumed in each of accounts: set accounts too, or give the whole ARN as role_arn".to_string());
+        }
+        if fan_out && t.role_name.is_empty() {
+            problem(
+                "accounts",
+                "needs role_name, the role assumed in each account".to_string(),
+            );
+        }
+        if fan_out && settings.role_arn.is_set() {
+            problem(
+                "role_arn",
+                "conflicts with accounts: each account's role is role_name in that account"
+                    .to_string(),
+            );
+        }
+        let discovery = discovers.then(|| Discovery {
+            rule: format!("targets[{i}]"),
+            include: t.include_buckets.take(),
+            exclude: std::mem::take(&mut t.exclude_buckets),
+            tags: std::mem::take(&mut t.bucket_tags),
+        });
+        let target = Target {
+            bucket: t.bucket,
+            prefix: t.prefix,
+            exclude_prefixes: t.exclude_prefixes,
+            settings,
+            discovery: discovery.clone().map(Arc::new),
+        };
+        if !fan_out {
+            targets.push(target);
+            continue;
+        }
+        let partition = partition_of(&target.settings.region);
+        for account in &t.accounts {
+            if !types::is_account_id(account) {
+                problem(
+                    "accounts",
+                    format!("{account:?} is not an account id (12 digits)"),
+                );
+                continue;
+            }
+            match RoleArn::of(partition, account, &t.role_name) {
+                Ok(role) => {
+                    let mut one = target.clone();
+                    one.settings.role_arn = role;
+                    one.discovery = discovery.clone().map(|d| {
+                        Arc::new(Discovery {
+                            rule: format!("{} account {account}", d.rule),
+                            ..d
+                        })
+                    });
+                    targets.push(one);
+                }
+                Err(e) => problem("role_name", e),
+            }
+        }
+    }
+    targets
+}
+
+/// The ARN partition of a region: `aws-cn` for China, `aws-us-gov` for GovCloud, else `aws`.
+fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
     }
 }
 

@@ -71,6 +71,29 @@ pub fn render_effective(config: &Config) -> String {
                         .collect(),
                 ),
             );
+            if let Some(d) = &t.discovery {
+                let globs = |g: &[super::BucketGlob]| {
+                    toml::Value::Array(
+                        g.iter()
+                            .map(|g| toml::Value::String(g.to_string()))
+                            .collect(),
+                    )
+                };
+                m.insert("discovery".into(), toml::Value::String(d.rule.clone()));
+                if let Some(include) = &d.include {
+                    m.insert("include_buckets".into(), globs(include));
+                }
+                m.insert("exclude_buckets".into(), globs(&d.exclude));
+                m.insert(
+                    "bucket_tags".into(),
+                    toml::Value::Table(
+                        d.tags
+                            .iter()
+                            .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
+                            .collect(),
+                    ),
+                );
+            }
             // Print only what differs from [defaults]: the rest is inherited.
             m.extend(
                 t.settings

@@ -755,3 +755,51 @@ fn durations_in_messages_are_never_rounded_away() {
         );
     }
 }
+
+#[test]
+fn every_shard_keeps_the_discovery_targets_and_knows_every_named_bucket() {
+    let text = |index: u32| {
+        format!(
+            "[sharding]\ncount = 2\nindex = {index}\n[[targets]]\nbucket = \"*\"\ninclude_buckets = [\"logs-*\"]\n\
+             [[targets]]\nbucket = \"logs-a\"\n[[targets]]\nbucket = \"logs-b\"\n[[targets]]\nbucket = \"logs-c\"\n"
+        )
+    };
+    let mut named = 0;
+    for index in 0..2 {
+        let c = load(&text(index)).unwrap();
+        assert!(c.targets[0].discovers(), "shard {index} keeps the rule");
+        assert_eq!(
+            c.named_buckets.len(),
+            3,
+            "shard {index} knows every named bucket"
+        );
+        named += c.targets.iter().filter(|t| !t.discovers()).count();
+    }
+    assert_eq!(named, 3, "each named bucket in exactly one shard");
+}
+
+#[test]
+fn an_account_fan_out_becomes_one_discovery_target_per_account_in_its_partition() {
+    let c = load(
+        "[[targets]]\naccounts = [\"111122223333\", \"444455556666\"]\nrole_name = \"janitor\"\nregion = \"cn-north-1\"\nexclude_buckets = [\"tf-*\"]\n",
+    )
+    .unwrap();
+    let roles: Vec<&str> = c
+        .targets
+        .iter()
+        .map(|t| t.settings.role_arn.as_str())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "arn:aws-cn:iam::111122223333:role/janitor",
+            "arn:aws-cn:iam::444455556666:role/janitor"
+        ]
+    );
+    for (t, account) in c.targets.iter().zip(["111122223333", "444455556666"]) {
+        assert!(t.discovers());
+        let d = t.discovery.as_ref().unwrap();
+        assert_eq!(d.rule, format!("targets[0] account {account}"));
+        assert_eq!(d.describe(), "exclude_buckets [\"tf-*\"]");
+    }
+}

@@ -266,3 +266,181 @@ impl<'de> Deserialize<'de> for HttpUrl {
             .map_err(serde::de::Error::custom)
     }
 }
+
+/// A shell-style glob on bucket names (`logs-*`, `media-??`, `[ab]-*`), checked when read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketGlob(glob::Pattern);
+
+impl BucketGlob {
+    /// Whether `bucket` matches.
+    pub fn matches(&self, bucket: &str) -> bool {
+        self.0.matches(bucket)
+    }
+
+    /// The glob as written.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl FromStr for BucketGlob {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("an empty glob matches no bucket".to_string());
+        }
+        glob::Pattern::new(text)
+            .map(BucketGlob)
+            .map_err(|e| format!("{text:?} is not a glob such as \"logs-*\" ({e})"))
+    }
+}
+
+impl fmt::Display for BucketGlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for BucketGlob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for BucketGlob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An optional IAM role ARN (`arn:aws:iam::111122223333:role/janitor`): `""` means no role.
+/// Checked when read: the partition, a 12-digit account and a role name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RoleArn(String);
+
+impl RoleArn {
+    /// The role of `name` in `account` on `partition` (`aws`, `aws-cn`, `aws-us-gov`).
+    pub fn of(partition: &str, account: &str, name: &str) -> Result<RoleArn, String> {
+        format!("arn:{partition}:iam::{account}:role/{name}").parse()
+    }
+
+    /// The ARN as written, `""` when unset.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a role is set.
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// The role's account.
+    pub fn account(&self) -> Option<&str> {
+        self.0.split(':').nth(4)
+    }
+}
+
+/// Whether `account` is an AWS account id: 12 digits.
+pub fn is_account_id(account: &str) -> bool {
+    account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl FromStr for RoleArn {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Ok(RoleArn::default());
+        }
+        let bad = |why: &str| {
+            format!(
+                "{text:?} is not an IAM role ARN such as \"arn:aws:iam::111122223333:role/mpu-janitor\" ({why})"
+            )
+        };
+        let fields: Vec<&str> = text.splitn(6, ':').collect();
+        let [arn, partition, service, region, account, resource] = fields[..] else {
+            return Err(bad("an ARN has six fields separated by ':'"));
+        };
+        if arn != "arn" || !partition.starts_with("aws") {
+            return Err(bad("it starts with \"arn:aws\""));
+        }
+        if service != "iam" || !region.is_empty() {
+            return Err(bad(
+                "a role is in iam, which has no region: \"arn:aws:iam::\"",
+            ));
+        }
+        if !is_account_id(account) {
+            return Err(bad("the account is 12 digits"));
+        }
+        let name = resource
+            .strip_prefix("role/")
+            .ok_or_else(|| bad("the resource is \"role/NAME\""))?;
+        let valid = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c);
+        if name.is_empty() || name.ends_with('/') || !name.chars().all(valid) {
+            return Err(bad("a role name is letters, digits and +=,.@_-"));
+        }
+        Ok(RoleArn(text.to_string()))
+    }
+}
+
+impl fmt::Display for RoleArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for RoleArn {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RoleArn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A string never shown: `check-config` and every other rendering print `REDACTED` (an
+/// AssumeRole external id is handed out like a password).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one call that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "REDACTED"
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "REDACTED" })
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}

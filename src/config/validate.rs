@@ -114,6 +114,13 @@ pub const SETTINGS_DURATIONS: &[Limit<Settings, Duration>] = &[
         why: "a host clock a day off must not be trusted",
     },
     Limit {
+        key: "duration",
+        get: |s| s.duration.0,
+        min: secs(1),
+        max: secs(12 * 3_600),
+        why: "an assumed role's session; AWS STS takes 15m to the role's maximum, at most 12h",
+    },
+    Limit {
         key: "start_jitter",
         get: |s| s.start_jitter.0,
         min: secs(0),
@@ -343,7 +350,8 @@ impl Config {
     /// Settings that are valid but risky, one line each: `older_than` below one hour can abort
     /// uploads that are still being written.
     pub fn warnings(&self) -> Vec<String> {
-        self.targets
+        let mut out: Vec<String> = self
+            .targets
             .iter()
             .filter(|t| t.settings.older_than.0 < Duration::from_secs(3_600))
             .map(|t| {
@@ -352,7 +360,19 @@ impl Config {
                     t.bucket, t.settings.older_than
                 )
             })
-            .collect()
+            .collect();
+        out.extend(
+            self.targets
+                .iter()
+                .filter(|t| t.settings.role_arn.is_set() && t.settings.duration.0 < Duration::from_secs(900))
+                .map(|t| {
+                    format!(
+                        "target {:?}: duration = \"{}\" is below 15m, which AWS STS refuses (another STS may accept it)",
+                        t.bucket, t.settings.duration
+                    )
+                }),
+        );
+        out
     }
 
     /// Everything wrong with the configuration, one line each naming key, value and source.
@@ -390,6 +410,11 @@ impl Config {
                         "{at}.exclude_prefixes: an empty prefix would exclude every upload{src}"
                     ));
                 }
+            }
+            if !t.settings.external_id.is_empty() && !t.settings.role_arn.is_set() {
+                out.push(format!(
+                    "{at}.external_id: is sent with AssumeRole, but the target assumes no role: set role_arn (or accounts and role_name){src}"
+                ));
             }
             // Defaults were checked above; only report a target's own bad values once.
             if t.settings != self.defaults {
@@ -497,6 +522,41 @@ fn settings_problems(s: &Settings, memo: &mut Memo) -> Vec<(&'static str, String
             format!(
                 "{:?} has a path or query; a proxy is \"http://[user:password@]host:port\"",
                 s.proxy.redacted()
+            ),
+        ));
+    }
+    let sts_chars = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
+    if !(2..=64).contains(&s.session_name.len()) || !s.session_name.chars().all(sts_chars) {
+        out.push((
+            "session_name",
+            format!(
+                "{:?} is not a role session name: 2 to 64 letters, digits and _+=,.@-",
+                s.session_name
+            ),
+        ));
+    }
+    if !s.external_id.is_empty()
+        && (!(2..=1224).contains(&s.external_id.expose().len())
+            || !s
+                .external_id
+                .expose()
+                .chars()
+                .all(|c| sts_chars(c) || ":/".contains(c)))
+    {
+        // Not echoed: an external id is often handed out like a password.
+        out.push((
+            "external_id",
+            "is not an external id: 2 to 1224 letters, digits and _+=,.@:/-".to_string(),
+        ));
+    }
+    if let Some(u) = s.sts_endpoint_url.url()
+        && (!u.username().is_empty() || u.password().is_some())
+    {
+        out.push((
+            "sts_endpoint_url",
+            format!(
+                "{:?} carries credentials (user:password@); an STS endpoint takes none",
+                s.sts_endpoint_url.redacted()
             ),
         ));
     }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{HumanDuration, Settings, Target};
+use crate::discover::Scope;
 use crate::metrics::Metrics;
 use crate::report::{self, RunReport, human_bytes};
 use crate::runner::{Exporter, Runner, Show};
@@ -134,6 +135,7 @@ fn targets(url: &str) -> Vec<Target> {
                 idle_for: HumanDuration::secs(3_600),
                 ..base.clone()
             },
+            discovery: None,
         },
         Target {
             bucket: "db-backups".into(),
@@ -143,6 +145,7 @@ fn targets(url: &str) -> Vec<Target> {
                 older_than: HumanDuration::secs(2 * 86_400),
                 ..base
             },
+            discovery: None,
         },
     ]
 }
@@ -304,6 +307,7 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
         shutdown: Shutdown::new(Duration::from_secs(10)),
         global_limit: Arc::new(Semaphore::new(256)),
         parallel_targets: 2,
+        scope: Scope::default(),
     };
     let client = runner
         .connector

@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
 use aws_sdk_s3::config::retry::{RetryPartition, TokenBucket};
@@ -20,6 +21,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use tokio::sync::Mutex;
 
 use super::StoreError;
+use super::credentials::{Cached, assume_role};
 use super::lean::{Route, Transport};
 use super::proxy::Proxies;
 use super::s3::{RequestPath, S3Store};
@@ -43,10 +45,20 @@ struct Shared {
     use_dual_stack: bool,
 }
 
+/// What a connector has built so far.
+#[derive(Default)]
+struct Built {
+    /// By connection settings.
+    clients: HashMap<String, Shared>,
+    /// Assumed roles by role, external id, session and STS: one provider (and one cache) per role
+    /// for the whole process, whatever the region or endpoint of the targets on it.
+    roles: HashMap<String, SharedCredentialsProvider>,
+}
+
 /// Builds and shares clients: targets with the same connection settings share them.
 #[derive(Default)]
 pub struct Connector {
-    shared: Mutex<HashMap<String, Shared>>,
+    built: Mutex<Built>,
     /// Fixed credentials instead of the default chain (the demo's embedded endpoint, tests).
     credentials: Option<Credentials>,
 }
@@ -60,7 +72,7 @@ impl Connector {
     /// A connector that signs with these keys instead of looking for credentials.
     pub fn with_static_credentials(access_key: &str, secret_key: &str) -> Self {
         Connector {
-            shared: Mutex::default(),
+            built: Mutex::default(),
             credentials: Some(Credentials::new(
                 access_key, secret_key, None, None, "static",
             )),
@@ -70,6 +82,13 @@ impl Connector {
     /// The SDK client for these settings, built on first use.
     pub async fn client(&self, s: &Settings) -> Result<Client, StoreError> {
         Ok(self.shared(s).await?.client)
+    }
+
+    /// The account-level calls (discovery) with these settings.
+    pub async fn buckets(&self, s: &Settings) -> Result<super::buckets::Buckets, StoreError> {
+        Ok(super::buckets::Buckets {
+            client: self.shared(s).await?.client,
+        })
     }
 
     /// The store for `bucket` with these settings, its request path chosen here, once.
@@ -89,7 +108,8 @@ impl Connector {
     async fn shared(&self, s: &Settings) -> Result<Shared, StoreError> {
         let ca_bundle = Trust::bundle_path(s.ca_bundle());
         let key = format!(
-            "{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}|{}",
+            "{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}|{}",
+            role_key(s),
             s.region,
             s.endpoint_url.as_str(),
             s.proxy.as_str(),
@@ -101,14 +121,30 @@ impl Connector {
             s.retry_max_attempts,
             s.retry_mode
         );
-        let mut shared = self.shared.lock().await;
-        if let Some(c) = shared.get(&key) {
+        let mut built = self.built.lock().await;
+        if let Some(c) = built.clients.get(&key) {
             return Ok(c.clone());
         }
-        let built = build(s, self.credentials.clone()).await?;
-        shared.insert(key, built.clone());
-        Ok(built)
+        let shared = build(s, self.credentials.clone(), &mut built.roles).await?;
+        built.clients.insert(key, shared.clone());
+        Ok(shared)
     }
+}
+
+/// What identifies an assumed role's provider ("" for none).
+fn role_key(s: &Settings) -> String {
+    if !s.role_arn.is_set() {
+        return String::new();
+    }
+    format!(
+        "{}|{}|{}|{}|{}|{}",
+        s.role_arn,
+        s.external_id.expose(),
+        s.session_name,
+        s.duration,
+        s.sts_endpoint_url.as_str(),
+        s.profile
+    )
 }
 
 /// The lean route of a bucket, or why its calls keep the SDK path.
@@ -140,7 +176,11 @@ async fn choose_lean(shared: &Shared, bucket: &str, s: &Settings) -> Result<Rout
     Route::resolve(transport, bucket, &s.region, &endpoint, s)
 }
 
-async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared, StoreError> {
+async fn build(
+    s: &Settings,
+    credentials: Option<Credentials>,
+    roles: &mut HashMap<String, SharedCredentialsProvider>,
+) -> Result<Shared, StoreError> {
     let trust = Trust::load(s.ca_bundle()).map_err(StoreError::connect)?;
     let proxies = Proxies::new(&s.proxy);
     let (tls_context, proxy) = (
@@ -192,6 +232,21 @@ async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared,
         loader = loader.credentials_provider(c);
     }
     let sdk = loader.load().await;
+    // One cache in front of the credentials, shared by the SDK client and the lean path: the
+    // assumed role's when the target names one (on top of the chain), else the chain's.
+    let provider = if s.role_arn.is_set() {
+        let key = role_key(s);
+        match roles.get(&key) {
+            Some(p) => Some(p.clone()),
+            None => {
+                let p = assume_role(&sdk, s).await;
+                roles.insert(key, p.clone());
+                Some(p)
+            }
+        }
+    } else {
+        sdk.credentials_provider().map(|p| Cached::shared(p, None))
+    };
     let throttled = ThrottleCount::default();
     let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
         .interceptor(throttled.clone())
@@ -211,6 +266,7 @@ async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared,
         // Checksums only when an operation requires them: S3-compatible stores reject the rest.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    conf.set_credentials_provider(provider.clone());
     if s.endpoint_url.is_set() {
         conf = conf.endpoint_url(s.endpoint_url.as_str());
     }
@@ -231,7 +287,7 @@ async fn build(s: &Settings, credentials: Option<Credentials>) -> Result<Shared,
             })
         })
         .or_else(|| sdk.endpoint_url().map(str::to_string));
-    let transport = match sdk.credentials_provider() {
+    let transport = match provider {
         None => Err("no credentials provider"),
         Some(provider) => Ok(Arc::new(
             Transport::new(s, provider, &trust, &proxies).map_err(StoreError::connect)?,

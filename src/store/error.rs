@@ -21,6 +21,10 @@ pub enum Operation {
     Connect,
     /// GetBucketLifecycleConfiguration (the lifecycle audit; never fails a sweep)
     GetLifecycle,
+    /// ListBuckets (discovery)
+    ListBuckets,
+    /// GetBucketTagging (discovery by tags)
+    GetBucketTagging,
 }
 
 impl Operation {
@@ -32,6 +36,8 @@ impl Operation {
             Operation::Abort => "abort",
             Operation::Connect => "connect",
             Operation::GetLifecycle => "get_lifecycle",
+            Operation::ListBuckets => "list_buckets",
+            Operation::GetBucketTagging => "get_bucket_tagging",
         }
     }
 }
@@ -145,9 +151,17 @@ pub(super) fn service_error(
         ErrorKind::NoSuchBucket => {
             format!(" (bucket {bucket:?} does not exist: check the name and the region)")
         }
-        ErrorKind::AccessDenied => format!(
-            " (the credentials lack s3:ListBucketMultipartUploads / s3:ListMultipartUploadParts / s3:AbortMultipartUpload on {bucket:?})"
-        ),
+        ErrorKind::AccessDenied => match operation {
+            Operation::ListBuckets => {
+                " (discovery needs s3:ListAllMyBuckets: see deploy/iam/)".to_string()
+            }
+            Operation::GetBucketTagging => {
+                format!(" (discovery by tags needs s3:GetBucketTagging on {bucket:?})")
+            }
+            _ => format!(
+                " (the credentials lack s3:ListBucketMultipartUploads / s3:ListMultipartUploadParts / s3:AbortMultipartUpload on {bucket:?})"
+            ),
+        },
         ErrorKind::Credentials => {
             " (check the access key, secret and session token the credential chain found)"
                 .to_string()
@@ -233,6 +247,10 @@ where
             return error;
         }
         SdkError::TimeoutError(_) => (ErrorKind::Timeout, format!("timed out: {}", chain(&e))),
+        // An assumed role's failure says which role and why (crate::store::credentials).
+        SdkError::DispatchFailure(_) if chain(&e).contains("AssumeRole of") => {
+            return credentials_error(operation, &chain(&e));
+        }
         SdkError::DispatchFailure(_) if chain(&e).contains("credential") => (
             ErrorKind::Credentials,
             "no AWS credentials found by the default chain (environment, profile, SSO, web identity, container, instance metadata): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role".to_string(),
@@ -270,12 +288,20 @@ pub(super) const NETWORK_HINT: &str =
 
 /// The credential chain found nothing usable.
 pub(super) fn credentials_error(operation: Operation, text: &str) -> StoreError {
+    // An assumed role's refusal names the role and STS's answer (crate::store::credentials).
+    let message = match text.find("AssumeRole of") {
+        Some(at) => format!(
+            "cannot assume the role: {} (the base credentials need sts:AssumeRole on the role, and the role's trust policy must name them and any external_id)",
+            &text[at..]
+        ),
+        None => format!(
+            "no usable AWS credentials: {text} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role)"
+        ),
+    };
     StoreError {
         operation,
         kind: ErrorKind::Credentials,
-        message: format!(
-            "no usable AWS credentials: {text} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role)"
-        ),
+        message,
     }
 }
 

@@ -9,7 +9,9 @@
 //! - `lean`: the lean path, the same calls over hyper, signed by aws-sigv4.
 //! - `xml`: the one strict reader of the answers' XML, for both request paths.
 
+pub mod buckets;
 pub mod connect;
+mod credentials;
 pub mod error;
 mod lean;
 pub mod proxy;

@@ -316,7 +316,7 @@ pub(super) fn parse_error(body: &[u8]) -> Option<(String, String)> {
 }
 
 /// The start of a body that is not what was expected, printable, for an error message.
-pub(super) fn snippet(body: &[u8]) -> String {
+pub(crate) fn snippet(body: &[u8]) -> String {
     const MAX: usize = 120;
     let text: Cow<str> = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
     let shown: String = text

@@ -112,8 +112,12 @@ DEFAULT_KEYS = {
     # README changelog: extensions to spec v1
     "retry_max_attempts": int, "retry_mode": str, "request_path": str, "start_jitter": "duration",
     "max_clock_skew": "duration", "trust_host_clock": bool, "price_per_gib_month": float,
+    "role_arn": str, "external_id": str, "session_name": str, "duration": "duration",
+    "sts_endpoint_url": str,
 }
-TARGET_KEYS = dict(DEFAULT_KEYS, bucket=str, prefix=str, exclude_prefixes=list)
+TARGET_KEYS = dict(DEFAULT_KEYS, bucket=str, prefix=str, exclude_prefixes=list,
+                   include_buckets=list, exclude_buckets=list, bucket_tags=dict,
+                   accounts=list, role_name=str)
 SECTIONS = {
     "defaults": DEFAULT_KEYS,
     "metrics": {"listen": str, "textfile": str, "pushgateway_url": str},
@@ -156,7 +160,7 @@ def config(path):
                 errors.append("targets: must be a non-empty array of tables")
                 continue
             for i, t in enumerate(value):
-                if "bucket" not in t:
+                if "bucket" not in t and "accounts" not in t:
                     errors.append(f"targets[{i}]: no bucket")
                 for k, v in t.items():
                     if k not in TARGET_KEYS:
@@ -260,7 +264,10 @@ def iam(path):
     allowed = {"s3:ListBucketMultipartUploads": "bucket",
                "s3:ListMultipartUploadParts": "object", "s3:AbortMultipartUpload": "object"}
     # The lifecycle audit's read: granted or not (a denied read is reported, never a failure).
-    optional = {"s3:GetLifecycleConfiguration": "bucket"}
+    # Discovery (ListBuckets; tags on the buckets its globs name) and assumed roles: only for
+    # configurations that use them.
+    optional = {"s3:GetLifecycleConfiguration": "bucket", "s3:ListAllMyBuckets": "account",
+                "s3:GetBucketTagging": "bucket-glob", "sts:AssumeRole": "role"}
     if doc.get("Version") != "2012-10-17":
         errors.append('Version must be "2012-10-17"')
     seen = set()
@@ -276,6 +283,18 @@ def iam(path):
             seen.add(a)
             kind = allowed.get(a) or optional[a]
             for r in res:
+                if kind == "account":
+                    if r != "*":
+                        errors.append(f"{a} on {r}: an account-level action takes Resource \"*\"")
+                    continue
+                if kind == "role":
+                    if not re.fullmatch(r"arn:aws[a-z-]*:iam::(\d{12}|\*):role/[\w+=,.@/-]+", r):
+                        errors.append(f"{a} on {r}: not a role ARN")
+                    continue
+                if kind == "bucket-glob":
+                    if not r.startswith("arn:aws:s3:::") or "/" in r or r == "arn:aws:s3:::*":
+                        errors.append(f"{a} on {r}: a bucket ARN or a named glob of buckets")
+                    continue
                 if not r.startswith("arn:aws:s3:::") or "*" in r.split(":::")[1].split("/")[0]:
                     errors.append(f"{a} on {r}: not a named bucket")
                 elif kind == "bucket" and "/" in r:

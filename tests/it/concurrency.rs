@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use mpu_janitor::config::{RequestPathSetting, Settings};
+use mpu_janitor::discover::Scope;
 use mpu_janitor::sweep::sweep_targets;
 use s3_mem::{Faults, Throttle};
 
@@ -134,7 +135,7 @@ async fn a_throttled_prefix_makes_every_target_on_the_endpoint_back_off_on_both_
             ..settings(&ep)
         };
         let targets = [target("hot", s.clone()), target("cool", s)];
-        let run = sweep_targets(&targets, &connector(), &opts(), 2).await;
+        let run = sweep_targets(&targets, &connector(), &opts(), 2, &Scope::default()).await;
         let stats = ep.stats();
         for r in &run.targets {
             assert_eq!((r.failed, r.unverified), (0, 0), "{path}: {:?}", r.errors);

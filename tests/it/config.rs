@@ -208,3 +208,104 @@ fn a_missing_profile_and_a_garbled_shard_index_exit_2_instead_of_misleading_at_r
         out.stderr
     );
 }
+
+#[test]
+fn discovery_and_role_mistakes_exit_2_with_their_message_before_anything_is_contacted() {
+    let (listener, url) = tripwire();
+    let table = [
+        (
+            "bucket = \"*\"\ninclude_buckets = []\n",
+            "targets[0].include_buckets: an empty list matches no bucket",
+        ),
+        (
+            "bucket = \"*\"\ninclude_buckets = [\"logs-[\"]\n",
+            "\"logs-[\" is not a glob such as \"logs-*\"",
+        ),
+        (
+            "bucket = \"*\"\nrole_arn = \"janitor\"\n",
+            "\"janitor\" is not an IAM role ARN such as \"arn:aws:iam::111122223333:role/mpu-janitor\"",
+        ),
+        (
+            "bucket = \"*\"\nrole_arn = \"arn:aws:iam::12345:role/janitor\"\n",
+            "the account is 12 digits",
+        ),
+        (
+            "bucket = \"logs\"\nexclude_buckets = [\"*-tmp\"]\n",
+            "targets[0].exclude_buckets: applies to discovery only: set bucket = \"*\"",
+        ),
+        (
+            "accounts = [\"111122223333\"]\n",
+            "targets[0].accounts: needs role_name",
+        ),
+        (
+            "accounts = [\"1111\"]\nrole_name = \"janitor\"\n",
+            "targets[0].accounts: \"1111\" is not an account id (12 digits)",
+        ),
+        (
+            "bucket = \"*\"\nrole_name = \"janitor\"\n",
+            "targets[0].role_name: names the role assumed in each of accounts",
+        ),
+        (
+            "bucket = \"*\"\nexternal_id = \"abc123\"\n",
+            "targets[0].external_id: is sent with AssumeRole, but the target assumes no role",
+        ),
+        (
+            "bucket = \"*\"\nproxy = \"proxy.local:3128\"\n",
+            "targets[0].proxy: \"proxy.local:3128\" is not an http(s) URL",
+        ),
+    ];
+    for (target, needle) in table {
+        let text = format!("[defaults]\nendpoint_url = \"{url}\"\n[[targets]]\n{target}");
+        for cmd in ["check-config", "plan"] {
+            let out = janitor(&text, &[cmd]);
+            assert_eq!(out.code, 2, "{cmd} {target:?}: {}", out.stderr);
+            assert!(
+                out.stderr.contains(needle),
+                "{cmd} {target:?}: {:?} lacks {needle:?}",
+                out.stderr
+            );
+        }
+    }
+    // The external id is never echoed, even where it is wrong.
+    let out = janitor(
+        &format!(
+            "[defaults]\nendpoint_url = \"{url}\"\n[[targets]]\nbucket = \"*\"\nrole_arn = \"arn:aws:iam::111122223333:role/j\"\nexternal_id = \"s3cr3t with spaces\"\n"
+        ),
+        &["check-config"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("targets[0].external_id: is not an external id"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("s3cr3t"), "{}", out.stderr);
+    assert!(
+        listener.accept().is_err(),
+        "a bad config must not contact the endpoint"
+    );
+}
+
+#[test]
+fn check_config_shows_discovery_rules_and_a_fan_out_as_one_target_per_account_without_the_external_id()
+ {
+    let out = janitor(
+        "[defaults]\nregion = \"eu-west-1\"\n[[targets]]\nbucket = \"*\"\ninclude_buckets = [\"logs-*\"]\nbucket_tags = { team = \"media\" }\n[[targets]]\naccounts = [\"111122223333\", \"444455556666\"]\nrole_name = \"janitor\"\nexternal_id = \"very-secret-id\"\n",
+        &["check-config"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = &out.stdout;
+    for needle in [
+        "discovery = \"targets[0]\"",
+        "include_buckets = [\"logs-*\"]",
+        "discovery = \"targets[1] account 111122223333\"",
+        "role_arn = \"arn:aws:iam::111122223333:role/janitor\"",
+        "discovery = \"targets[1] account 444455556666\"",
+        "role_arn = \"arn:aws:iam::444455556666:role/janitor\"",
+        "external_id = \"REDACTED\"",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in\n{text}");
+    }
+    assert!(!text.contains("very-secret-id"), "{text}");
+}

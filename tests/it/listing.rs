@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mpu_janitor::config::Target;
+use mpu_janitor::discover::Scope;
 use mpu_janitor::sweep::{SweepOptions, sweep_targets};
 
 use crate::common::endpoint::{TWO_PARTS, connector, endpoint, opts, seed_old, settings};
@@ -163,7 +164,7 @@ async fn a_thousand_targets_in_one_run_share_one_client_and_a_global_cap() {
             .unwrap_or(0)
     };
     let before = fds();
-    let run = sweep_targets(&targets, &connector(), &opts, 16).await;
+    let run = sweep_targets(&targets, &connector(), &opts, 16, &Scope::default()).await;
     assert_eq!(run.targets.len(), 1_000);
     assert!(
         run.targets

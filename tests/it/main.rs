@@ -13,6 +13,12 @@
 //! - `metrics`: the binary's textfile, a real Pushgateway and a real Prometheus (Debian packages).
 //! - `config`: bad configurations through the binary: ranges, what would fail at run time, secrets
 //!   never echoed, `--log-level` typos, an unreachable config path.
+//! - `discovery`: `bucket = "*"` on the embedded endpoint (pages, globs, tags, regions, a bucket
+//!   deleted mid-run) and on Garage (30 buckets, overlap with an explicit target, a new bucket
+//!   picked up by `run`).
+//! - `roles`: `role_arn` and `accounts` against a real STS (moto's server mode): the assumed keys
+//!   sign every S3 call, a short session is refreshed mid-sweep, a denied AssumeRole fails its
+//!   target only.
 //! - `lifecycle`: the lifecycle audit on Garage and RGW (a covering abort rule, another prefix's,
 //!   none; JSON, `plan`, the gauge).
 //! - `proxy`: every request through a real tinyproxy (forward and CONNECT, `proxy` and the
@@ -29,12 +35,14 @@ mod cli;
 mod concurrency;
 mod config;
 mod daemon;
+mod discovery;
 mod hostile;
 mod lifecycle;
 mod listing;
 mod metrics;
 mod proxy;
 mod resilience;
+mod roles;
 mod safety;
 mod signals;
 mod verify;

@@ -165,3 +165,49 @@ fn a_wrong_proxy_password_fails_the_target_keeps_every_upload_and_is_never_shown
         assert!(shown.stdout.contains(line), "{line}: {}", shown.stdout);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assume_role_and_discovery_go_through_the_proxy_too() {
+    let moto = crate::common::sts::Moto::start();
+    let ep = endpoint().await;
+    ep.set_key_lookup(moto.key_lookup());
+    seed_old(&ep, "found", "k/", 3, TWO_PARTS);
+    let proxy = Tinyproxy::start(Some(CREDENTIALS));
+    let text = format!(
+        "{}[[targets]]\nbucket = \"*\"\n",
+        config_toml(
+            &ep,
+            &format!(
+                "proxy = \"{}\"\nrole_arn = \"arn:aws:iam::111122223333:role/janitor\"\nsts_endpoint_url = \"{}\"\n",
+                proxy.url(Some(CREDENTIALS)),
+                moto.url()
+            ),
+            &[]
+        )
+    );
+    let out = tokio::task::spawn_blocking(move || janitor_as((AK, SK), &text, &["once"]))
+        .await
+        .unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(ep.upload_count("found"), 0);
+    let seen = proxy.requests();
+    let sts = format!("POST {}/", moto.url());
+    assert_eq!(
+        seen.iter().filter(|r| r.starts_with(&sts)).count(),
+        1,
+        "AssumeRole through the proxy: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with(&format!("GET http://{}/?", ep.addr()))
+                || r == &format!("GET http://{}/", ep.addr())),
+        "ListBuckets through the proxy: {seen:?}"
+    );
+    // Every S3 request the endpoint received came through the proxy.
+    let s3 = seen
+        .iter()
+        .filter(|r| r.contains(&ep.addr().to_string()))
+        .count();
+    assert_eq!(s3 as u64, ep.stats().requests, "{seen:?}");
+    assert!(!out.stderr.contains("pr0xy-s3cret"));
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use mpu_janitor::config::{HumanDuration, Settings, Target};
+use mpu_janitor::discover::Scope;
 use mpu_janitor::policy::ClockSource;
 use mpu_janitor::report::Outcome;
 use mpu_janitor::sweep::{SweepOptions, sweep_targets};
@@ -256,7 +257,7 @@ async fn one_failing_target_never_stops_the_others() {
         .iter()
         .map(|b| target(b, s.clone()))
         .collect();
-    let run = sweep_targets(&targets, &connector(), &opts(), 4).await;
+    let run = sweep_targets(&targets, &connector(), &opts(), 4, &Scope::default()).await;
     let aborted: Vec<u64> = run.targets.iter().map(|t| t.aborted).collect();
     assert_eq!(aborted, [10, 0, 0, 10]);
     assert!(

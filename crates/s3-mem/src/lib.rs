@@ -4,25 +4,37 @@
 //! protocol on a local TCP port, so that the janitor can be exercised end to end with
 //! real SigV4-signed requests and no external service:
 //!
-//! - protocol parsing, XML rendering and `SigV4` verification are delegated to [`s3s`]
-//!   (with [`s3s::auth::SimpleAuth`]); requests are served by hyper 1 (HTTP/1.1) on a
-//!   tokio listener, path-style addressing, any signing region;
-//! - operations: `CreateBucket`, `HeadBucket`, `ListBuckets`, `CreateMultipartUpload`,
+//! - protocol parsing, XML rendering and `SigV4` verification are delegated to [`s3s`];
+//!   requests are served by hyper 1 (HTTP/1.1) on a tokio listener, path-style addressing,
+//!   any signing region (a request signed for another region than its bucket's is served,
+//!   and the region recorded: [`Endpoint::signing_regions`]);
+//! - keys: the start key, keys added at runtime ([`Endpoint::add_key`]) and secrets asked
+//!   of a lookup for unknown access keys ([`Endpoint::set_key_lookup`], e.g. temporary
+//!   keys issued by a real STS; `x-amz-security-token` is accepted as a signed header and
+//!   not checked itself);
+//! - operations: `CreateBucket`, `HeadBucket` (with `x-amz-bucket-region`),
+//!   `GetBucketLocation`, `ListBuckets` (`max-buckets`, `continuation-token`, `prefix`,
+//!   `bucket-region`, a `BucketRegion` per bucket), `GetBucketTagging`,
+//!   `GetBucketLifecycleConfiguration` (always none), `CreateMultipartUpload`,
 //!   `UploadPart` (only the size and the MD5 `ETag` of each part are kept, never the
 //!   bytes), `ListMultipartUploads`, `ListParts` and `AbortMultipartUpload`; anything
 //!   else answers `NotImplemented`;
+//! - buckets live in a region ([`Endpoint::create_bucket_in`]), carry tags
+//!   ([`Endpoint::set_bucket_tags`]) and can vanish mid-run ([`Endpoint::delete_bucket`]);
 //! - a controllable clock ([`Endpoint::set_clock_offset`]) that stamps `Initiated` and
 //!   part `LastModified`, so old uploads can be seeded honestly through the protocol;
 //! - runtime fault plans ([`Faults`]): straggling or never-emptying aborts, random
 //!   `503 SlowDown`, an S3-like request rate limit per prefix partition ([`Throttle`]),
-//!   random connection resets, added latency, `AccessDenied` buckets;
-//! - counters ([`Stats`]) and state inspection ([`Endpoint::uploads`]) for assertions,
-//!   plus direct in-memory seeding ([`Endpoint::seed_upload`]) for large scenes.
+//!   random connection resets, added latency, clock skew, `AccessDenied` buckets, a denied
+//!   lifecycle read, denied bucket tagging reads, short `ListBuckets` pages;
+//! - counters ([`Stats`], requests per access key included) and state inspection
+//!   ([`Endpoint::uploads`]) for assertions, plus direct in-memory seeding
+//!   ([`Endpoint::seed_upload`]) for large scenes.
 //!
 //! State lives in ordered maps behind one mutex; uploads of a bucket are keyed by
 //! `(key, upload id)` so every `ListMultipartUploads` page is a range query.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::BuildHasher;
 use std::io;
@@ -42,7 +54,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use md5::{Digest, Md5};
 use parking_lot::Mutex;
-use s3s::auth::SimpleAuth;
+use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -56,9 +68,16 @@ const MAX_PAGE: i32 = 1000;
 const MAX_OFFSET_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
 /// How long [`Endpoint::shutdown`] lets in-flight requests finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Region of buckets created without one.
+const DEFAULT_REGION: &str = "us-east-1";
+/// Largest `max-buckets` S3 accepts, and its page size when a `ListBuckets` parameter is given
+/// without `max-buckets`.
+const MAX_BUCKETS: usize = 10_000;
 
 type StdError = Box<dyn std::error::Error + Send + Sync + 'static>;
 type HttpResponse = hyper::Response<s3s::Body>;
+/// See [`Endpoint::set_key_lookup`].
+type KeyLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync + 'static>;
 
 /// Fault plan applied to requests; change it at runtime with [`Endpoint::set_faults`].
 ///
@@ -101,6 +120,13 @@ pub struct Faults {
     /// GetBucketLifecycleConfiguration answers `403 AccessDenied` (a janitor without the optional
     /// `s3:GetLifecycleConfiguration` permission); every other call is unaffected.
     pub deny_lifecycle: bool,
+    /// Buckets whose `GetBucketTagging` answers `403 AccessDenied` (a janitor without
+    /// `s3:GetBucketTagging` on them, checked before the bucket's existence); every other call
+    /// on them is unaffected.
+    pub deny_tagging: HashSet<String>,
+    /// Largest `ListBuckets` page, whatever `max-buckets` the client asks for (`Some(0)`
+    /// counts as 1), so a test can force several pages.
+    pub list_buckets_page: Option<usize>,
 }
 
 /// A token bucket per prefix partition, as S3 limits request rates per prefix: each partition
@@ -153,6 +179,12 @@ pub struct Stats {
     pub throttled: u64,
     /// Requests let through by [`Faults::throttle`] while it was set.
     pub throttle_admitted: u64,
+    /// `ListBuckets` calls (one per page).
+    pub list_buckets: u64,
+    /// `GetBucketTagging` calls (denied ones and those answered `NoSuchTagSet` included).
+    pub get_bucket_tagging: u64,
+    /// Authenticated requests that reached an operation, by the access key that signed them.
+    pub requests_by_access_key: BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -167,6 +199,15 @@ impl Stats {
     pub fn aborts_for_upload(&self, upload_id: &str) -> u64 {
         self.aborts_by_upload_id
             .get(upload_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Number of authenticated requests signed with `access_key` that reached an operation.
+    #[must_use]
+    pub fn requests_for_access_key(&self, access_key: &str) -> u64 {
+        self.requests_by_access_key
+            .get(access_key)
             .copied()
             .unwrap_or(0)
     }
@@ -220,7 +261,8 @@ impl std::fmt::Debug for Endpoint {
 
 impl Endpoint {
     /// Starts an endpoint on `127.0.0.1` with an ephemeral port, accepting requests signed
-    /// with this single access key / secret key pair.
+    /// with this access key / secret key pair (more: [`Endpoint::add_key`],
+    /// [`Endpoint::set_key_lookup`]).
     ///
     /// Must be called inside a tokio runtime; the server runs on spawned tasks.
     ///
@@ -247,11 +289,18 @@ impl Endpoint {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new());
+        shared
+            .keys
+            .secrets
+            .lock()
+            .insert(access_key.to_owned(), secret_key.to_owned());
 
         let mut builder = S3ServiceBuilder::new(MemS3 {
             shared: Arc::clone(&shared),
         });
-        builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
+        builder.set_auth(MemAuth {
+            keys: Arc::clone(&shared.keys),
+        });
         // The 15-minute window is checked in `handle` against the endpoint's own clock, which
         // `Faults::clock_ahead` can move.
         let mut config = s3s::config::S3Config::default();
@@ -326,20 +375,78 @@ impl Endpoint {
         self.shared.faults.lock().clone()
     }
 
-    /// Creates a bucket directly in memory (no name validation); does nothing if it
-    /// already exists.
+    /// Accepts requests signed with this key pair too, from now on (replaces the secret of a
+    /// known access key).
+    pub fn add_key(&self, access_key: &str, secret_key: &str) {
+        self.shared
+            .keys
+            .secrets
+            .lock()
+            .insert(access_key.to_owned(), secret_key.to_owned());
+    }
+
+    /// Sets the lookup asked for the secret of an access key the endpoint does not know yet
+    /// (replacing any previous one), e.g. the temporary keys a real STS issued.
+    ///
+    /// It runs on tokio's blocking pool, so it may block (a lookup over HTTP). A secret it
+    /// finds is kept, so it is asked once per key; a key it does not find (`None`) is asked
+    /// again next time, and the request answers `403 NotSignedUp`, as for any unknown key.
+    pub fn set_key_lookup(&self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) {
+        *self.shared.keys.lookup.lock() = Some(Arc::new(lookup));
+    }
+
+    /// Creates a bucket in `us-east-1` directly in memory (no name validation); does nothing
+    /// if it already exists.
     pub fn create_bucket(&self, name: &str) {
+        self.create_bucket_in(name, DEFAULT_REGION);
+    }
+
+    /// Creates a bucket in `region` directly in memory (no validation); does nothing if it
+    /// already exists (its region stays).
+    pub fn create_bucket_in(&self, name: &str, region: &str) {
         let now = self.shared.now();
         self.shared
             .state
             .lock()
             .buckets
             .entry(name.to_owned())
-            .or_insert_with(|| BucketRec::new(now));
+            .or_insert_with(|| BucketRec::new(now, region));
     }
 
-    /// Inserts a multipart upload directly in memory (no HTTP), creating the bucket if
-    /// needed, and returns its upload id.
+    /// Replaces the tag set of `bucket` with `tags` (key, value); an empty slice removes it,
+    /// so `GetBucketTagging` answers `NoSuchTagSet`. Does nothing if the bucket does not exist.
+    pub fn set_bucket_tags(&self, bucket: &str, tags: &[(&str, &str)]) {
+        if let Some(rec) = self.shared.state.lock().buckets.get_mut(bucket) {
+            rec.tags = tags
+                .iter()
+                .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        }
+    }
+
+    /// Deletes `bucket` and all its uploads at once (as if another client had emptied and
+    /// deleted it); later requests on it answer `NoSuchBucket`. Returns whether it existed.
+    pub fn delete_bucket(&self, name: &str) -> bool {
+        self.shared.state.lock().buckets.remove(name).is_some()
+    }
+
+    /// Regions of the `SigV4` credential scopes of the authenticated requests made on `bucket`
+    /// (whether it exists or not), since the start or [`Endpoint::reset_stats`]; `ListBuckets`
+    /// is on no bucket and not counted. A janitor that signs for each bucket's own region
+    /// leaves exactly that region here.
+    #[must_use]
+    pub fn signing_regions(&self, bucket: &str) -> BTreeSet<String> {
+        self.shared
+            .state
+            .lock()
+            .signing_regions
+            .get(bucket)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Inserts a multipart upload directly in memory (no HTTP), creating the bucket (in
+    /// `us-east-1`) if needed, and returns its upload id.
     ///
     /// `parts` are `(part number, size)`; each part gets `LastModified = initiated` and a
     /// deterministic stand-in `ETag` (the MD5 of `"{upload_id}/{number}/{size}"`, as no
@@ -373,7 +480,7 @@ impl Endpoint {
         let rec = st
             .buckets
             .entry(bucket.to_owned())
-            .or_insert_with(|| BucketRec::new(now));
+            .or_insert_with(|| BucketRec::new(now, DEFAULT_REGION));
         rec.uploads
             .insert((key.to_owned(), upload_id.clone()), upload);
         upload_id
@@ -402,10 +509,14 @@ impl Endpoint {
             skewed_faults: get(&c.skewed_faults),
             throttled: get(&c.throttled),
             throttle_admitted: get(&c.throttle_admitted),
+            list_buckets: get(&c.list_buckets),
+            get_bucket_tagging: get(&c.get_bucket_tagging),
+            requests_by_access_key: st.requests_by_access_key.clone(),
         }
     }
 
-    /// Sets every counter back to zero (state and faults are untouched).
+    /// Sets every counter back to zero and forgets the [`Endpoint::signing_regions`] seen
+    /// (state and faults are untouched).
     pub fn reset_stats(&self) {
         let c = &self.shared.counters;
         for a in [
@@ -423,12 +534,16 @@ impl Endpoint {
             &c.skewed_faults,
             &c.throttled,
             &c.throttle_admitted,
+            &c.list_buckets,
+            &c.get_bucket_tagging,
         ] {
             a.store(0, Ordering::Relaxed);
         }
         let mut st = self.shared.state.lock();
         st.aborts_by_key.clear();
         st.aborts_by_upload_id.clear();
+        st.requests_by_access_key.clear();
+        st.signing_regions.clear();
     }
 
     /// Names of the existing buckets, sorted.
@@ -530,14 +645,19 @@ impl UploadRec {
 
 struct BucketRec {
     created: DateTime<Utc>,
+    region: String,
+    /// The tag set, in the order set; empty means none (`NoSuchTagSet`).
+    tags: Vec<(String, String)>,
     /// Keyed by (object key, upload id): listing order, and range queries for markers.
     uploads: BTreeMap<(String, String), UploadRec>,
 }
 
 impl BucketRec {
-    fn new(created: DateTime<Utc>) -> Self {
+    fn new(created: DateTime<Utc>, region: &str) -> Self {
         Self {
             created,
+            region: region.to_owned(),
+            tags: Vec::new(),
             uploads: BTreeMap::new(),
         }
     }
@@ -548,6 +668,47 @@ struct State {
     buckets: BTreeMap<String, BucketRec>,
     aborts_by_key: HashMap<String, u64>,
     aborts_by_upload_id: HashMap<String, u64>,
+    requests_by_access_key: BTreeMap<String, u64>,
+    /// Signing regions seen per bucket name; see [`Endpoint::signing_regions`].
+    signing_regions: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The secrets the endpoint knows and the lookup for the others; shared with [`MemAuth`].
+#[derive(Default)]
+struct Keys {
+    secrets: Mutex<HashMap<String, String>>,
+    lookup: Mutex<Option<KeyLookup>>,
+}
+
+/// `SigV4` secrets for s3s: like `SimpleAuth`, plus keys added at runtime and the lookup.
+struct MemAuth {
+    keys: Arc<Keys>,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for MemAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        if let Some(secret) = self.keys.secrets.lock().get(access_key) {
+            return Ok(SecretKey::from(secret.clone()));
+        }
+        let lookup = self.keys.lookup.lock().clone();
+        if let Some(lookup) = lookup {
+            let key = access_key.to_owned();
+            // The lookup may block (the tests ask a real STS over HTTP).
+            let found = tokio::task::spawn_blocking(move || lookup(&key))
+                .await
+                .map_err(|e| s3_error!(InternalError, "the access key lookup failed: {e}"))?;
+            if let Some(secret) = found {
+                self.keys
+                    .secrets
+                    .lock()
+                    .insert(access_key.to_owned(), secret.clone());
+                return Ok(SecretKey::from(secret));
+            }
+        }
+        // What s3s's SimpleAuth answers for an unknown access key.
+        Err(s3_error!(NotSignedUp, "Your account is not signed up"))
+    }
 }
 
 #[derive(Default)]
@@ -566,10 +727,13 @@ struct Counters {
     skewed_faults: AtomicU64,
     throttled: AtomicU64,
     throttle_admitted: AtomicU64,
+    list_buckets: AtomicU64,
+    get_bucket_tagging: AtomicU64,
 }
 
 struct Shared {
     state: Mutex<State>,
+    keys: Arc<Keys>,
     faults: Mutex<Faults>,
     /// Tokens left per partition of [`Faults::throttle`], and when they were counted.
     tokens: Mutex<HashMap<String, (f64, std::time::Instant)>>,
@@ -584,6 +748,7 @@ impl Shared {
         let seed = std::collections::hash_map::RandomState::new().hash_one(SystemTime::now());
         Self {
             state: Mutex::new(State::default()),
+            keys: Arc::new(Keys::default()),
             faults: Mutex::new(Faults::default()),
             tokens: Mutex::new(HashMap::new()),
             counters: Counters::default(),
@@ -747,6 +912,18 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The bytes of lowercase or uppercase hex `s`, as UTF-8; `None` if it is not that.
+fn unhex(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let bytes = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
 /// Percent-encodes everything but unreserved characters and `/` (for `encoding-type=url`).
 fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -787,6 +964,24 @@ impl MemS3 {
     fn has_bucket(&self, name: &str) -> bool {
         self.shared.state.lock().buckets.contains_key(name)
     }
+
+    /// Records who signed a request that reached an operation, and for a request on `bucket`
+    /// the region it was signed for.
+    fn note<T>(&self, req: &S3Request<T>, bucket: Option<&str>) {
+        let Some(cred) = &req.credentials else {
+            return;
+        };
+        let mut st = self.shared.state.lock();
+        *st.requests_by_access_key
+            .entry(cred.access_key.clone())
+            .or_default() += 1;
+        if let (Some(bucket), Some(region)) = (bucket, &req.region) {
+            st.signing_regions
+                .entry(bucket.to_owned())
+                .or_default()
+                .insert(region.as_str().to_owned());
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -795,7 +990,18 @@ impl S3 for MemS3 {
         &self,
         req: S3Request<dto::CreateBucketInput>,
     ) -> S3Result<S3Response<dto::CreateBucketOutput>> {
-        let name = req.input.bucket;
+        self.note(&req, Some(&req.input.bucket));
+        let dto::CreateBucketInput {
+            bucket: name,
+            create_bucket_configuration,
+            ..
+        } = req.input;
+        // As in S3: no location constraint is us-east-1, and `EU` is eu-west-1.
+        let region = match create_bucket_configuration.and_then(|c| c.location_constraint) {
+            Some(c) if c.as_str() == dto::BucketLocationConstraint::EU => "eu-west-1".to_owned(),
+            Some(c) if !c.as_str().is_empty() => c.as_str().to_owned(),
+            _ => DEFAULT_REGION.to_owned(),
+        };
         let now = self.shared.now();
         let mut st = self.shared.state.lock();
         if st.buckets.contains_key(&name) {
@@ -804,7 +1010,8 @@ impl S3 for MemS3 {
                 "Your previous request to create the named bucket succeeded and you already own it."
             ));
         }
-        st.buckets.insert(name.clone(), BucketRec::new(now));
+        st.buckets
+            .insert(name.clone(), BucketRec::new(now, &region));
         Ok(S3Response::new(dto::CreateBucketOutput {
             location: Some(format!("/{name}")),
         }))
@@ -816,6 +1023,7 @@ impl S3 for MemS3 {
         &self,
         req: S3Request<dto::GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<dto::GetBucketLifecycleConfigurationOutput>> {
+        self.note(&req, Some(&req.input.bucket));
         if self.shared.faults.lock().deny_lifecycle {
             return Err(s3_error!(AccessDenied, "Access Denied"));
         }
@@ -829,41 +1037,149 @@ impl S3 for MemS3 {
         }
     }
 
+    /// Answers the bucket's region in `x-amz-bucket-region`, as S3 does.
     async fn head_bucket(
         &self,
         req: S3Request<dto::HeadBucketInput>,
     ) -> S3Result<S3Response<dto::HeadBucketOutput>> {
-        if self.has_bucket(&req.input.bucket) {
-            Ok(S3Response::new(dto::HeadBucketOutput::default()))
-        } else {
-            Err(no_such_bucket())
-        }
+        self.note(&req, Some(&req.input.bucket));
+        let st = self.shared.state.lock();
+        let rec = st
+            .buckets
+            .get(&req.input.bucket)
+            .ok_or_else(no_such_bucket)?;
+        Ok(S3Response::new(dto::HeadBucketOutput {
+            bucket_region: Some(rec.region.clone()),
+            ..Default::default()
+        }))
     }
 
+    /// As S3: an empty `LocationConstraint` for us-east-1, else the region.
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<dto::GetBucketLocationInput>,
+    ) -> S3Result<S3Response<dto::GetBucketLocationOutput>> {
+        self.note(&req, Some(&req.input.bucket));
+        let st = self.shared.state.lock();
+        let rec = st
+            .buckets
+            .get(&req.input.bucket)
+            .ok_or_else(no_such_bucket)?;
+        let location_constraint = (rec.region != DEFAULT_REGION)
+            .then(|| dto::BucketLocationConstraint::from(rec.region.clone()));
+        Ok(S3Response::new(dto::GetBucketLocationOutput {
+            location_constraint,
+        }))
+    }
+
+    /// Pages as S3 does: `max-buckets` (1..=10000) per page, capped by
+    /// [`Faults::list_buckets_page`]; without it, every bucket, unless another parameter is
+    /// given (then 10000). The continuation token is opaque (the hex of the last name given).
     async fn list_buckets(
         &self,
-        _req: S3Request<dto::ListBucketsInput>,
+        req: S3Request<dto::ListBucketsInput>,
     ) -> S3Result<S3Response<dto::ListBucketsOutput>> {
+        self.note(&req, None);
+        Shared::bump(&self.shared.counters.list_buckets);
+        let input = req.input;
+        let any_param = input.continuation_token.is_some()
+            || input.prefix.is_some()
+            || input.bucket_region.is_some();
+        let mut max = match input.max_buckets {
+            Some(n) => usize::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_BUCKETS).contains(n))
+                .ok_or_else(|| {
+                    s3_error!(
+                        InvalidArgument,
+                        "max-buckets must be an integer between 1 and 10000"
+                    )
+                })?,
+            None if any_param => MAX_BUCKETS,
+            None => usize::MAX,
+        };
+        if let Some(cap) = self.shared.faults.lock().list_buckets_page {
+            max = max.min(cap.max(1));
+        }
+        let after = match input.continuation_token.as_deref() {
+            None | Some("") => None,
+            Some(token) => Some(unhex(token).ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "The continuation token provided is incorrect"
+                )
+            })?),
+        };
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let lower = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix.clone()),
+        };
+
         let st = self.shared.state.lock();
-        let buckets = st
+        let mut page: Vec<(&String, &BucketRec)> = st
             .buckets
-            .iter()
+            .range::<String, _>((lower, Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(&prefix))
+            .filter(|(_, b)| input.bucket_region.as_ref().is_none_or(|r| *r == b.region))
+            .take(max.saturating_add(1))
+            .collect();
+        let continuation_token = if page.len() > max {
+            page.truncate(max);
+            page.last().map(|(name, _)| hex(name.as_bytes()))
+        } else {
+            None
+        };
+        let buckets = page
+            .into_iter()
             .map(|(name, b)| dto::Bucket {
                 name: Some(name.clone()),
                 creation_date: Some(ts(b.created)),
-                ..Default::default()
+                bucket_region: Some(b.region.clone()),
             })
             .collect();
+        drop(st);
         Ok(S3Response::new(dto::ListBucketsOutput {
             buckets: Some(buckets),
+            continuation_token,
+            prefix: input.prefix,
             ..Default::default()
         }))
+    }
+
+    /// The tag set, `NoSuchTagSet` when there is none, `AccessDenied` for the buckets of
+    /// [`Faults::deny_tagging`].
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<dto::GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<dto::GetBucketTaggingOutput>> {
+        self.note(&req, Some(&req.input.bucket));
+        Shared::bump(&self.shared.counters.get_bucket_tagging);
+        let bucket = req.input.bucket;
+        if self.shared.faults.lock().deny_tagging.contains(&bucket) {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+        let st = self.shared.state.lock();
+        let rec = st.buckets.get(&bucket).ok_or_else(no_such_bucket)?;
+        if rec.tags.is_empty() {
+            return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"));
+        }
+        let tag_set = rec
+            .tags
+            .iter()
+            .map(|(k, v)| dto::Tag {
+                key: Some(k.clone()),
+                value: Some(v.clone()),
+            })
+            .collect();
+        Ok(S3Response::new(dto::GetBucketTaggingOutput { tag_set }))
     }
 
     async fn create_multipart_upload(
         &self,
         req: S3Request<dto::CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
+        self.note(&req, Some(&req.input.bucket));
         Shared::bump(&self.shared.counters.create_multipart_upload);
         let dto::CreateMultipartUploadInput { bucket, key, .. } = req.input;
         let now = self.shared.now();
@@ -886,6 +1202,7 @@ impl S3 for MemS3 {
         &self,
         req: S3Request<dto::UploadPartInput>,
     ) -> S3Result<S3Response<dto::UploadPartOutput>> {
+        self.note(&req, Some(&req.input.bucket));
         Shared::bump(&self.shared.counters.upload_part);
         let dto::UploadPartInput {
             body,
@@ -967,6 +1284,7 @@ impl S3 for MemS3 {
         &self,
         req: S3Request<dto::ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
+        self.note(&req, Some(&req.input.bucket));
         Shared::bump(&self.shared.counters.list_multipart_uploads);
         let input = req.input;
         if input.delimiter.as_deref().is_some_and(|d| !d.is_empty()) {
@@ -1052,6 +1370,7 @@ impl S3 for MemS3 {
         &self,
         req: S3Request<dto::ListPartsInput>,
     ) -> S3Result<S3Response<dto::ListPartsOutput>> {
+        self.note(&req, Some(&req.input.bucket));
         Shared::bump(&self.shared.counters.list_parts);
         let dto::ListPartsInput {
             bucket,
@@ -1110,6 +1429,7 @@ impl S3 for MemS3 {
         &self,
         req: S3Request<dto::AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
+        self.note(&req, Some(&req.input.bucket));
         let counters = &self.shared.counters;
         Shared::bump(&counters.abort_multipart_upload);
         let dto::AbortMultipartUploadInput {
@@ -1389,5 +1709,425 @@ mod tests {
             shared.take_token("b/q", &t),
             "another partition has its own bucket"
         );
+    }
+
+    #[test]
+    fn a_continuation_token_decodes_only_from_hex() {
+        assert_eq!(unhex(&hex(b"bucket-9")).as_deref(), Some("bucket-9"));
+        assert_eq!(unhex("").as_deref(), Some(""));
+        for bad in ["abc", "zz", "+f", "ff"] {
+            assert_eq!(unhex(bad), None, "{bad:?}");
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Through real HTTP: a minimal SigV4 signer (GET and HEAD, empty bodies), so the custom
+    // S3Auth and what s3s hands the operations are tested as a client meets them.
+
+    const AK: &str = "AKIAS3MEMUNITTEST001";
+    const SK: &str = "unit-test-secret";
+    const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn sha256(data: &[u8]) -> [u8; 32] {
+        <s3s::crypto::Sha256 as s3s::crypto::Checksum>::checksum(data)
+    }
+
+    fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+        let mut k = [0u8; 64];
+        if key.len() > 64 {
+            k[..32].copy_from_slice(&sha256(key));
+        } else {
+            k[..key.len()].copy_from_slice(key);
+        }
+        let mut inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+        inner.extend_from_slice(msg);
+        let mut outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+        outer.extend_from_slice(&sha256(&inner));
+        sha256(&outer)
+    }
+
+    /// AWS URI encoding of a query component: everything but unreserved characters.
+    fn enc(s: &str) -> String {
+        url_encode(s).replace('/', "%2F")
+    }
+
+    /// Who signs a request, and for which region.
+    struct Signer<'a> {
+        access_key: &'a str,
+        secret_key: &'a str,
+        region: &'a str,
+        token: Option<&'a str>,
+    }
+
+    const START_KEY: Signer<'static> = Signer {
+        access_key: AK,
+        secret_key: SK,
+        region: "us-east-1",
+        token: None,
+    };
+
+    struct Reply {
+        status: u16,
+        head: String,
+        body: String,
+    }
+
+    impl Reply {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim())
+            })
+        }
+
+        /// Texts of every `<tag>` element of the body, in order.
+        fn all(&self, tag: &str) -> Vec<String> {
+            let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+            self.body
+                .split(&open)
+                .skip(1)
+                .filter_map(|s| s.split_once(&close).map(|(v, _)| v.to_owned()))
+                .collect()
+        }
+    }
+
+    /// Sends a signed request with an empty body on a new connection and reads the reply.
+    async fn send(
+        ep: &Endpoint,
+        who: &Signer<'_>,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Reply {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let host = ep.addr().to_string();
+        let now = Utc::now();
+        let (amz_date, date) = (
+            now.format("%Y%m%dT%H%M%SZ").to_string(),
+            now.format("%Y%m%d").to_string(),
+        );
+        let mut pairs: Vec<(String, String)> =
+            query.iter().map(|&(k, v)| (enc(k), enc(v))).collect();
+        pairs.sort();
+        let query = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut headers = vec![
+            ("host", host.clone()),
+            ("x-amz-content-sha256", EMPTY_SHA256.to_owned()),
+            ("x-amz-date", amz_date.clone()),
+        ];
+        if let Some(token) = who.token {
+            headers.push(("x-amz-security-token", token.to_owned()));
+        }
+        let signed = headers
+            .iter()
+            .map(|(k, _)| *k)
+            .collect::<Vec<_>>()
+            .join(";");
+        let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+        let canonical =
+            format!("{method}\n{path}\n{query}\n{canonical_headers}\n{signed}\n{EMPTY_SHA256}");
+        let scope = format!("{date}/{}/s3/aws4_request", who.region);
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            hex(&sha256(canonical.as_bytes()))
+        );
+        let mut key = hmac(
+            format!("AWS4{}", who.secret_key).as_bytes(),
+            date.as_bytes(),
+        );
+        for part in [who.region, "s3", "aws4_request"] {
+            key = hmac(&key, part.as_bytes());
+        }
+        let signature = hex(&hmac(&key, to_sign.as_bytes()));
+
+        let target = if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{query}")
+        };
+        let mut request = format!("{method} {target} HTTP/1.1\r\n");
+        for (k, v) in &headers {
+            let _ = write!(request, "{k}: {v}\r\n");
+        }
+        let _ = write!(
+            request,
+            "authorization: AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}\r\nconnection: close\r\n\r\n",
+            who.access_key
+        );
+        let mut stream = TcpStream::connect(ep.addr()).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("a reply");
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status");
+        Reply {
+            status,
+            head: head.to_owned(),
+            body: body.to_owned(),
+        }
+    }
+
+    async fn started() -> Endpoint {
+        Endpoint::start(AK, SK).await.expect("endpoint")
+    }
+
+    /// Follows continuation tokens from the first page: the names listed, page by page.
+    async fn list_all(ep: &Endpoint, max: Option<&str>) -> Vec<Vec<String>> {
+        let mut pages = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = Vec::new();
+            if let Some(m) = max {
+                query.push(("max-buckets", m));
+            }
+            if let Some(t) = &token {
+                query.push(("continuation-token", t.as_str()));
+            }
+            let reply = send(ep, &START_KEY, "GET", "/", &query).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            pages.push(reply.all("Name"));
+            token = reply.all("ContinuationToken").into_iter().next();
+            if token.is_none() {
+                return pages;
+            }
+            assert!(pages.len() < 100, "the listing never ends");
+        }
+    }
+
+    #[tokio::test]
+    async fn list_buckets_pages_return_every_bucket_exactly_once() {
+        // Seven buckets; pages of two asked, then pages capped at three by the fault plan.
+        let ep = started().await;
+        let names: Vec<String> = (0..7).map(|i| format!("bucket-{i}")).collect();
+        for n in &names {
+            ep.create_bucket(n);
+        }
+
+        let pages = list_all(&ep, Some("2")).await;
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 2, 1]);
+        assert_eq!(pages.concat(), names);
+
+        ep.update_faults(|f| f.list_buckets_page = Some(3));
+        let pages = list_all(&ep, Some("1000")).await;
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
+        assert_eq!(pages.concat(), names);
+        let pages = list_all(&ep, None).await;
+        assert_eq!(
+            pages.concat(),
+            names,
+            "no max-buckets: still every bucket, in pages"
+        );
+        assert_eq!(pages.len(), 3);
+
+        ep.set_faults(Faults::default());
+        let pages = list_all(&ep, None).await;
+        assert_eq!(pages.len(), 1, "no max-buckets: all at once");
+        assert_eq!(pages.concat(), names);
+        assert_eq!(ep.stats().list_buckets, 4 + 3 + 3 + 1);
+    }
+
+    #[tokio::test]
+    async fn list_buckets_filters_by_prefix_and_shows_each_region() {
+        // Buckets in two regions; a prefix listing, a region listing, a bad argument.
+        let ep = started().await;
+        ep.create_bucket("logs-a");
+        ep.create_bucket_in("logs-b", "eu-west-1");
+        ep.create_bucket("media");
+
+        let reply = send(&ep, &START_KEY, "GET", "/", &[("prefix", "logs-")]).await;
+        assert_eq!(reply.all("Name"), ["logs-a", "logs-b"]);
+        assert_eq!(reply.all("BucketRegion"), ["us-east-1", "eu-west-1"]);
+        assert_eq!(reply.all("Prefix"), ["logs-"]);
+        assert!(reply.all("ContinuationToken").is_empty());
+
+        let reply = send(
+            &ep,
+            &START_KEY,
+            "GET",
+            "/",
+            &[("bucket-region", "us-east-1")],
+        )
+        .await;
+        assert_eq!(reply.all("Name"), ["logs-a", "media"]);
+
+        for bad in [("max-buckets", "0"), ("continuation-token", "not-hex")] {
+            let reply = send(&ep, &START_KEY, "GET", "/", &[bad]).await;
+            assert_eq!(reply.status, 400, "{bad:?}");
+            assert_eq!(reply.all("Code"), ["InvalidArgument"], "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn head_bucket_answers_its_region_and_signing_regions_are_recorded() {
+        // A bucket in eu-west-1 reached with a us-east-1 signature, then its own region's.
+        let ep = started().await;
+        ep.create_bucket_in("eu-bucket", "eu-west-1");
+
+        let reply = send(&ep, &START_KEY, "HEAD", "/eu-bucket", &[]).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("x-amz-bucket-region"), Some("eu-west-1"));
+        assert_eq!(
+            ep.signing_regions("eu-bucket"),
+            BTreeSet::from(["us-east-1".to_owned()])
+        );
+
+        let eu = Signer {
+            region: "eu-west-1",
+            ..START_KEY
+        };
+        let reply = send(&ep, &eu, "GET", "/eu-bucket", &[("location", "")]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert!(
+            reply.body.contains(">eu-west-1</LocationConstraint>"),
+            "{}",
+            reply.body
+        );
+        assert_eq!(
+            ep.signing_regions("eu-bucket"),
+            BTreeSet::from(["eu-west-1".to_owned(), "us-east-1".to_owned()])
+        );
+        assert!(ep.signing_regions("other").is_empty());
+
+        ep.reset_stats();
+        assert!(ep.signing_regions("eu-bucket").is_empty());
+    }
+
+    #[tokio::test]
+    async fn bucket_tagging_answers_the_tags_none_denied_or_no_bucket() {
+        // One tagged bucket, one untagged, one denied, one missing.
+        let ep = started().await;
+        for b in ["tagged", "plain", "secret"] {
+            ep.create_bucket(b);
+        }
+        ep.set_bucket_tags("tagged", &[("team", "data"), ("janitor", "on")]);
+        ep.set_bucket_tags("secret", &[("team", "x")]);
+        ep.update_faults(|f| {
+            f.deny_tagging.insert("secret".to_owned());
+        });
+
+        let reply = send(&ep, &START_KEY, "GET", "/tagged", &[("tagging", "")]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.all("Key"), ["team", "janitor"]);
+        assert_eq!(reply.all("Value"), ["data", "on"]);
+
+        let cases = [
+            ("/plain", 404, "NoSuchTagSet"),
+            ("/secret", 403, "AccessDenied"),
+            ("/missing", 404, "NoSuchBucket"),
+        ];
+        for (path, status, code) in cases {
+            let reply = send(&ep, &START_KEY, "GET", path, &[("tagging", "")]).await;
+            assert_eq!(
+                (reply.status, reply.all("Code")),
+                (status, vec![code.to_owned()])
+            );
+        }
+
+        ep.set_bucket_tags("tagged", &[]);
+        let reply = send(&ep, &START_KEY, "GET", "/tagged", &[("tagging", "")]).await;
+        assert_eq!(
+            reply.all("Code"),
+            ["NoSuchTagSet"],
+            "an empty set removes the tags"
+        );
+        assert_eq!(ep.stats().get_bucket_tagging, 5);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_bucket_answers_no_such_bucket_with_its_uploads_gone() {
+        // A bucket with uploads deleted from the test between two requests.
+        let ep = started().await;
+        ep.create_bucket("gone");
+        ep.seed_upload("gone", "k", Utc::now(), &[(1, 10)]);
+        assert_eq!(
+            send(&ep, &START_KEY, "HEAD", "/gone", &[]).await.status,
+            200
+        );
+
+        assert!(ep.delete_bucket("gone"));
+        assert!(!ep.delete_bucket("gone"));
+        assert_eq!(ep.upload_count("gone"), 0);
+        assert!(ep.buckets().is_empty());
+        assert_eq!(
+            send(&ep, &START_KEY, "HEAD", "/gone", &[]).await.status,
+            404
+        );
+        let reply = send(&ep, &START_KEY, "GET", "/gone", &[("uploads", "")]).await;
+        assert_eq!(reply.all("Code"), ["NoSuchBucket"]);
+    }
+
+    #[tokio::test]
+    async fn added_and_looked_up_keys_are_accepted_and_counted_per_key() {
+        // An unknown key, then the same key added; a temporary key (with a session token)
+        // found by the lookup once, then from the cache; a wrong secret for a found key.
+        let ep = started().await;
+        let other = Signer {
+            access_key: "AKIAOTHER",
+            secret_key: "other-secret",
+            ..START_KEY
+        };
+        let reply = send(&ep, &other, "GET", "/", &[]).await;
+        assert_eq!(
+            (reply.status, reply.all("Code")),
+            (403, vec!["NotSignedUp".to_owned()])
+        );
+        ep.add_key("AKIAOTHER", "other-secret");
+        assert_eq!(send(&ep, &other, "GET", "/", &[]).await.status, 200);
+
+        let asked = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&asked);
+        ep.set_key_lookup(move |key| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            (key == "ASIATEMP").then(|| "temp-secret".to_owned())
+        });
+        let temp = Signer {
+            access_key: "ASIATEMP",
+            secret_key: "temp-secret",
+            region: "eu-west-1",
+            token: Some("FQoGZXIvYXdzEBYaD+some/session=token"),
+        };
+        for _ in 0..2 {
+            let reply = send(&ep, &temp, "GET", "/", &[]).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+        assert_eq!(asked.load(Ordering::Relaxed), 1, "a found secret is kept");
+
+        let forged = Signer {
+            secret_key: "guess",
+            ..temp
+        };
+        let reply = send(&ep, &forged, "GET", "/", &[]).await;
+        assert_eq!(reply.all("Code"), ["SignatureDoesNotMatch"]);
+        let unknown = Signer {
+            access_key: "ASIAUNKNOWN",
+            ..temp
+        };
+        let reply = send(&ep, &unknown, "GET", "/", &[]).await;
+        assert_eq!(reply.all("Code"), ["NotSignedUp"]);
+        assert_eq!(asked.load(Ordering::Relaxed), 2, "a missing key is asked");
+
+        assert_eq!(send(&ep, &START_KEY, "GET", "/", &[]).await.status, 200);
+        let stats = ep.stats();
+        assert_eq!(
+            stats.requests_by_access_key,
+            BTreeMap::from([
+                (AK.to_owned(), 1),
+                ("AKIAOTHER".to_owned(), 1),
+                ("ASIATEMP".to_owned(), 2),
+            ]),
+            "only authenticated requests count"
+        );
+        assert_eq!(stats.requests_for_access_key("ASIATEMP"), 2);
+        assert_eq!(stats.requests_for_access_key("ASIAUNKNOWN"), 0);
     }
 }

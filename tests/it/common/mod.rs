@@ -3,7 +3,8 @@
 //! the real aws-sdk-s3 client), [`endpoint`] (the embedded s3-mem
 //! endpoint with its fault injection), [`janitor`] (running the binary with a hermetic AWS
 //! environment), [`http`] (plain GETs, Prometheus samples, the Prometheus servers), [`proxy`] (a
-//! real tinyproxy) and [`tls`] (a private CA and a TLS proxy). Nothing here sets a process-wide environment variable: every test
+//! real tinyproxy), [`tls`] (a private CA and a TLS proxy) and [`sts`] (a real STS: moto's server
+//! mode, whose temporary keys s3-mem verifies). Nothing here sets a process-wide environment variable: every test
 //! shares this one process, so credentials go to the library explicitly and to the binary through
 //! its own `Command` environment.
 
@@ -15,6 +16,7 @@ pub mod janitor;
 pub mod proxy;
 pub mod rgw;
 pub mod server;
+pub mod sts;
 pub mod tls;
 
 use std::net::TcpListener;
@@ -69,5 +71,6 @@ pub fn target(bucket: &str, settings: Settings) -> Target {
         prefix: String::new(),
         exclude_prefixes: vec![],
         settings,
+        discovery: None,
     }
 }

@@ -1,0 +1,77 @@
+//! The buckets of an account, for discovery: ListBuckets (every page), each bucket's tags
+//! (GetBucketTagging) and its region (from the listing, else HeadBucket's `x-amz-bucket-region`).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
+
+use super::error::{Operation, StoreError, classify};
+
+/// Buckets asked for per ListBuckets page (AWS's largest is 10,000; a listing without a page size
+/// is cut at 10,000 buckets with no way to go on).
+const PAGE: i32 = 1_000;
+
+/// One bucket of the listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Its name.
+    pub name: String,
+    /// Its region, when the listing says (AWS does; most S3-compatible stores do not).
+    pub region: Option<String>,
+}
+
+/// The account-level calls of one set of credentials and connection settings.
+pub struct Buckets {
+    pub(super) client: Client,
+}
+
+impl Buckets {
+    /// Every bucket the credentials can list, over all pages.
+    pub async fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        let mut pages = self
+            .client
+            .list_buckets()
+            .max_buckets(PAGE)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(Operation::ListBuckets, "", e))?;
+            out.extend(page.buckets().iter().filter_map(|b| {
+                Some(Listed {
+                    name: b.name()?.to_string(),
+                    region: b.bucket_region().map(str::to_string),
+                })
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The bucket's tags (none when it has no tag set).
+    pub async fn tags(&self, bucket: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        match self.client.get_bucket_tagging().bucket(bucket).send().await {
+            Ok(out) => Ok(out
+                .tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect()),
+            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchTagSet") => {
+                Ok(BTreeMap::new())
+            }
+            Err(e) => Err(classify(Operation::GetBucketTagging, bucket, e)),
+        }
+    }
+
+    /// The bucket's region from HeadBucket's `x-amz-bucket-region`, which S3 sends on a redirect
+    /// to another region and on a denied HeadBucket too; `None` when the store does not say.
+    pub async fn region(&self, bucket: &str) -> Option<String> {
+        match self.client.head_bucket().bucket(bucket).send().await {
+            Ok(out) => out.bucket_region().map(str::to_string),
+            Err(e) => e
+                .raw_response()
+                .and_then(|r| r.headers().get("x-amz-bucket-region"))
+                .map(str::to_string),
+        }
+    }
+}
