@@ -202,6 +202,7 @@ async fn candidates(
                     exclude_prefixes: rule.exclude_prefixes.clone(),
                     settings,
                     discovery: Some(Arc::clone(d)),
+                    vault: None,
                 });
             }
         }

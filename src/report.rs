@@ -80,6 +80,9 @@ pub struct UploadReport {
     /// What could not be read (reason `unreadable_entry`: the field and what it held).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The size of its parts, where the store fixes one (a Glacier vault's uploads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
 }
 
 impl UploadReport {
@@ -92,6 +95,7 @@ impl UploadReport {
                 .map(|t| crate::policy::age_seconds(t, now))
                 .unwrap_or(0),
             initiated: u.initiated,
+            part_size: u.part_size,
             key: u.key,
             upload_id: u.upload_id,
             parts: 0,
@@ -510,15 +514,37 @@ pub fn render_plan_text(run: &RunReport) -> String {
                 .max()
                 .unwrap_or(0)
                 .max(6);
+            // A vault's uploads have no key: their archive description, creation date and part
+            // size instead.
+            let vault = t.uploads.iter().any(|u| u.part_size.is_some());
+            let (extra, name) = if vault {
+                (
+                    format!(" {:<20} {:>10}", "CREATED", "PART SIZE"),
+                    "DESCRIPTION",
+                )
+            } else {
+                (String::new(), "KEY")
+            };
             let _ = writeln!(
                 out,
-                "  {:<10} {:>6} {:>10}  {:<action_width$} {:<id_width$} KEY",
+                "  {:<10}{extra} {:>6} {:>10}  {:<action_width$} {:<id_width$} {name}",
                 "AGE", "PARTS", "BYTES", "ACTION", "UPLOAD ID"
             );
             for u in &t.uploads {
+                let extra = if vault {
+                    format!(
+                        " {:<20} {:>10}",
+                        u.initiated
+                            .map(|i| i.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                            .unwrap_or_else(|| "?".into()),
+                        u.part_size.map(human_bytes).unwrap_or_default()
+                    )
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     out,
-                    "  {:<10} {:>6} {:>10}  {:<action_width$} {:<id_width$} {:?}",
+                    "  {:<10}{extra} {:>6} {:>10}  {:<action_width$} {:<id_width$} {:?}",
                     human_age(u.age_seconds),
                     u.parts,
                     human_bytes(u.bytes),
@@ -730,7 +756,10 @@ fn discovered_line(t: &TargetReport) -> Option<String> {
 }
 
 fn target_name(t: &TargetReport) -> String {
-    if t.prefix.is_empty() {
+    if t.bucket.starts_with("vault:") {
+        // A Glacier vault's label (config::Vault::label).
+        format!("glacier {}", t.bucket)
+    } else if t.prefix.is_empty() {
         format!("s3://{}", t.bucket)
     } else {
         format!("s3://{}/{}", t.bucket, t.prefix)
@@ -797,6 +826,7 @@ mod tests {
                 reason,
                 error: None,
                 detail: None,
+                part_size: None,
             };
         for (age, bytes) in [
             (DAY - 1, 1),
@@ -863,6 +893,7 @@ mod tests {
             reason,
             error: None,
             detail: None,
+            part_size: None,
         };
         let long = "x".repeat(64);
         let run = RunReport {

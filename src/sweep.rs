@@ -221,7 +221,7 @@ pub async fn sweep<S: UploadStore>(
     }
     // The lifecycle audit, once the sweep is done (one call; an error never fails the target).
     if report.error.is_none() && !report.stopped_by_shutdown {
-        report.lifecycle = Some(match ctx.store.lifecycle_rules().await {
+        report.lifecycle = ctx.store.lifecycle_rules().await.map(|rules| match rules {
             Ok(rules) => lifecycle::audit(&rules, &target.prefix),
             Err(e) => {
                 tracing::info!(bucket = %target.bucket, error = %e, "Lifecycle rules unreadable (the sweep is not affected)");
@@ -368,6 +368,7 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
                     key: u.key,
                     upload_id: u.upload_id,
                     initiated: None,
+                    part_size: None,
                 },
                 now,
             );
@@ -404,7 +405,9 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
         match page.next {
             None => break,
             Some(next) => {
-                if let Some(problem) = not_advancing(marker.as_ref(), &next) {
+                if let Some(problem) =
+                    not_advancing(marker.as_ref(), &next, ctx.store.ordered_markers())
+                {
                     let e = StoreError::protocol(Operation::ListUploads, problem);
                     tracing::error!(bucket = %bucket, error = %e, "Listing uploads stopped");
                     listed.error = Some(e);
@@ -419,7 +422,7 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
 
 /// Why a next-page marker cannot be followed, if it cannot: it repeats the current one, or goes back
 /// to an earlier key. (Upload ids are opaque, so only keys are compared for order.)
-fn not_advancing(current: Option<&Marker>, next: &Marker) -> Option<String> {
+fn not_advancing(current: Option<&Marker>, next: &Marker, ordered: bool) -> Option<String> {
     let current = current?;
     if current == next {
         return Some(format!(
@@ -427,7 +430,7 @@ fn not_advancing(current: Option<&Marker>, next: &Marker) -> Option<String> {
             next.key, next.upload_id
         ));
     }
-    if next.key < current.key {
+    if ordered && next.key < current.key {
         return Some(format!(
             "the server's next key marker {:?} goes back before {:?}: refusing to loop",
             next.key, current.key
@@ -547,6 +550,10 @@ fn log_summary(r: &TargetReport, dry_run: bool) {
     );
 }
 
+/// The sweep of one kind of store or another (a bucket's, a vault's), boxed.
+type SweepFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = TargetReport> + Send + 'a>>;
+
 /// Builds (or reuses) the target's client and sweeps it. A client that cannot be built (bad CA
 /// bundle...) becomes the target's error entry.
 pub async fn connect_and_sweep(
@@ -554,8 +561,18 @@ pub async fn connect_and_sweep(
     connector: &Connector,
     opts: &SweepOptions,
 ) -> TargetReport {
-    let mut r = match connector.store(&target.bucket, &target.settings).await {
-        Ok(store) => sweep(Arc::new(store), target, opts).await,
+    let store = match &target.vault {
+        Some(v) => connector
+            .vault(&target.bucket, v, &target.settings)
+            .await
+            .map(|s| Box::pin(sweep(Arc::new(s), target, opts)) as SweepFuture<'_>),
+        None => connector
+            .store(&target.bucket, &target.settings)
+            .await
+            .map(|s| Box::pin(sweep(Arc::new(s), target, opts)) as SweepFuture<'_>),
+    };
+    let mut r = match store {
+        Ok(sweep) => sweep.await,
         Err(e) => {
             opts.progress.targets_listed.fetch_add(1, Ordering::Relaxed);
             tracing::error!(bucket = %target.bucket, error = %e, "Cannot reach the store");
@@ -642,7 +659,7 @@ mod tests {
         ];
         for (cur, next, stuck) in table {
             assert_eq!(
-                not_advancing(cur.as_ref(), &next).is_some(),
+                not_advancing(cur.as_ref(), &next, true).is_some(),
                 stuck,
                 "{cur:?} -> {next:?}"
             );

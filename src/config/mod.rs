@@ -77,6 +77,12 @@ macro_rules! settings {
             /// The role assumed in each of `accounts`. Default "".
             #[serde(default)]
             pub role_name: String,
+            /// An S3 Glacier vault to sweep, in place of `bucket`. Default "".
+            #[serde(default)]
+            pub vault: String,
+            /// The vault's account: `-` (the credentials' own) or a 12-digit id. Default "-".
+            #[serde(default)]
+            pub account_id: String,
             /// Only uploads under this key prefix are considered. Default "".
             #[serde(default)]
             pub prefix: String,
@@ -336,6 +342,27 @@ impl Discovery {
     }
 }
 
+/// An S3 Glacier vault a target sweeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vault {
+    /// The vault's name.
+    pub name: String,
+    /// Its account: `-` (the credentials' own) or a 12-digit id, sent as given.
+    pub account_id: String,
+}
+
+impl Vault {
+    /// What a vault's target is named in reports and metrics (its `bucket` label):
+    /// `vault:NAME`, or `vault:ACCOUNT/NAME` for another account's, names no bucket can have.
+    pub fn label(&self) -> String {
+        if self.account_id == "-" {
+            format!("vault:{}", self.name)
+        } else {
+            format!("vault:{}/{}", self.account_id, self.name)
+        }
+    }
+}
+
 /// The bucket name of a discovery target.
 pub const EVERY_BUCKET: &str = "*";
 
@@ -353,6 +380,8 @@ pub struct Target {
     /// On a discovery target, how it picks its buckets; on a bucket it discovered, the rule that
     /// matched it. `None` on a target written for one bucket.
     pub discovery: Option<Arc<Discovery>>,
+    /// The Glacier vault, for a vault's target (`bucket` is then its [`Vault::label`]).
+    pub vault: Option<Vault>,
 }
 
 impl Target {
@@ -611,6 +640,51 @@ fn resolve_targets(
                     .to_string(),
             );
         }
+        let vault = (!t.vault.is_empty() || !t.account_id.is_empty()).then(|| Vault {
+            name: t.vault.clone(),
+            account_id: Some(t.account_id.clone())
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| "-".to_string()),
+        });
+        if let Some(v) = &vault {
+            if !t.bucket.is_empty() {
+                problem(
+                    "vault",
+                    format!(
+                        "a target sweeps either a bucket or a vault: remove bucket = {:?} or vault = {:?}",
+                        t.bucket, v.name
+                    ),
+                );
+            }
+            if v.name.trim().is_empty() {
+                problem(
+                    "account_id",
+                    "applies to a vault: set vault too".to_string(),
+                );
+            }
+            if v.account_id != "-" && !types::is_account_id(&v.account_id) {
+                problem(
+                    "account_id",
+                    format!(
+                        "{:?} is not \"-\" or an account id (12 digits)",
+                        v.account_id
+                    ),
+                );
+            }
+            for (key, set) in [
+                ("prefix", !t.prefix.is_empty()),
+                ("exclude_prefixes", !t.exclude_prefixes.is_empty()),
+            ] {
+                if set {
+                    problem(
+                        key,
+                        "applies to object keys; a vault's uploads have none".to_string(),
+                    );
+                }
+            }
+            t.bucket = v.label();
+        }
+        let discovers = discovers && vault.is_none();
         let discovery = discovers.then(|| Discovery {
             rule: format!("targets[{i}]"),
             include: t.include_buckets.take(),
@@ -623,6 +697,7 @@ fn resolve_targets(
             exclude_prefixes: t.exclude_prefixes,
             settings,
             discovery: discovery.clone().map(Arc::new),
+            vault,
         };
         if !fan_out {
             targets.push(target);

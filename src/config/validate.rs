@@ -411,6 +411,12 @@ impl Config {
                     ));
                 }
             }
+            if t.vault.is_some() && !t.settings.idle_for.0.is_zero() {
+                out.push(format!(
+                    "{at}.idle_for: \"{}\" cannot be judged on a vault: Glacier lists no part times, so a vault's upload still receiving parts could not be told apart; set idle_for = \"0s\" on this target (and older_than long enough){src}",
+                    t.settings.idle_for
+                ));
+            }
             if !t.settings.external_id.is_empty() && !t.settings.role_arn.is_set() {
                 out.push(format!(
                     "{at}.external_id: is sent with AssumeRole, but the target assumes no role: set role_arn (or accounts and role_name){src}"

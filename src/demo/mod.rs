@@ -136,6 +136,7 @@ fn targets(url: &str) -> Vec<Target> {
                 ..base.clone()
             },
             discovery: None,
+            vault: None,
         },
         Target {
             bucket: "db-backups".into(),
@@ -146,6 +147,7 @@ fn targets(url: &str) -> Vec<Target> {
                 ..base
             },
             discovery: None,
+            vault: None,
         },
     ]
 }

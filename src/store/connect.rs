@@ -32,6 +32,9 @@ use crate::config::{RequestPathSetting, RetryMode, Settings};
 /// What targets with the same connection settings share.
 #[derive(Clone)]
 struct Shared {
+    /// The loaded configuration (credentials cached, HTTP client, retries, timeouts), from which
+    /// the clients of other services (Glacier) are built.
+    sdk: aws_config::SdkConfig,
     client: Client,
     /// The SDK client's throttling answers.
     throttled: ThrottleCount,
@@ -89,6 +92,35 @@ impl Connector {
         Ok(super::buckets::Buckets {
             client: self.shared(s).await?.client,
         })
+    }
+
+    /// The store of a Glacier vault with these settings (`endpoint_url` is Glacier's).
+    pub async fn vault(
+        &self,
+        label: &str,
+        vault: &crate::config::Vault,
+        s: &Settings,
+    ) -> Result<super::GlacierStore, StoreError> {
+        let shared = self.shared(s).await?;
+        let mut conf = aws_sdk_glacier::config::Builder::from(&shared.sdk)
+            .interceptor(shared.throttled.clone())
+            .retry_partition(
+                aws_sdk_glacier::config::retry::RetryPartition::custom("mpu-janitor-glacier")
+                    .token_bucket(aws_sdk_glacier::config::retry::TokenBucket::unlimited())
+                    .build(),
+            )
+            .stalled_stream_protection(
+                aws_sdk_glacier::config::StalledStreamProtectionConfig::disabled(),
+            );
+        if s.endpoint_url.is_set() {
+            conf = conf.endpoint_url(s.endpoint_url.as_str());
+        }
+        Ok(super::GlacierStore::new(
+            aws_sdk_glacier::Client::from_conf(conf.build()),
+            shared.throttled,
+            label.to_string(),
+            vault,
+        ))
     }
 
     /// The store for `bucket` with these settings, its request path chosen here, once.
@@ -247,6 +279,9 @@ async fn build(
     } else {
         sdk.credentials_provider().map(|p| Cached::shared(p, None))
     };
+    let mut with_provider = sdk.into_builder();
+    with_provider.set_credentials_provider(provider.clone());
+    let sdk = with_provider.build();
     let throttled = ThrottleCount::default();
     let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
         .interceptor(throttled.clone())
@@ -266,7 +301,6 @@ async fn build(
         // Checksums only when an operation requires them: S3-compatible stores reject the rest.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    conf.set_credentials_provider(provider.clone());
     if s.endpoint_url.is_set() {
         conf = conf.endpoint_url(s.endpoint_url.as_str());
     }
@@ -294,6 +328,7 @@ async fn build(
         )),
     };
     Ok(Shared {
+        sdk: sdk.clone(),
         client: Client::from_conf(conf.build()),
         throttled,
         transport,

@@ -135,7 +135,11 @@ pub(super) fn service_error(
         | "TooManyRequestsException" => ErrorKind::Throttled,
         // Some stores (Garage) answer a bad signature with AccessDenied.
         "AccessDenied" if text.to_ascii_lowercase().contains("signature") => ErrorKind::Credentials,
-        "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => ErrorKind::AccessDenied,
+        "AccessDenied" | "AllAccessDisabled" | "AccountProblem" | "AccessDeniedException" => {
+            ErrorKind::AccessDenied
+        }
+        // Glacier's names for a key it does not know or a bad signature.
+        "UnrecognizedClientException" | "InvalidSignatureException" => ErrorKind::Credentials,
         "InvalidAccessKeyId"
         | "SignatureDoesNotMatch"
         | "ExpiredToken"
@@ -151,6 +155,9 @@ pub(super) fn service_error(
         ErrorKind::NoSuchBucket => {
             format!(" (bucket {bucket:?} does not exist: check the name and the region)")
         }
+        ErrorKind::Client if code == "ResourceNotFoundException" => {
+            format!(" ({bucket:?} does not exist: check the vault's name, account_id and region)")
+        }
         ErrorKind::AccessDenied => match operation {
             Operation::ListBuckets => {
                 " (discovery needs s3:ListAllMyBuckets: see deploy/iam/)".to_string()
@@ -158,6 +165,9 @@ pub(super) fn service_error(
             Operation::GetBucketTagging => {
                 format!(" (discovery by tags needs s3:GetBucketTagging on {bucket:?})")
             }
+            _ if bucket.starts_with("vault:") => format!(
+                " (the credentials lack glacier:ListMultipartUploads / glacier:ListParts / glacier:AbortMultipartUpload on {bucket:?}: see deploy/iam/)"
+            ),
             _ => format!(
                 " (the credentials lack s3:ListBucketMultipartUploads / s3:ListMultipartUploadParts / s3:AbortMultipartUpload on {bucket:?})"
             ),

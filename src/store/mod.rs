@@ -13,6 +13,7 @@ pub mod buckets;
 pub mod connect;
 mod credentials;
 pub mod error;
+mod glacier;
 mod lean;
 pub mod proxy;
 mod s3;
@@ -26,6 +27,7 @@ use chrono::{DateTime, Utc};
 
 pub use connect::Connector;
 pub use error::{ErrorKind, Operation, StoreError};
+pub use glacier::GlacierStore;
 pub use s3::S3Store;
 
 /// An incomplete multipart upload as listed.
@@ -37,6 +39,8 @@ pub struct Upload {
     pub upload_id: String,
     /// When the upload was initiated; `None` when the server gave no readable time.
     pub initiated: Option<DateTime<Utc>>,
+    /// The size of every part but the last, where the store fixes one (a Glacier vault's).
+    pub part_size: Option<u64>,
 }
 
 /// Where the next ListMultipartUploads page starts, exactly as the server returned it.
@@ -137,15 +141,18 @@ pub trait UploadStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Aborted, StoreError>> + Send;
 
     /// The bucket's lifecycle rules (none when it has no lifecycle configuration), for the audit
-    /// of [`crate::lifecycle`]. A store without lifecycle rules says so as an error.
+    /// of [`crate::lifecycle`]; `None` for a kind of store that has no lifecycle rules at all (a
+    /// Glacier vault): then there is no audit.
     fn lifecycle_rules(
         &self,
-    ) -> impl Future<Output = Result<Vec<crate::lifecycle::Rule>, StoreError>> + Send {
-        std::future::ready(Err(StoreError {
-            operation: Operation::GetLifecycle,
-            kind: ErrorKind::Other,
-            message: "this kind of store has no lifecycle rules".to_string(),
-        }))
+    ) -> impl Future<Output = Option<Result<Vec<crate::lifecycle::Rule>, StoreError>>> + Send {
+        std::future::ready(None)
+    }
+
+    /// Whether the listing's markers are ordered (S3's key markers), so that one going back is a
+    /// protocol error; an opaque marker (a Glacier vault's) is only checked for repeating.
+    fn ordered_markers(&self) -> bool {
+        true
     }
 
     /// Throttling answers (SlowDown and the like, retried or not) received so far from this

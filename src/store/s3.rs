@@ -85,8 +85,8 @@ impl UploadStore for S3Store {
     }
 
     /// Through the SDK on either path: one call a sweep.
-    async fn lifecycle_rules(&self) -> Result<Vec<crate::lifecycle::Rule>, StoreError> {
-        self.sdk.lifecycle_rules().await
+    async fn lifecycle_rules(&self) -> Option<Result<Vec<crate::lifecycle::Rule>, StoreError>> {
+        Some(self.sdk.lifecycle_rules().await)
     }
 
     fn throttled(&self) -> u64 {

@@ -200,12 +200,19 @@ fn rule_of(r: &aws_sdk_s3::types::LifecycleRule) -> Rule {
 /// Keeps what the last answer to the call it is attached to said: its `Date` header (the store's
 /// clock, read from the answers the sweep receives anyway) and, for a 2xx, its body.
 #[derive(Clone, Debug, Default)]
-struct Answer(Arc<parking_lot::Mutex<Answered>>);
+pub(super) struct Answer(Arc<parking_lot::Mutex<Answered>>);
 
 /// Counts the throttling answers (HTTP 503, S3's SlowDown, and 429) of every attempt of every call
 /// of a client, as the lean path's transport does, for the sweep's concurrency limit.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ThrottleCount(Arc<AtomicU64>);
+
+impl ThrottleCount {
+    /// The throttling answers so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 impl Intercept for ThrottleCount {
     fn name(&self) -> &'static str {
@@ -233,7 +240,7 @@ struct Answered {
 }
 
 impl Answer {
-    fn take(&self) -> (Option<String>, Option<Bytes>) {
+    pub(super) fn take(&self) -> (Option<String>, Option<Bytes>) {
         let Answered { date, body } = std::mem::take(&mut *self.0.lock());
         (date, body)
     }

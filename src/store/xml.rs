@@ -256,6 +256,7 @@ fn read_upload(entry: &Element) -> Result<Upload, String> {
             .map(str::to_string)
             .ok_or("the entry has no UploadId")?,
         initiated: entry.date("Initiated")?,
+        part_size: None,
     })
 }
 

@@ -117,7 +117,7 @@ DEFAULT_KEYS = {
 }
 TARGET_KEYS = dict(DEFAULT_KEYS, bucket=str, prefix=str, exclude_prefixes=list,
                    include_buckets=list, exclude_buckets=list, bucket_tags=dict,
-                   accounts=list, role_name=str)
+                   accounts=list, role_name=str, vault=str, account_id=str)
 SECTIONS = {
     "defaults": DEFAULT_KEYS,
     "metrics": {"listen": str, "textfile": str, "pushgateway_url": str},
@@ -160,7 +160,7 @@ def config(path):
                 errors.append("targets: must be a non-empty array of tables")
                 continue
             for i, t in enumerate(value):
-                if "bucket" not in t and "accounts" not in t:
+                if "bucket" not in t and "accounts" not in t and "vault" not in t:
                     errors.append(f"targets[{i}]: no bucket")
                 for k, v in t.items():
                     if k not in TARGET_KEYS:
@@ -267,7 +267,10 @@ def iam(path):
     # Discovery (ListBuckets; tags on the buckets its globs name) and assumed roles: only for
     # configurations that use them.
     optional = {"s3:GetLifecycleConfiguration": "bucket", "s3:ListAllMyBuckets": "account",
-                "s3:GetBucketTagging": "bucket-glob", "sts:AssumeRole": "role"}
+                "s3:GetBucketTagging": "bucket-glob", "sts:AssumeRole": "role",
+                # Glacier vaults (`vault` targets): the same three calls, on the vault's ARN.
+                "glacier:ListMultipartUploads": "vault", "glacier:ListParts": "vault",
+                "glacier:AbortMultipartUpload": "vault"}
     if doc.get("Version") != "2012-10-17":
         errors.append('Version must be "2012-10-17"')
     seen = set()
@@ -290,6 +293,10 @@ def iam(path):
                 if kind == "role":
                     if not re.fullmatch(r"arn:aws[a-z-]*:iam::(\d{12}|\*):role/[\w+=,.@/-]+", r):
                         errors.append(f"{a} on {r}: not a role ARN")
+                    continue
+                if kind == "vault":
+                    if not re.fullmatch(r"arn:aws[a-z-]*:glacier:[a-z0-9-]+:\d{12}:vaults/[\w.-]+", r):
+                        errors.append(f"{a} on {r}: not a vault ARN (arn:aws:glacier:REGION:ACCOUNT:vaults/NAME)")
                     continue
                 if kind == "bucket-glob":
                     if not r.startswith("arn:aws:s3:::") or "/" in r or r == "arn:aws:s3:::*":

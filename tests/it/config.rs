@@ -250,6 +250,18 @@ fn discovery_and_role_mistakes_exit_2_with_their_message_before_anything_is_cont
             "targets[0].external_id: is sent with AssumeRole, but the target assumes no role",
         ),
         (
+            "bucket = \"b\"\nvault = \"v\"\n",
+            "targets[0].vault: a target sweeps either a bucket or a vault",
+        ),
+        (
+            "vault = \"v\"\naccount_id = \"12\"\n",
+            "targets[0].account_id: \"12\" is not \"-\" or an account id (12 digits)",
+        ),
+        (
+            "vault = \"v\"\nidle_for = \"1h\"\n",
+            "targets[0].idle_for: \"1h\" cannot be judged on a vault",
+        ),
+        (
             "bucket = \"*\"\nproxy = \"proxy.local:3128\"\n",
             "targets[0].proxy: \"proxy.local:3128\" is not an http(s) URL",
         ),

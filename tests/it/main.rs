@@ -16,6 +16,8 @@
 //! - `discovery`: `bucket = "*"` on the embedded endpoint (pages, globs, tags, regions, a bucket
 //!   deleted mid-run) and on Garage (30 buckets, overlap with an explicit target, a new bucket
 //!   picked up by `run`).
+//! - `glacier`: Glacier vaults on the embedded Glacier endpoint (pages, stragglers, the stuck,
+//!   bytes, the account id, `plan`).
 //! - `roles`: `role_arn` and `accounts` against a real STS (moto's server mode): the assumed keys
 //!   sign every S3 call, a short session is refreshed mid-sweep, a denied AssumeRole fails its
 //!   target only.
@@ -36,6 +38,7 @@ mod concurrency;
 mod config;
 mod daemon;
 mod discovery;
+mod glacier;
 mod hostile;
 mod lifecycle;
 mod listing;

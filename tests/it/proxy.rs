@@ -210,4 +210,8 @@ async fn assume_role_and_discovery_go_through_the_proxy_too() {
         .count();
     assert_eq!(s3 as u64, ep.stats().requests, "{seen:?}");
     assert!(!out.stderr.contains("pr0xy-s3cret"));
+    eprintln!(
+        "the proxy saw {} requests: 1 AssumeRole, {s3} S3",
+        seen.len()
+    );
 }

@@ -79,6 +79,12 @@ async fn assumed_keys_sign_every_s3_call_and_a_short_session_is_refreshed_mid_sw
             signed.len() >= 2,
             "{path}: more than one session signed: {signed:?}"
         );
+        eprintln!(
+            "{path}: {} sessions assumed, {} of them signed {} S3 requests",
+            sessions.len(),
+            signed.len(),
+            ep.stats().requests
+        );
     }
 }
 

@@ -33,6 +33,10 @@
 //!
 //! State lives in ordered maps behind one mutex; uploads of a bucket are keyed by
 //! `(key, upload id)` so every `ListMultipartUploads` page is a range query.
+//!
+//! [`glacier`] is an S3 Glacier (vaults) endpoint on the same lines, for vault sweeps.
+
+pub mod glacier;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;

@@ -72,5 +72,6 @@ pub fn target(bucket: &str, settings: Settings) -> Target {
         exclude_prefixes: vec![],
         settings,
         discovery: None,
+        vault: None,
     }
 }
