@@ -51,7 +51,7 @@ impl SdkBucket {
 
     /// Throttling answers received by this bucket's client, retried or not.
     pub(crate) fn throttled(&self) -> u64 {
-        self.throttled.0.load(Ordering::Relaxed)
+        self.throttled.count()
     }
 
     /// One ListMultipartUploads page, markers exactly as the server returned them. The SDK sends
