@@ -67,6 +67,10 @@ pub enum KeepReason {
     Capped,
     /// Stale, but a shutdown began before its abort started.
     ShuttingDown,
+    /// The conditional abort found another upload under this id, initiated at another time
+    /// than the one judged (a directory bucket's 412 to `If-Match-Initiated-Time`): that one was
+    /// not judged, so it is kept.
+    InitiatedTimeChanged,
 }
 
 /// The outcome of the decision.

@@ -801,6 +801,7 @@ fn keep_word(r: KeepReason) -> &'static str {
         KeepReason::DryRun => "dry-run",
         KeepReason::Capped => "capped",
         KeepReason::ShuttingDown => "shutting-down",
+        KeepReason::InitiatedTimeChanged => "initiated-time-changed",
     }
 }
 

@@ -444,6 +444,7 @@ async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload, now: DateTime<Utc>) ->
     let settings = &ctx.target.settings;
     let bucket = ctx.store.bucket();
     let mut seen = SeenParts::default();
+    let initiated = u.initiated;
     let mut report = UploadReport::new(u, now);
     let (key, id) = (report.key.clone(), report.upload_id.clone());
     let finish = |mut report: UploadReport, seen: &SeenParts, error: Option<StoreError>| {
@@ -507,6 +508,7 @@ async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload, now: DateTime<Utc>) ->
         &*ctx.store,
         &key,
         &id,
+        initiated,
         &mut seen,
         settings.max_abort_attempts,
         ctx.opts.reabort_backoff,
@@ -524,6 +526,10 @@ async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload, now: DateTime<Utc>) ->
             None
         }
         Verification::Failed(e) => Some(e),
+        Verification::Replaced => {
+            report.keep(KeepReason::InitiatedTimeChanged);
+            None
+        }
     };
     finish(report, &seen, error)
 }

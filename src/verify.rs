@@ -9,6 +9,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::store::{Aborted, Part, Parts, StoreError, UploadStore};
 
 /// Distinct parts seen over the life of one upload, by part number and ETag.
@@ -51,6 +53,10 @@ pub enum Verification {
     },
     /// An abort or a verifying ListParts failed (after retries); the upload may still exist.
     Failed(StoreError),
+    /// The conditional abort answered that the upload under this id is not the one judged (a
+    /// directory bucket's 412 to `If-Match-Initiated-Time`): nothing was aborted by that call,
+    /// and the newer upload is kept.
+    Replaced,
 }
 
 /// What [`abort_until_empty`] did.
@@ -62,13 +68,15 @@ pub struct Verified {
     pub attempts: u32,
 }
 
-/// Aborts `key`/`upload_id` and verifies with ListParts until it is empty, at most `max_attempts`
+/// Aborts `key`/`upload_id` (the upload initiated at `initiated`, which the store may make the
+/// abort conditional on) and verifies with ListParts until it is empty, at most `max_attempts`
 /// aborts, waiting [`backoff`]`(base, n)` before abort number `n` >= 2. Parts listed on the way
 /// are added to `seen`.
 pub async fn abort_until_empty<S: UploadStore>(
     store: &S,
     key: &str,
     upload_id: &str,
+    initiated: Option<DateTime<Utc>>,
     seen: &mut SeenParts,
     max_attempts: u32,
     base: Duration,
@@ -83,12 +91,16 @@ pub async fn abort_until_empty<S: UploadStore>(
             verification,
             attempts: attempt,
         };
-        match store.abort(key, upload_id).await {
+        match store.abort(key, upload_id, initiated).await {
             Ok(Aborted::Accepted) => {
                 tracing::debug!(bucket = %bucket, key = %key, upload_id = %upload_id, attempt, "Aborted upload")
             }
             Ok(Aborted::NoSuchUpload) => {
                 tracing::debug!(bucket = %bucket, key = %key, upload_id = %upload_id, attempt, "Abort answered NoSuchUpload; verifying")
+            }
+            Ok(Aborted::InitiatedTimeChanged) => {
+                tracing::warn!(bucket = %bucket, key = %key, upload_id = %upload_id, attempt, "The upload under this id was initiated at another time than the one judged (replaced): kept");
+                return done(Verification::Replaced);
             }
             Err(e) => {
                 tracing::warn!(bucket = %bucket, key = %key, upload_id = %upload_id, attempt, error = %e, "Abort failed");
@@ -187,7 +199,12 @@ mod tests {
             Ok(Parts::Listed(self.listed.lock().clone()))
         }
 
-        async fn abort(&self, _: &str, _: &str) -> Result<Aborted, StoreError> {
+        async fn abort(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<DateTime<Utc>>,
+        ) -> Result<Aborted, StoreError> {
             *self.aborts.lock() += 1;
             if let Some(answer) = self.abort_script.lock().pop_front() {
                 return answer;
@@ -205,7 +222,7 @@ mod tests {
 
     async fn run(fake: &Fake, max: u32) -> (Verified, SeenParts) {
         let mut seen = SeenParts::default();
-        let v = abort_until_empty(fake, "k", "u", &mut seen, max, Duration::ZERO).await;
+        let v = abort_until_empty(fake, "k", "u", None, &mut seen, max, Duration::ZERO).await;
         (v, seen)
     }
 
@@ -305,6 +322,23 @@ mod tests {
             "{v:?}"
         );
         assert_eq!(*fake.aborts.lock(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_upload_stops_the_loop_at_once() {
+        // First abort: the upload under this id was initiated at another time. No further abort,
+        // no ListParts.
+        let fake = Fake::default();
+        fake.abort_script
+            .lock()
+            .push_back(Ok(Aborted::InitiatedTimeChanged));
+        fake.list_script
+            .lock()
+            .push_back(Err(error(Operation::ListParts)));
+        let (v, _) = run(&fake, 5).await;
+        assert!(matches!(v.verification, Verification::Replaced), "{v:?}");
+        assert_eq!((v.attempts, *fake.aborts.lock()), (1, 1));
+        assert_eq!(fake.list_script.lock().len(), 1, "no ListParts was sent");
     }
 
     #[test]

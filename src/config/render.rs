@@ -139,9 +139,61 @@ pub fn render_effective(config: &Config) -> String {
         text.push_str("# Proxy variables of the environment (used where `proxy` is empty):\n");
         text.extend(proxy_vars);
     }
+    text.push_str(
+        "# How each target is addressed (aws-sdk-s3's endpoint rules; Glacier's for a vault):\n",
+    );
+    for (i, t) in config.targets.iter().enumerate() {
+        text.push_str(&format!(
+            "#   targets[{i}] {:?}: {}\n",
+            t.bucket,
+            addressing(t)
+        ));
+    }
     text.push('\n');
     text.push_str(
         &toml::to_string_pretty(&out).unwrap_or_else(|e| format!("# cannot render: {e}\n")),
     );
     text
+}
+
+/// One target's addressing, as `check-config` shows it.
+fn addressing(t: &super::Target) -> String {
+    use crate::store::address;
+    let endpoint = if t.settings.endpoint_url.is_set() {
+        redact_url(t.settings.endpoint_url.as_str())
+    } else {
+        "the region's endpoint".to_string()
+    };
+    if let Some(v) = &t.vault {
+        return format!(
+            "Glacier vault {:?} of account {}, at {endpoint}, signed sigv4 as \"glacier\" in {}",
+            v.name, v.account_id, t.settings.region
+        );
+    }
+    if t.discovers() {
+        return format!(
+            "every bucket the rule matches, listed at {endpoint}, each addressed as its name says"
+        );
+    }
+    match address::resolve(&t.bucket, address::Where::of(&t.settings)) {
+        Ok(a) => format!(
+            "{} at {} ({}), signed {} as {:?} in {}{}",
+            a.kind.describe(),
+            redact_url(a.endpoint.url()),
+            if a.path_style {
+                "path style"
+            } else {
+                "virtual-hosted"
+            },
+            a.scheme,
+            a.signing_name,
+            a.signing_region,
+            if a.not_plain_sigv4().is_none() {
+                ""
+            } else {
+                "; through the SDK request path"
+            }
+        ),
+        Err(e) => format!("cannot be addressed: {e}"),
+    }
 }

@@ -411,6 +411,9 @@ impl Config {
                     ));
                 }
             }
+            if t.vault.is_none() && !t.discovers() {
+                out.extend(addressing_problems(t).map(|m| format!("{at}.{m}{src}")));
+            }
             if t.vault.is_some() && !t.settings.idle_for.0.is_zero() {
                 out.push(format!(
                     "{at}.idle_for: \"{}\" cannot be judged on a vault: Glacier lists no part times, so a vault's upload still receiving parts could not be told apart; set idle_for = \"0s\" on this target (and older_than long enough){src}",
@@ -657,4 +660,25 @@ pub(super) fn describe_figment_error(e: figment::Error) -> String {
         other => other.to_string(),
     };
     format!("{key}: {what}{source}")
+}
+
+/// What keeps a bucket target from being addressed: an ARN the SDK's endpoint rules cannot route
+/// (unparseable, path style...), or a directory bucket's prefix not ending in `/`.
+fn addressing_problems(t: &super::Target) -> impl Iterator<Item = String> {
+    use crate::store::address::{self, Kind};
+    let kind = Kind::of(&t.bucket);
+    let arn = t.bucket.starts_with("arn:").then(|| {
+        address::resolve(&t.bucket, address::Where::of(&t.settings))
+            .err()
+            .map(|e| format!("bucket: {:?} cannot be addressed: {e}", t.bucket))
+    });
+    let prefix = (kind == Kind::Directory && !address::directory_prefix_ok(&t.prefix)).then(|| {
+        format!(
+            "prefix: {:?} on directory bucket {:?}: directory buckets list uploads only by a prefix ending in the delimiter \"/\" (write {:?}, or no prefix)",
+            t.prefix,
+            t.bucket,
+            format!("{}/", t.prefix)
+        )
+    });
+    arn.flatten().into_iter().chain(prefix)
 }

@@ -11,7 +11,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
 use aws_sdk_s3::config::retry::{RetryPartition, TokenBucket};
 use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
@@ -21,6 +20,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use tokio::sync::Mutex;
 
 use super::StoreError;
+use super::address::{self, Address};
 use super::credentials::{Cached, assume_role};
 use super::lean::{Route, Transport};
 use super::proxy::Proxies;
@@ -126,15 +126,26 @@ impl Connector {
     /// The store for `bucket` with these settings, its request path chosen here, once.
     pub async fn store(&self, bucket: &str, s: &Settings) -> Result<S3Store, StoreError> {
         let shared = self.shared(s).await?;
-        let path = match choose_lean(&shared, bucket, s).await {
+        let address = address::resolve(
+            bucket,
+            address::Where {
+                region: &s.region,
+                endpoint_url: shared.endpoint_url.as_deref(),
+                force_path_style: s.force_path_style,
+                use_fips: shared.use_fips,
+                use_dual_stack: shared.use_dual_stack,
+            },
+        );
+        let path = match choose_lean(&shared, bucket, address.as_ref(), s).await {
             Ok(route) => RequestPath::Lean(route),
             Err(why) => {
                 tracing::debug!(bucket = %bucket, reason = %why, "ListParts and aborts take the SDK request path");
                 RequestPath::Sdk
             }
         };
+        let directory = address.as_ref().is_ok_and(Address::is_directory);
         let sdk = SdkBucket::new(shared.client, shared.throttled, bucket, s);
-        Ok(S3Store::new(bucket, sdk, path))
+        Ok(S3Store::new(bucket, sdk, path, directory))
     }
 
     async fn shared(&self, s: &Settings) -> Result<Shared, StoreError> {
@@ -180,32 +191,26 @@ fn role_key(s: &Settings) -> String {
 }
 
 /// The lean route of a bucket, or why its calls keep the SDK path.
-async fn choose_lean(shared: &Shared, bucket: &str, s: &Settings) -> Result<Route, String> {
+async fn choose_lean(
+    shared: &Shared,
+    bucket: &str,
+    address: Result<&Address, &String>,
+    s: &Settings,
+) -> Result<Route, String> {
     if s.request_path == RequestPathSetting::Sdk {
         return Err("request_path = \"sdk\"".to_string());
     }
     let transport = shared.transport.clone().map_err(str::to_string)?;
-    let params = Params::builder()
-        .bucket(bucket)
-        .region(&s.region)
-        .use_fips(shared.use_fips)
-        .use_dual_stack(shared.use_dual_stack)
-        .force_path_style(s.force_path_style)
-        .set_endpoint(shared.endpoint_url.clone())
-        .build()
-        .map_err(|e| format!("endpoint parameters refused: {e}"))?;
     // An endpoint the resolver refuses keeps the SDK path, which reports the same error.
-    let endpoint = DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map_err(|e| format!("the endpoint resolver refused the bucket: {e}"))?;
+    let address = address.map_err(|e| format!("the endpoint resolver refused the bucket: {e}"))?;
+    let endpoint = &address.endpoint;
     if let Some(why) = shared.proxies.unsupported(endpoint.url()) {
         return Err(why);
     }
     if let Some(via) = shared.proxies.describe(endpoint.url()) {
         tracing::debug!(bucket = %bucket, proxy = %via, "Requests go through a proxy");
     }
-    Route::resolve(transport, bucket, &s.region, &endpoint, s)
+    Route::resolve(transport, bucket, address, s)
 }
 
 async fn build(

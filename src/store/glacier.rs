@@ -175,7 +175,13 @@ impl UploadStore for GlacierStore {
         }
     }
 
-    async fn abort(&self, _key: &str, upload_id: &str) -> Result<Aborted, StoreError> {
+    /// Glacier has no conditional abort: `initiated` is not sent.
+    async fn abort(
+        &self,
+        _key: &str,
+        upload_id: &str,
+        _initiated: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Aborted, StoreError> {
         let result = self
             .client
             .abort_multipart_upload()

@@ -9,6 +9,7 @@
 //! - `lean`: the lean path, the same calls over hyper, signed by aws-sigv4.
 //! - `xml`: the one strict reader of the answers' XML, for both request paths.
 
+pub mod address;
 pub mod buckets;
 pub mod connect;
 mod credentials;
@@ -112,6 +113,9 @@ pub enum Aborted {
     Accepted,
     /// NoSuchUpload: someone else completed or aborted it, or an earlier abort of ours took effect.
     NoSuchUpload,
+    /// 412 to a conditional abort (a directory bucket's `If-Match-Initiated-Time`): the upload
+    /// under this id is not the one judged (replaced by a newer one), and nothing was aborted.
+    InitiatedTimeChanged,
 }
 
 /// What the sweep needs from a store of multipart uploads.
@@ -133,11 +137,14 @@ pub trait UploadStore: Send + Sync + 'static {
         upload_id: &str,
     ) -> impl Future<Output = Result<Parts, StoreError>> + Send;
 
-    /// Aborts an upload.
+    /// Aborts an upload, the one initiated at `initiated` (the time the decision judged): a store
+    /// that can make the abort conditional on it does (a directory bucket's
+    /// `If-Match-Initiated-Time`), and answers [`Aborted::InitiatedTimeChanged`] when it differs.
     fn abort(
         &self,
         key: &str,
         upload_id: &str,
+        initiated: Option<DateTime<Utc>>,
     ) -> impl Future<Output = Result<Aborted, StoreError>> + Send;
 
     /// The bucket's lifecycle rules (none when it has no lifecycle configuration), for the audit

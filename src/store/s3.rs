@@ -3,6 +3,8 @@
 
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+
 use super::lean::Route;
 use super::sdk::SdkBucket;
 use super::{
@@ -22,14 +24,18 @@ pub struct S3Store {
     bucket: String,
     sdk: SdkBucket,
     path: RequestPath,
+    /// A directory bucket: opaque, unsorted listing markers, and aborts conditional on the
+    /// initiation time judged. Its calls take the SDK path (session authentication).
+    directory: bool,
 }
 
 impl S3Store {
-    pub(crate) fn new(bucket: &str, sdk: SdkBucket, path: RequestPath) -> Self {
+    pub(crate) fn new(bucket: &str, sdk: SdkBucket, path: RequestPath, directory: bool) -> Self {
         S3Store {
             bucket: bucket.to_string(),
             sdk,
             path,
+            directory,
         }
     }
 
@@ -77,11 +83,22 @@ impl UploadStore for S3Store {
         .await
     }
 
-    async fn abort(&self, key: &str, upload_id: &str) -> Result<Aborted, StoreError> {
+    async fn abort(
+        &self,
+        key: &str,
+        upload_id: &str,
+        initiated: Option<DateTime<Utc>>,
+    ) -> Result<Aborted, StoreError> {
+        // Only directory buckets honour If-Match-Initiated-Time; they take the SDK path.
+        let condition = initiated.filter(|_| self.directory);
         match &self.path {
-            RequestPath::Lean(route) => route.abort(key, upload_id).await,
-            RequestPath::Sdk => self.sdk.abort(key, upload_id).await,
+            RequestPath::Lean(route) if condition.is_none() => route.abort(key, upload_id).await,
+            _ => self.sdk.abort(key, upload_id, condition).await,
         }
+    }
+
+    fn ordered_markers(&self) -> bool {
+        !self.directory
     }
 
     /// Through the SDK on either path: one call a sweep.

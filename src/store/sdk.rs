@@ -118,14 +118,23 @@ impl SdkBucket {
         read_parts_page(&body).map(Some)
     }
 
-    /// Aborts an upload.
-    pub(crate) async fn abort(&self, key: &str, upload_id: &str) -> Result<Aborted, StoreError> {
+    /// Aborts an upload; with `initiated`, only if it was initiated then (to the second:
+    /// `If-Match-Initiated-Time` is an HTTP date), which directory buckets honour.
+    pub(crate) async fn abort(
+        &self,
+        key: &str,
+        upload_id: &str,
+        initiated: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Aborted, StoreError> {
         let result = self
             .client
             .abort_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
+            .set_if_match_initiated_time(
+                initiated.map(|t| aws_smithy_types::DateTime::from_secs(t.timestamp())),
+            )
             .set_expected_bucket_owner(self.expected_owner.clone())
             .set_request_payer(self.request_payer.clone())
             .send()
@@ -133,6 +142,12 @@ impl SdkBucket {
         match result {
             Ok(_) => Ok(Aborted::Accepted),
             Err(e) if sdk_means_gone(Operation::Abort, &e) => Ok(Aborted::NoSuchUpload),
+            Err(e)
+                if initiated.is_some()
+                    && e.raw_response().map(|r| r.status().as_u16()) == Some(412) =>
+            {
+                Ok(Aborted::InitiatedTimeChanged)
+            }
             Err(e) => Err(classify(Operation::Abort, &self.bucket, e)),
         }
     }

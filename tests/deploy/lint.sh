@@ -270,7 +270,11 @@ def iam(path):
                 "s3:GetBucketTagging": "bucket-glob", "sts:AssumeRole": "role",
                 # Glacier vaults (`vault` targets): the same three calls, on the vault's ARN.
                 "glacier:ListMultipartUploads": "vault", "glacier:ListParts": "vault",
-                "glacier:AbortMultipartUpload": "vault"}
+                "glacier:AbortMultipartUpload": "vault",
+                # Directory buckets: one session a bucket covers its calls (the SDK's CreateSession).
+                "s3express:CreateSession": "directory-bucket"}
+    # Access points: the three calls granted on the access point (and its objects) instead.
+    access_point = r"arn:aws[a-z-]*:s3:[a-z0-9-]+:\d{12}:accesspoint/[a-z0-9-]+"
     if doc.get("Version") != "2012-10-17":
         errors.append('Version must be "2012-10-17"')
     seen = set()
@@ -297,6 +301,15 @@ def iam(path):
                 if kind == "vault":
                     if not re.fullmatch(r"arn:aws[a-z-]*:glacier:[a-z0-9-]+:\d{12}:vaults/[\w.-]+", r):
                         errors.append(f"{a} on {r}: not a vault ARN (arn:aws:glacier:REGION:ACCOUNT:vaults/NAME)")
+                    continue
+                if kind == "directory-bucket":
+                    if not re.fullmatch(r"arn:aws[a-z-]*:s3express:[a-z0-9-]+:\d{12}:bucket/[a-z0-9-]+--x-s3", r):
+                        errors.append(f"{a} on {r}: not a directory bucket ARN (arn:aws:s3express:REGION:ACCOUNT:bucket/NAME--x-s3)")
+                    continue
+                if kind in ("bucket", "object") and r.startswith("arn:aws:s3:") and ":accesspoint/" in r:
+                    tail = "/object/.+" if kind == "object" else ""
+                    if not re.fullmatch(access_point + tail, r):
+                        errors.append(f"{a} on {r}: not an access point ARN (arn:aws:s3:REGION:ACCOUNT:accesspoint/NAME{'/object/*' if tail else ''})")
                     continue
                 if kind == "bucket-glob":
                     if not r.startswith("arn:aws:s3:::") or "/" in r or r == "arn:aws:s3:::*":

@@ -16,6 +16,10 @@
 //! - `discovery`: `bucket = "*"` on the embedded endpoint (pages, globs, tags, regions, a bucket
 //!   deleted mid-run) and on Garage (30 buckets, overlap with an explicit target, a new bucket
 //!   picked up by `run`).
+//! - `directory`: directory buckets on the embedded directory-bucket endpoint (sessions, opaque
+//!   unsorted pages, conditional aborts, a replaced upload kept, path and virtual-hosted style).
+//! - `access_points`: an access point ARN and alias reaching the access point's host, signed for
+//!   the ARN's region, on both request paths; check-config's addressing of every kind.
 //! - `glacier`: Glacier vaults on the embedded Glacier endpoint (pages, stragglers, the stuck,
 //!   bytes, the account id, `plan`).
 //! - `roles`: `role_arn` and `accounts` against a real STS (moto's server mode): the assumed keys
@@ -33,6 +37,7 @@
 
 mod common;
 
+mod access_points;
 mod cli;
 mod concurrency;
 mod config;

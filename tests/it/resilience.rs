@@ -191,7 +191,7 @@ async fn list_parts_and_abort_failures_are_retried_then_classified() {
             ("list_parts", kind),
             "{e}"
         );
-        let e = store.abort("l0", &id).await.unwrap_err();
+        let e = store.abort("l0", &id, None).await.unwrap_err();
         assert_eq!(
             (e.operation.as_str(), e.kind.as_str()),
             ("abort", kind),
@@ -201,9 +201,15 @@ async fn list_parts_and_abort_failures_are_retried_then_classified() {
         assert_eq!(ep.upload_count("lean-bucket"), 1, "{kind}");
     }
     ep.set_faults(Faults::default());
-    assert_eq!(store.abort("l0", &id).await.unwrap(), Aborted::Accepted);
+    assert_eq!(
+        store.abort("l0", &id, None).await.unwrap(),
+        Aborted::Accepted
+    );
     assert_eq!(store.list_parts("l0", &id).await.unwrap(), Parts::Gone);
-    assert_eq!(store.abort("l0", &id).await.unwrap(), Aborted::NoSuchUpload);
+    assert_eq!(
+        store.abort("l0", &id, None).await.unwrap(),
+        Aborted::NoSuchUpload
+    );
     assert_eq!(ep.upload_count("lean-bucket"), 0);
 }
 

@@ -5,9 +5,13 @@
 //! real SigV4-signed requests and no external service:
 //!
 //! - protocol parsing, XML rendering and `SigV4` verification are delegated to [`s3s`];
-//!   requests are served by hyper 1 (HTTP/1.1) on a tokio listener, path-style addressing,
-//!   any signing region (a request signed for another region than its bucket's is served,
-//!   and the region recorded: [`Endpoint::signing_regions`]);
+//!   requests are served by hyper 1 (HTTP/1.1) on a tokio listener, path-style addressing
+//!   (and virtual-hosted style under a base domain: [`Endpoint::start_with_domain`]; requests
+//!   in absolute form, as sent to an HTTP proxy, are served like origin-form ones, so a test
+//!   can make the endpoint its client's proxy and need no DNS), an optional log of every
+//!   request ([`Endpoint::record_requests`]), any signing region (a request signed for
+//!   another region than its bucket's is served, and the region recorded:
+//!   [`Endpoint::signing_regions`]);
 //! - keys: the start key, keys added at runtime ([`Endpoint::add_key`]) and secrets asked
 //!   of a lookup for unknown access keys ([`Endpoint::set_key_lookup`], e.g. temporary
 //!   keys issued by a real STS; `x-amz-security-token` is accepted as a signed header and
@@ -60,6 +64,7 @@ use md5::{Digest, Md5};
 use parking_lot::Mutex;
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto;
+use s3s::host::{S3Host, SingleDomain, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use tokio::net::{TcpListener, TcpStream};
@@ -217,6 +222,33 @@ impl Stats {
     }
 }
 
+/// One HTTP request as the endpoint received it; see [`Endpoint::requests`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
+    /// The `Host` header as sent (port included); empty when absent.
+    pub host: String,
+    /// The request target as sent: absolute form (`http://host:port/path?query`, as a client
+    /// sends it to its proxy) or origin form (`/path?query`).
+    pub target: String,
+    /// Path of the target, still percent-encoded (for a virtual-hosted-style request, without
+    /// the bucket).
+    pub path: String,
+    /// Query of the target without the `?`, still percent-encoded; empty when none.
+    pub query: String,
+    /// Access key of the `Authorization` header's credential (`SigV4`, or `SigV2`); empty when
+    /// there is none. Recorded whether the signature is good or not.
+    pub access_key: String,
+    /// Region of the `SigV4` credential scope; empty when absent.
+    pub region: String,
+    /// Service of the `SigV4` credential scope (`s3`); empty when absent.
+    pub service: String,
+    /// Status answered; 0 while the request is in flight, and for a request answered by no
+    /// response at all (an injected connection reset, a dropped connection).
+    pub status: u16,
+}
+
 /// One multipart upload as currently stored; see [`Endpoint::uploads`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadSnapshot {
@@ -290,9 +322,61 @@ impl Endpoint {
         access_key: &str,
         secret_key: &str,
     ) -> io::Result<Endpoint> {
+        Self::launch(addr, access_key, secret_key, None).await
+    }
+
+    /// Like [`Endpoint::start`], and also serves virtual-hosted-style requests under the base
+    /// domain `domain` (e.g. `s3.test`): a request whose `Host` is
+    /// `reports-123456789012.s3.test:PORT` addresses bucket `reports-123456789012` (the port,
+    /// and the case of the domain, do not matter). A `Host` equal to the domain, an IP address
+    /// or any other name is path style, as on [`Endpoint::start`]'s endpoints.
+    ///
+    /// No name resolves to the endpoint: give its [`Endpoint::url`] to the client as its HTTP
+    /// proxy (requests then come in absolute form, which is served like origin form, and
+    /// `Proxy-Authorization` is ignored) and [`Endpoint::domain_url`] as its S3 endpoint.
+    ///
+    /// # Errors
+    /// Fails if `domain` is not a domain name (a port in it included) or if the listener
+    /// cannot be bound.
+    pub async fn start_with_domain(
+        access_key: &str,
+        secret_key: &str,
+        domain: &str,
+    ) -> io::Result<Endpoint> {
+        Self::start_on_with_domain(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            access_key,
+            secret_key,
+            domain,
+        )
+        .await
+    }
+
+    /// [`Endpoint::start_with_domain`] listening on `addr` (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// Fails if `domain` is not a domain name or if the listener cannot be bound.
+    pub async fn start_on_with_domain(
+        addr: SocketAddr,
+        access_key: &str,
+        secret_key: &str,
+        domain: &str,
+    ) -> io::Result<Endpoint> {
+        Self::launch(addr, access_key, secret_key, Some(domain)).await
+    }
+
+    async fn launch(
+        addr: SocketAddr,
+        access_key: &str,
+        secret_key: &str,
+        domain: Option<&str>,
+    ) -> io::Result<Endpoint> {
+        let domain = domain.map(base_domain).transpose()?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new());
+        let mut shared = Shared::new();
+        shared.domain.clone_from(&domain);
+        let shared = Arc::new(shared);
         shared
             .keys
             .secrets
@@ -305,6 +389,9 @@ impl Endpoint {
         builder.set_auth(MemAuth {
             keys: Arc::clone(&shared.keys),
         });
+        if let Some(domain) = domain {
+            builder.set_host(VirtualHosts { domain });
+        }
         // The 15-minute window is checked in `handle` against the endpoint's own clock, which
         // `Faults::clock_ahead` can move.
         let mut config = s3s::config::S3Config::default();
@@ -335,10 +422,49 @@ impl Endpoint {
         self.addr
     }
 
-    /// Base URL for clients, e.g. `http://127.0.0.1:40123` (use path-style addressing).
+    /// Base URL for clients, e.g. `http://127.0.0.1:40123` (use path-style addressing); for an
+    /// endpoint with a domain, also the proxy URL to reach [`Endpoint::domain_url`] through.
     #[must_use]
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Base domain of virtual-hosted-style requests (lowercase), for an endpoint started with
+    /// [`Endpoint::start_with_domain`].
+    #[must_use]
+    pub fn domain(&self) -> Option<&str> {
+        self.shared.domain.as_deref()
+    }
+
+    /// S3 endpoint URL under the base domain, e.g. `http://s3.test:40123`, for a client that
+    /// reaches the endpoint through [`Endpoint::url`] as its proxy; `None` without a domain.
+    #[must_use]
+    pub fn domain_url(&self) -> Option<String> {
+        let domain = self.shared.domain.as_deref()?;
+        Some(format!("http://{domain}:{}", self.addr.port()))
+    }
+
+    /// Turns the request log on or off (it starts off): while on, every HTTP request that
+    /// reaches the endpoint's handler is recorded on arrival, faulted and rejected ones
+    /// included, and its status filled in once answered; see [`Endpoint::requests`].
+    /// Turning it off keeps what was recorded.
+    pub fn record_requests(&self, on: bool) {
+        self.shared.recording.store(on, Ordering::Relaxed);
+    }
+
+    /// The recorded requests in arrival order, since the log was turned on or last
+    /// [`Endpoint::reset_requests`].
+    #[must_use]
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.log.lock().records.clone()
+    }
+
+    /// Forgets the recorded requests (recording stays as it was; a request in flight is not
+    /// recorded again when answered).
+    pub fn reset_requests(&self) {
+        let mut log = self.shared.log.lock();
+        log.records = Vec::new();
+        log.epoch += 1;
     }
 
     /// Sets the offset added to the real clock when stamping `Initiated` and part
@@ -745,7 +871,25 @@ struct Shared {
     clock_offset_ms: AtomicI64,
     next_upload: AtomicU64,
     rng: AtomicU64,
+    /// Base domain of virtual-hosted-style requests (lowercase); see
+    /// [`Endpoint::start_with_domain`].
+    domain: Option<String>,
+    /// Whether requests are logged; see [`Endpoint::record_requests`].
+    recording: AtomicBool,
+    log: Mutex<RequestLog>,
 }
+
+/// See [`Endpoint::requests`].
+#[derive(Default)]
+struct RequestLog {
+    records: Vec<RequestRecord>,
+    /// Bumped by [`Endpoint::reset_requests`], so a request in flight across a reset does
+    /// not fill in the status of another.
+    epoch: u64,
+}
+
+/// Where a request in flight was recorded: the log's epoch and its index.
+type LogSlot = (u64, usize);
 
 impl Shared {
     fn new() -> Self {
@@ -759,6 +903,47 @@ impl Shared {
             clock_offset_ms: AtomicI64::new(0),
             next_upload: AtomicU64::new(1),
             rng: AtomicU64::new(seed),
+            domain: None,
+            recording: AtomicBool::new(false),
+            log: Mutex::new(RequestLog::default()),
+        }
+    }
+
+    /// Records a request on arrival (target as sent), with no status yet.
+    fn log_arrival<B>(&self, req: &hyper::Request<B>) -> LogSlot {
+        let headers = req.headers();
+        let text = |name: hyper::header::HeaderName| {
+            headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default()
+        };
+        let authorization = text(hyper::header::AUTHORIZATION);
+        let (access_key, region, service) = credential_scope(&authorization);
+        let uri = req.uri();
+        let record = RequestRecord {
+            method: req.method().as_str().to_owned(),
+            host: text(hyper::header::HOST),
+            target: uri.to_string(),
+            path: uri.path().to_owned(),
+            query: uri.query().unwrap_or("").to_owned(),
+            access_key: access_key.to_owned(),
+            region: region.to_owned(),
+            service: service.to_owned(),
+            status: 0,
+        };
+        let mut log = self.log.lock();
+        log.records.push(record);
+        (log.epoch, log.records.len() - 1)
+    }
+
+    /// Fills in the status of a request recorded by [`Shared::log_arrival`].
+    fn log_status(&self, (epoch, index): LogSlot, status: u16) {
+        let mut log = self.log.lock();
+        if log.epoch == epoch
+            && let Some(record) = log.records.get_mut(index)
+        {
+            record.status = status;
         }
     }
 
@@ -873,6 +1058,108 @@ fn partition_of(path: &str) -> &str {
     match path[bucket..].get(1..).and_then(|key| key.find('/')) {
         Some(end) => &path[..bucket + 1 + end],
         None => &path[..bucket],
+    }
+}
+
+/// The access key, region and service of an `Authorization` header's credential (`SigV4`:
+/// `Credential=AK/date/region/service/aws4_request`; `SigV2`: `AWS AK:signature`, no scope);
+/// empty strings for what is absent.
+fn credential_scope(authorization: &str) -> (&str, &str, &str) {
+    if let Some(v2) = authorization.strip_prefix("AWS ") {
+        let access_key = v2.split_once(':').map_or(v2, |(key, _)| key);
+        return (access_key.trim(), "", "");
+    }
+    let Some(credential) = authorization
+        .strip_prefix("AWS4-HMAC-SHA256")
+        .and_then(|rest| {
+            rest.split(',')
+                .find_map(|part| part.trim().strip_prefix("Credential="))
+        })
+    else {
+        return ("", "", "");
+    };
+    let mut scope = credential.trim().split('/');
+    let access_key = scope.next().unwrap_or("");
+    let _date = scope.next();
+    let region = scope.next().unwrap_or("");
+    let service = scope.next().unwrap_or("");
+    (access_key, region, service)
+}
+
+/// A `Host` header without its port (`name:digits`; IPv6 literals keep their brackets).
+fn strip_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port))
+            if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() =>
+        {
+            name
+        }
+        _ => host,
+    }
+}
+
+/// The bucket a virtual-hosted-style `Host` header addresses under the base domain `domain`
+/// (lowercase): everything before `.{domain}`, the port and the domain's case ignored. `None`
+/// for the domain itself (path style), for an IP address and for any other name.
+fn host_bucket<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+    let name = strip_port(host);
+    let cut = name.len().checked_sub(domain.len() + 1)?;
+    let (bucket, dot_domain) = (name.get(..cut)?, name.get(cut..)?);
+    let under = dot_domain
+        .strip_prefix('.')
+        .is_some_and(|d| d.eq_ignore_ascii_case(domain));
+    (under && !bucket.is_empty()).then_some(bucket)
+}
+
+/// Checks a base domain for [`Endpoint::start_with_domain`] (as s3s's [`SingleDomain`]
+/// does, a port excluded) and lowercases it.
+fn base_domain(domain: &str) -> io::Result<String> {
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+    if domain.contains(':') {
+        return Err(invalid(format!(
+            "base domain {domain:?}: no port (any port is accepted)"
+        )));
+    }
+    SingleDomain::new(domain).map_err(|e| invalid(format!("base domain {domain:?}: {e}")))?;
+    Ok(domain.to_ascii_lowercase())
+}
+
+/// Virtual-hosted-style addressing for s3s. Not s3s's [`SingleDomain`] itself: it compares the
+/// whole `Host` header, port included, with the domain, and takes any other host for a bucket
+/// name (a CNAME), where this endpoint takes it for path style.
+struct VirtualHosts {
+    domain: String,
+}
+
+impl S3Host for VirtualHosts {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
+        let vh = VirtualHost::new(self.domain.as_str());
+        Ok(match host_bucket(host, &self.domain) {
+            Some(bucket) => vh.with_bucket(bucket),
+            None => vh,
+        })
+    }
+}
+
+/// Turns an absolute-form request target (`http://host:port/path?query`, as sent to a proxy)
+/// into origin form (`/path?query`), which is what s3s and the `SigV4` canonical request
+/// use. The `Host` header stays as sent (taken from the target only when absent).
+fn to_origin_form<B>(req: &mut hyper::Request<B>) {
+    let uri = req.uri();
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return;
+    }
+    let authority = uri.authority().cloned();
+    let path_and_query = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
+    *req.uri_mut() = hyper::Uri::from(path_and_query);
+    if !req.headers().contains_key(hyper::header::HOST)
+        && let Some(value) =
+            authority.and_then(|a| hyper::header::HeaderValue::from_str(a.as_str()).ok())
+    {
+        req.headers_mut().insert(hyper::header::HOST, value);
     }
 }
 
@@ -1568,6 +1855,26 @@ async fn handle(
     shared: Arc<Shared>,
     service: S3Service,
     reset: Arc<AtomicBool>,
+    mut req: hyper::Request<Incoming>,
+) -> Result<HttpResponse, StdError> {
+    let slot = shared
+        .recording
+        .load(Ordering::Relaxed)
+        .then(|| shared.log_arrival(&req));
+    to_origin_form(&mut req);
+    let answer = answer(&shared, service, &reset, req).await;
+    if let Some(slot) = slot {
+        let status = answer.as_ref().map_or(0, |resp| resp.status().as_u16());
+        shared.log_status(slot, status);
+    }
+    answer
+}
+
+/// Answers one request in origin form: the fault plan, then s3s.
+async fn answer(
+    shared: &Shared,
+    service: S3Service,
+    reset: &AtomicBool,
     req: hyper::Request<Incoming>,
 ) -> Result<HttpResponse, StdError> {
     Shared::bump(&shared.counters.requests);
@@ -1575,7 +1882,15 @@ async fn handle(
         .headers()
         .get("x-amz-date")
         .and_then(|v| v.to_str().ok());
-    let (latency, injected) = shared.plan(req.uri().path(), amz_date);
+    // The fault plan reads buckets and partitions from a path-style path.
+    let bucket = shared.domain.as_deref().and_then(|domain| {
+        let host = req.headers().get(hyper::header::HOST)?.to_str().ok()?;
+        host_bucket(host, domain)
+    });
+    let (latency, injected) = match bucket {
+        Some(bucket) => shared.plan(&format!("/{bucket}{}", req.uri().path()), amz_date),
+        None => shared.plan(req.uri().path(), amz_date),
+    };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -1803,9 +2118,34 @@ mod tests {
         path: &str,
         query: &[(&str, &str)],
     ) -> Reply {
+        let host = ep.addr().to_string();
+        send_via(ep, who, &host, Form::Origin, method, path, query).await
+    }
+
+    /// The request target's form.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Form {
+        /// `/path?query`.
+        Origin,
+        /// `http://{host}/path?query` with an (unsigned) `Proxy-Authorization`, as a client
+        /// sends it to its HTTP proxy.
+        Proxy,
+    }
+
+    /// [`send`] with this `Host` header (signed), in this form, still to the endpoint's
+    /// address.
+    async fn send_via(
+        ep: &Endpoint,
+        who: &Signer<'_>,
+        host: &str,
+        form: Form,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Reply {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-        let host = ep.addr().to_string();
+        let host = host.to_owned();
         let now = Utc::now();
         let (amz_date, date) = (
             now.format("%Y%m%dT%H%M%SZ").to_string(),
@@ -1849,14 +2189,20 @@ mod tests {
         }
         let signature = hex(&hmac(&key, to_sign.as_bytes()));
 
-        let target = if query.is_empty() {
+        let mut target = if query.is_empty() {
             path.to_owned()
         } else {
             format!("{path}?{query}")
         };
+        if form == Form::Proxy {
+            target = format!("http://{host}{target}");
+        }
         let mut request = format!("{method} {target} HTTP/1.1\r\n");
         for (k, v) in &headers {
             let _ = write!(request, "{k}: {v}\r\n");
+        }
+        if form == Form::Proxy {
+            request.push_str("proxy-authorization: Basic dXNlcjpwYXNz\r\n");
         }
         let _ = write!(
             request,
@@ -2133,5 +2479,293 @@ mod tests {
         );
         assert_eq!(stats.requests_for_access_key("ASIATEMP"), 2);
         assert_eq!(stats.requests_for_access_key("ASIAUNKNOWN"), 0);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Virtual-hosted style, absolute-form targets, the request log
+
+    const REPORTS: &str = "reports-123456789012";
+
+    #[test]
+    fn a_virtual_host_is_a_bucket_under_the_base_domain_whatever_the_port() {
+        let cases = [
+            ("reports-123456789012.s3.test:40000", Some(REPORTS)),
+            ("reports-123456789012.s3.test", Some(REPORTS)),
+            ("a.b.S3.Test:1", Some("a.b")),
+            ("s3.test:40000", None),
+            ("S3.TEST", None),
+            (".s3.test", None),
+            ("xs3.test:80", None),
+            ("s3.test.example:80", None),
+            ("127.0.0.1:40000", None),
+            ("[::1]:40000", None),
+            ("localhost:40000", None),
+            ("", None),
+        ];
+        for (host, bucket) in cases {
+            assert_eq!(host_bucket(host, "s3.test"), bucket, "{host:?}");
+        }
+        assert_eq!(base_domain("S3.Test").expect("a domain"), "s3.test");
+        for bad in ["s3.test:80", "s3..test", "", "s3 test"] {
+            assert!(base_domain(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_credential_scope_is_read_from_the_authorization_header() {
+        let cases = [
+            (
+                "AWS4-HMAC-SHA256 Credential=AK1/20250101/eu-west-1/s3/aws4_request, SignedHeaders=host, Signature=00",
+                ("AK1", "eu-west-1", "s3"),
+            ),
+            (
+                "AWS4-HMAC-SHA256 SignedHeaders=host,Credential=AK2/20250101/us-east-1/s3-outposts/aws4_request,Signature=00",
+                ("AK2", "us-east-1", "s3-outposts"),
+            ),
+            ("AWS AK3:c2lnbmF0dXJl", ("AK3", "", "")),
+            ("AWS4-HMAC-SHA256 Credential=AK4", ("AK4", "", "")),
+            ("Bearer token", ("", "", "")),
+            ("", ("", "", "")),
+        ];
+        for (header, scope) in cases {
+            assert_eq!(credential_scope(header), scope, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn an_absolute_form_target_becomes_origin_form_and_keeps_its_host() {
+        let mut req = hyper::Request::get("http://b.s3.test:4000/k/x%20y?uploadId=1&a=%2F")
+            .header("host", "b.s3.test:4000")
+            .body(())
+            .expect("a request");
+        to_origin_form(&mut req);
+        assert_eq!(req.uri().to_string(), "/k/x%20y?uploadId=1&a=%2F");
+        assert_eq!(req.headers()["host"], "b.s3.test:4000");
+
+        let mut req = hyper::Request::get("http://b.s3.test:4000")
+            .body(())
+            .expect("a request");
+        to_origin_form(&mut req);
+        assert_eq!(req.uri().to_string(), "/");
+        assert_eq!(
+            req.headers()["host"],
+            "b.s3.test:4000",
+            "taken from the target"
+        );
+
+        let mut req = hyper::Request::get("/b?uploads")
+            .body(())
+            .expect("a request");
+        to_origin_form(&mut req);
+        assert_eq!(req.uri().to_string(), "/b?uploads");
+        assert!(!req.headers().contains_key("host"));
+    }
+
+    #[tokio::test]
+    async fn virtual_hosted_requests_through_a_proxy_target_are_served_and_logged() {
+        // A bucket reached by its virtual host in absolute form (as through a proxy) and in
+        // origin form, the same bucket path style under the domain and by IP, then a missing
+        // bucket, a forged signature and a faulted bucket, all by virtual host.
+        let ep = Endpoint::start_with_domain(AK, SK, "S3.Test")
+            .await
+            .expect("endpoint");
+        let port = ep.addr().port();
+        assert_eq!(ep.domain(), Some("s3.test"));
+        assert_eq!(ep.domain_url(), Some(format!("http://s3.test:{port}")));
+        let key = "daily/2024-01-01.csv";
+        let upload_id = ep.seed_upload(REPORTS, key, Utc::now(), &[(1, 5)]);
+        ep.create_bucket("denied-bucket");
+        ep.record_requests(true);
+
+        let vhost = format!("{REPORTS}.s3.test:{port}");
+        let uploads = [("uploads", "")];
+        let reply = send_via(&ep, &START_KEY, &vhost, Form::Proxy, "GET", "/", &uploads).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.all("Bucket"), [REPORTS]);
+        assert_eq!(reply.all("Key"), [key]);
+        assert_eq!(reply.all("UploadId"), [upload_id.as_str()]);
+
+        let reply = send_via(&ep, &START_KEY, &vhost, Form::Origin, "GET", "/", &uploads).await;
+        assert_eq!(
+            reply.all("UploadId"),
+            [upload_id.as_str()],
+            "{}",
+            reply.body
+        );
+        let object = format!("/{key}");
+        let by_id = [("uploadId", upload_id.as_str())];
+        let reply = send_via(&ep, &START_KEY, &vhost, Form::Proxy, "GET", &object, &by_id).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.all("PartNumber"), ["1"]);
+
+        let bucket_path = format!("/{REPORTS}");
+        let domain_host = format!("s3.test:{port}");
+        let ip_host = ep.addr().to_string();
+        for (host, form) in [(&domain_host, Form::Proxy), (&ip_host, Form::Origin)] {
+            let reply = send_via(&ep, &START_KEY, host, form, "GET", &bucket_path, &uploads).await;
+            assert_eq!(reply.all("UploadId"), [upload_id.as_str()], "{host}");
+        }
+
+        let eu = Signer {
+            region: "eu-west-1",
+            ..START_KEY
+        };
+        let reply = send_via(&ep, &eu, &vhost, Form::Proxy, "HEAD", "/", &[]).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            ep.signing_regions(REPORTS),
+            BTreeSet::from(["eu-west-1".to_owned(), "us-east-1".to_owned()])
+        );
+
+        let missing = format!("missing-bucket.s3.test:{port}");
+        let reply = send_via(&ep, &START_KEY, &missing, Form::Proxy, "GET", "/", &uploads).await;
+        assert_eq!(reply.all("Code"), ["NoSuchBucket"]);
+        let forged = Signer {
+            secret_key: "guess",
+            ..START_KEY
+        };
+        let reply = send_via(&ep, &forged, &vhost, Form::Proxy, "GET", "/", &uploads).await;
+        assert_eq!(reply.all("Code"), ["SignatureDoesNotMatch"]);
+        ep.update_faults(|f| {
+            f.fail_buckets.insert("denied-bucket".to_owned());
+        });
+        let denied = format!("denied-bucket.s3.test:{port}");
+        let reply = send_via(&ep, &START_KEY, &denied, Form::Proxy, "GET", "/", &uploads).await;
+        assert_eq!(reply.all("Code"), ["AccessDenied"]);
+        assert_eq!(
+            ep.stats().access_denied_faults,
+            1,
+            "the plan sees the bucket"
+        );
+
+        let log = ep.requests();
+        assert_eq!(
+            log[0],
+            RequestRecord {
+                method: "GET".to_owned(),
+                host: vhost.clone(),
+                target: format!("http://{vhost}/?uploads="),
+                path: "/".to_owned(),
+                query: "uploads=".to_owned(),
+                access_key: AK.to_owned(),
+                region: "us-east-1".to_owned(),
+                service: "s3".to_owned(),
+                status: 200,
+            }
+        );
+        let seen: Vec<(&str, &str, &str, u16)> = log
+            .iter()
+            .map(|r| {
+                (
+                    r.host.as_str(),
+                    r.target.as_str(),
+                    r.region.as_str(),
+                    r.status,
+                )
+            })
+            .collect();
+        let origin_target = format!("{bucket_path}?uploads=");
+        let expected: Vec<(String, String, &str, u16)> = vec![
+            (
+                vhost.clone(),
+                format!("http://{vhost}/?uploads="),
+                "us-east-1",
+                200,
+            ),
+            (vhost.clone(), "/?uploads=".to_owned(), "us-east-1", 200),
+            (
+                vhost.clone(),
+                format!("http://{vhost}{object}?uploadId={upload_id}"),
+                "us-east-1",
+                200,
+            ),
+            (
+                domain_host.clone(),
+                format!("http://{domain_host}{origin_target}"),
+                "us-east-1",
+                200,
+            ),
+            (ip_host.clone(), origin_target.clone(), "us-east-1", 200),
+            (vhost.clone(), format!("http://{vhost}/"), "eu-west-1", 200),
+            (
+                missing.clone(),
+                format!("http://{missing}/?uploads="),
+                "us-east-1",
+                404,
+            ),
+            (
+                vhost.clone(),
+                format!("http://{vhost}/?uploads="),
+                "us-east-1",
+                403,
+            ),
+            (
+                denied.clone(),
+                format!("http://{denied}/?uploads="),
+                "us-east-1",
+                403,
+            ),
+        ];
+        let expected: Vec<(&str, &str, &str, u16)> = expected
+            .iter()
+            .map(|(h, t, r, s)| (h.as_str(), t.as_str(), *r, *s))
+            .collect();
+        assert_eq!(seen, expected);
+        assert!(log.iter().all(|r| r.service == "s3" && r.access_key == AK));
+        assert_eq!(log[5].method, "HEAD");
+        assert_eq!(
+            (log[2].path.as_str(), log[2].query.as_str()),
+            (object.as_str(), format!("uploadId={upload_id}").as_str())
+        );
+
+        ep.reset_requests();
+        assert!(ep.requests().is_empty());
+        ep.record_requests(false);
+        let reply = send_via(&ep, &START_KEY, &vhost, Form::Proxy, "GET", "/", &uploads).await;
+        assert_eq!(reply.status, 200);
+        assert!(ep.requests().is_empty(), "recording is off again");
+    }
+
+    #[tokio::test]
+    async fn a_path_style_endpoint_serves_proxy_targets_and_logs_only_when_asked() {
+        // Without a domain: path style by IP as before, in origin then absolute form; the log
+        // starts off; a faulted request is logged with its status.
+        let ep = started().await;
+        assert_eq!((ep.domain(), ep.domain_url()), (None, None));
+        let upload_id = ep.seed_upload(REPORTS, "k", Utc::now(), &[]);
+        let host = ep.addr().to_string();
+        let path = format!("/{REPORTS}");
+        let uploads = [("uploads", "")];
+        let reply = send(&ep, &START_KEY, "GET", &path, &uploads).await;
+        assert_eq!(
+            reply.all("UploadId"),
+            [upload_id.as_str()],
+            "{}",
+            reply.body
+        );
+        assert!(ep.requests().is_empty(), "recording starts off");
+
+        ep.record_requests(true);
+        let reply = send_via(&ep, &START_KEY, &host, Form::Proxy, "GET", &path, &uploads).await;
+        assert_eq!(
+            reply.all("UploadId"),
+            [upload_id.as_str()],
+            "{}",
+            reply.body
+        );
+        ep.update_faults(|f| f.slowdown_fraction = 1.0);
+        let reply = send(&ep, &START_KEY, "GET", &path, &uploads).await;
+        assert_eq!(reply.status, 503);
+
+        let log = ep.requests();
+        let seen: Vec<(&str, u16)> = log.iter().map(|r| (r.target.as_str(), r.status)).collect();
+        let absolute = format!("http://{host}{path}?uploads=");
+        let origin = format!("{path}?uploads=");
+        assert_eq!(seen, [(absolute.as_str(), 200), (origin.as_str(), 503)]);
+        assert!(
+            log.iter()
+                .all(|r| r.host == host && r.region == "us-east-1")
+        );
+        assert_eq!(ep.stats().requests, 3);
     }
 }

@@ -20,8 +20,6 @@ mod transport;
 
 use std::sync::Arc;
 
-use aws_smithy_types::Document;
-use aws_smithy_types::endpoint::Endpoint;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper::header::{HeaderName, HeaderValue};
@@ -31,6 +29,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use self::retry::{Failure, with_retries};
 use self::sign::{EMPTY_SHA256, Signer};
 pub(crate) use self::transport::Transport;
+use super::address::Address;
 use super::error::{NETWORK_HINT, chain, means_gone, redirect_hint, service_error};
 use super::xml;
 use super::{
@@ -85,43 +84,13 @@ impl Route {
     pub(crate) fn resolve(
         transport: Arc<Transport>,
         bucket: &str,
-        region: &str,
-        endpoint: &Endpoint,
+        address: &Address,
         s: &Settings,
     ) -> Result<Route, String> {
-        if endpoint.headers().count() > 0 {
-            return Err("the endpoint rules add headers".into());
+        if let Some(why) = address.not_plain_sigv4() {
+            return Err(why);
         }
-        let (mut name, mut signing_region, mut single_encoding) =
-            ("s3".to_string(), region.to_string(), true);
-        if let Some(Document::Array(schemes)) = endpoint.properties().get("authSchemes") {
-            let Some(Document::Object(scheme)) = schemes.first() else {
-                return Err("the endpoint names no auth scheme".into());
-            };
-            match scheme.get("name") {
-                Some(Document::String(n)) if n == "sigv4" => {}
-                other => {
-                    return Err(format!(
-                        "the endpoint's auth scheme is {other:?}, not sigv4"
-                    ));
-                }
-            }
-            if let Some(Document::String(n)) = scheme.get("signingName") {
-                name = n.clone();
-            }
-            if let Some(Document::String(r)) = scheme.get("signingRegion") {
-                signing_region = r.clone();
-            }
-            if let Some(Document::Bool(d)) = scheme.get("disableDoubleEncoding") {
-                single_encoding = *d;
-            }
-        }
-        if !single_encoding || name != "s3" {
-            return Err(format!(
-                "the endpoint signs as {name:?} with double encoding {}",
-                !single_encoding
-            ));
-        }
+        let signing_region = address.signing_region.clone();
         let mut headers = vec![(
             hyper::header::USER_AGENT,
             HeaderValue::from_static(concat!("mpu-janitor/", env!("CARGO_PKG_VERSION"))),
@@ -139,14 +108,14 @@ impl Route {
                 HeaderValue::from_static("requester"),
             ));
         }
-        let base = endpoint.url().trim_end_matches('/').to_string();
+        let base = address.endpoint.url().trim_end_matches('/').to_string();
         Ok(Route {
             proxy_auth: transport.proxies.forward_auth(&base),
             transport,
             bucket: bucket.to_string(),
             base,
             signer: Signer {
-                name,
+                name: address.signing_name.clone(),
                 region: signing_region,
             },
             headers,
