@@ -589,6 +589,9 @@ fn resolve_targets(
         .unwrap_or_default();
     let mut targets = Vec::with_capacity(files.len());
     for (i, mut t) in files.into_iter().enumerate() {
+        // A role written on the target itself (not one inherited from [defaults], which each
+        // account's role of a fan-out replaces).
+        let own_role = t.role_arn.is_some();
         let mut settings = defaults.overlay(&mut t);
         if cli.dry_run {
             settings.dry_run = true;
@@ -633,7 +636,7 @@ fn resolve_targets(
                 "needs role_name, the role assumed in each account".to_string(),
             );
         }
-        if fan_out && settings.role_arn.is_set() {
+        if fan_out && own_role && settings.role_arn.is_set() {
             problem(
                 "role_arn",
                 "conflicts with accounts: each account's role is role_name in that account"

@@ -779,6 +779,35 @@ fn every_shard_keeps_the_discovery_targets_and_knows_every_named_bucket() {
 }
 
 #[test]
+fn a_default_role_gives_way_to_each_accounts_role_but_a_targets_own_conflicts() {
+    let c = load(
+        "[defaults]\nrole_arn = \"arn:aws:iam::999988887777:role/base\"\n[[targets]]\nbucket = \"logs\"\n[[targets]]\naccounts = [\"111122223333\"]\nrole_name = \"janitor\"\n",
+    )
+    .unwrap();
+    let roles: Vec<&str> = c
+        .targets
+        .iter()
+        .map(|t| t.settings.role_arn.as_str())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "arn:aws:iam::999988887777:role/base",
+            "arn:aws:iam::111122223333:role/janitor"
+        ]
+    );
+    let e = load(
+        "[[targets]]\naccounts = [\"111122223333\"]\nrole_name = \"janitor\"\nrole_arn = \"arn:aws:iam::111122223333:role/other\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("targets[0].role_arn: conflicts with accounts"),
+        "{e}"
+    );
+}
+
+#[test]
 fn an_account_fan_out_becomes_one_discovery_target_per_account_in_its_partition() {
     let c = load(
         "[[targets]]\naccounts = [\"111122223333\", \"444455556666\"]\nrole_name = \"janitor\"\nregion = \"cn-north-1\"\nexclude_buckets = [\"tf-*\"]\n",

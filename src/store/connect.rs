@@ -46,6 +46,8 @@ struct Shared {
     endpoint_url: Option<String>,
     use_fips: bool,
     use_dual_stack: bool,
+    /// The Glacier client of these settings, built at the first vault's sweep.
+    glacier: Arc<std::sync::OnceLock<aws_sdk_glacier::Client>>,
 }
 
 /// What a connector has built so far.
@@ -102,21 +104,12 @@ impl Connector {
         s: &Settings,
     ) -> Result<super::GlacierStore, StoreError> {
         let shared = self.shared(s).await?;
-        let mut conf = aws_sdk_glacier::config::Builder::from(&shared.sdk)
-            .interceptor(shared.throttled.clone())
-            .retry_partition(
-                aws_sdk_glacier::config::retry::RetryPartition::custom("mpu-janitor-glacier")
-                    .token_bucket(aws_sdk_glacier::config::retry::TokenBucket::unlimited())
-                    .build(),
-            )
-            .stalled_stream_protection(
-                aws_sdk_glacier::config::StalledStreamProtectionConfig::disabled(),
-            );
-        if s.endpoint_url.is_set() {
-            conf = conf.endpoint_url(s.endpoint_url.as_str());
-        }
+        let client = shared
+            .glacier
+            .get_or_init(|| glacier_client(&shared, s))
+            .clone();
         Ok(super::GlacierStore::new(
-            aws_sdk_glacier::Client::from_conf(conf.build()),
+            client,
             shared.throttled,
             label.to_string(),
             vault,
@@ -341,5 +334,25 @@ async fn build(
         endpoint_url,
         use_fips: sdk.use_fips().unwrap_or(false),
         use_dual_stack: sdk.use_dual_stack().unwrap_or(false),
+        glacier: Arc::default(),
     })
+}
+
+/// The Glacier client of these settings: the same credentials, HTTP client, retries and timeouts,
+/// and `endpoint_url` (Glacier's, on a vault's target).
+fn glacier_client(shared: &Shared, s: &Settings) -> aws_sdk_glacier::Client {
+    let mut conf = aws_sdk_glacier::config::Builder::from(&shared.sdk)
+        .interceptor(shared.throttled.clone())
+        .retry_partition(
+            aws_sdk_glacier::config::retry::RetryPartition::custom("mpu-janitor-glacier")
+                .token_bucket(aws_sdk_glacier::config::retry::TokenBucket::unlimited())
+                .build(),
+        )
+        .stalled_stream_protection(
+            aws_sdk_glacier::config::StalledStreamProtectionConfig::disabled(),
+        );
+    if s.endpoint_url.is_set() {
+        conf = conf.endpoint_url(s.endpoint_url.as_str());
+    }
+    aws_sdk_glacier::Client::from_conf(conf.build())
 }
