@@ -18,45 +18,40 @@
 //!   `InvalidSignatureException`, `UnrecognizedClientException`); anything else answers
 //!   `404 UnknownOperationException`.
 //!
-//! `SigV4` is verified here, independently of the client's signer: the credential scope
-//! (service `glacier`, any region, the date of `x-amz-date`, within 15 minutes of the real
-//! clock), then the signature recomputed from the request as received (method, normalised and
-//! re-encoded path, canonical query, the signed headers, `x-amz-content-sha256` or the SHA-256
-//! of the body). `x-amz-security-token` may be a signed header (temporary credentials); the
-//! token itself is not checked. An account id in the path is `-` (the signer's account) or a
-//! 12-digit id, used as given: vaults live per account.
+//! `SigV4` is verified here (by `sigv4.rs`, shared with the directory-bucket endpoint),
+//! independently of the client's signer: the credential scope (service `glacier`, any region,
+//! the date of `x-amz-date`, within 15 minutes of the real clock), then the signature
+//! recomputed from the request as received (method, normalised and re-encoded path, canonical
+//! query, the signed headers, `x-amz-content-sha256` or the SHA-256 of the body).
+//! `x-amz-security-token` may be a signed header (temporary credentials); the token itself is
+//! not checked. An account id in the path is `-` (the signer's account) or a 12-digit id, used
+//! as given: vaults live per account.
 //!
 //! State lives in ordered maps behind one mutex; a vault's uploads are keyed by
 //! `(creation date, upload id)`, so a listing page is a range query after its marker. The
 //! requests received are logged, in order, for assertions ([`GlacierEndpoint::requests`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::hash::BuildHasher;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Bound;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
-use hmac::{Hmac, KeyInit as _, Mac as _};
+use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+
+use crate::serve::{HttpResponse, Rng, Server, clamp_time, iso8601};
+use crate::sigv4::{
+    self, Failure, Rules, form_decode, header_str, hex, normalize_path, percent_decode, sha256,
+    unhex,
+};
 
 /// Account the start key belongs to: a path signed with it and an account id of `-` means this
 /// account, and so does `-` given to the seeding methods.
@@ -68,18 +63,19 @@ pub const API_VERSION: &str = "2012-06-01";
 const DEFAULT_LIMIT: usize = 50;
 /// Largest `limit` Glacier accepts.
 const MAX_LIMIT: usize = 1000;
-/// How far `x-amz-date` may be from the real clock, as in AWS.
-const MAX_SKEW: TimeDelta = TimeDelta::minutes(15);
 /// Largest request body read (the operations served take none).
 const MAX_BODY: usize = 1 << 20;
-/// How long [`GlacierEndpoint::shutdown`] lets in-flight requests finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Length of an upload id, as Glacier's.
 const UPLOAD_ID_LEN: usize = 92;
 /// What upload ids are made of (URL-safe, as Glacier's).
 const ID_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-type HttpResponse = Response<Full<Bytes>>;
+/// How this module verifies `SigV4`: service `glacier`, the path normalised and encoded twice.
+const SIGV4_RULES: Rules = Rules {
+    service: "glacier",
+    double_encode_path: true,
+    s3_payload: false,
+};
 
 /// Fault plan applied to requests; change it at runtime with [`GlacierEndpoint::set_faults`].
 ///
@@ -155,16 +151,14 @@ pub struct VaultUploadSnapshot {
 /// stops it and waits. All control methods take `&self`, so the handle can be shared in an
 /// `Arc`.
 pub struct GlacierEndpoint {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    shutdown_tx: watch::Sender<bool>,
-    accept_task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for GlacierEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GlacierEndpoint")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .finish_non_exhaustive()
     }
 }
@@ -196,8 +190,6 @@ impl GlacierEndpoint {
         access_key: &str,
         secret_key: &str,
     ) -> io::Result<GlacierEndpoint> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new());
         shared.keys.lock().insert(
             access_key.to_owned(),
@@ -206,26 +198,24 @@ impl GlacierEndpoint {
                 account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             },
         );
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
-        Ok(GlacierEndpoint {
-            addr,
-            shared,
-            shutdown_tx,
-            accept_task: Some(accept_task),
+        let handler_shared = Arc::clone(&shared);
+        let server = Server::start(addr, "glacier endpoint", move |req| {
+            handle(Arc::clone(&handler_shared), req)
         })
+        .await?;
+        Ok(GlacierEndpoint { server, shared })
     }
 
     /// Address the endpoint listens on.
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Base URL for clients (`endpoint_url`), e.g. `http://127.0.0.1:40123`.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Accepts requests signed with this key pair too, from now on, as a key of `account_id`
@@ -369,18 +359,8 @@ impl GlacierEndpoint {
 
     /// Stops accepting connections, lets in-flight requests finish (up to 2 s), closes every
     /// connection and ends the accept loop.
-    pub async fn shutdown(mut self) {
-        self.shutdown_tx.send_replace(true);
-        if let Some(task) = self.accept_task.take() {
-            // A panicked or cancelled accept task is already stopped.
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for GlacierEndpoint {
-    fn drop(&mut self) {
-        self.shutdown_tx.send_replace(true);
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
@@ -420,50 +400,25 @@ struct Shared {
     state: Mutex<State>,
     keys: Mutex<HashMap<String, KeyRec>>,
     faults: Mutex<GlacierFaults>,
-    rng: AtomicU64,
+    rng: Rng,
 }
 
 impl Shared {
     fn new() -> Self {
-        let seed = std::collections::hash_map::RandomState::new().hash_one(SystemTime::now());
         Self {
             state: Mutex::new(State::default()),
             keys: Mutex::new(HashMap::new()),
             faults: Mutex::new(GlacierFaults::default()),
-            rng: AtomicU64::new(seed),
+            rng: Rng::new(),
         }
-    }
-
-    /// `SplitMix64` over an atomic counter: cheap, lock-free, good enough for ids.
-    fn next_u64(&self) -> u64 {
-        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut z = self
-            .rng
-            .fetch_add(GAMMA, Ordering::Relaxed)
-            .wrapping_add(GAMMA);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 
     fn new_upload_id(&self) -> String {
-        let mut id = String::with_capacity(UPLOAD_ID_LEN);
-        let mut bits = 0u64;
-        for i in 0..UPLOAD_ID_LEN {
-            // Ten 6-bit characters per 64-bit draw.
-            if i % 10 == 0 {
-                bits = self.next_u64();
-            }
-            id.push(char::from(
-                ID_ALPHABET[usize::try_from(bits & 63).unwrap_or(0)],
-            ));
-            bits >>= 6;
-        }
-        id
+        self.rng.string(UPLOAD_ID_LEN, ID_ALPHABET)
     }
 
     fn new_request_id(&self) -> String {
-        format!("{:016X}{:016X}", self.next_u64(), self.next_u64())
+        self.rng.request_id()
     }
 }
 
@@ -481,49 +436,6 @@ fn vault_key(account_id: &str, vault: &str) -> (String, String) {
         resolve_seed_account(account_id).to_owned(),
         vault.to_owned(),
     )
-}
-
-/// Keeps timestamps within what the markers and `CreationDate` render.
-fn clamp_time(t: DateTime<Utc>) -> DateTime<Utc> {
-    let lo = DateTime::<Utc>::UNIX_EPOCH;
-    let hi = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(t); // 9999-12-31T23:59:59Z
-    t.clamp(lo, hi)
-}
-
-/// ISO 8601 with milliseconds, as Glacier's `CreationDate`: `2026-12-01T10:00:00.000Z`.
-fn iso8601(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
-}
-
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    // HMAC takes keys of any length: this never fails.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
-        return [0; 32];
-    };
-    mac.update(msg);
-    mac.finalize().into_bytes().into()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -634,286 +546,87 @@ struct Caller {
     region: String,
 }
 
-/// The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header.
-struct Authorization<'a> {
-    access_key: &'a str,
-    date: &'a str,
-    region: &'a str,
-    service: &'a str,
-    signed_headers: &'a str,
-    signature: &'a str,
-}
-
-fn parse_authorization(value: &str) -> Option<Authorization<'_>> {
-    let rest = value.strip_prefix("AWS4-HMAC-SHA256 ")?;
-    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-    for part in rest.split(',') {
-        let (k, v) = part.trim().split_once('=')?;
-        match k {
-            "Credential" => credential = Some(v),
-            "SignedHeaders" => signed_headers = Some(v),
-            "Signature" => signature = Some(v),
-            _ => {}
-        }
-    }
-    let mut scope = credential?.splitn(5, '/');
-    let auth = Authorization {
-        access_key: scope.next()?,
-        date: scope.next()?,
-        region: scope.next()?,
-        service: scope.next()?,
-        signed_headers: signed_headers?,
-        signature: signature?,
-    };
-    (scope.next()? == "aws4_request").then_some(auth)
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 /// Checks the request's `SigV4` signature; answers who signed it.
 fn authenticate(
     shared: &Shared,
     method: &Method,
     path: &str,
     query: Option<&str>,
-    headers: &HeaderMap,
+    headers: &hyper::header::HeaderMap,
     body: &[u8],
 ) -> Result<Caller, ApiError> {
-    let Some(value) = headers.get(hyper::header::AUTHORIZATION) else {
-        return Err(ApiError::new(
+    let req = sigv4::Signed {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    };
+    let lookup = |access_key: &str| {
+        let keys = shared.keys.lock();
+        keys.get(access_key)
+            .map(|key| (key.secret.clone(), key.account_id.clone()))
+    };
+    let (signer, account_id) = sigv4::verify(&SIGV4_RULES, &req, lookup).map_err(auth_error)?;
+    Ok(Caller {
+        account_id,
+        region: signer.region,
+    })
+}
+
+/// A verification failure as Glacier answers it.
+fn auth_error(failure: Failure) -> ApiError {
+    match failure {
+        Failure::Missing => ApiError::new(
             StatusCode::FORBIDDEN,
             "MissingAuthenticationTokenException",
             "Missing Authentication Token",
-        ));
-    };
-    let auth = value
-        .to_str()
-        .ok()
-        .and_then(parse_authorization)
-        .ok_or_else(|| {
-            ApiError::incomplete_signature(
-                "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters with an AWS4-HMAC-SHA256 credential scope.",
-            )
-        })?;
-    let amz_date = header_str(headers, "x-amz-date").ok_or_else(|| {
-        ApiError::incomplete_signature(
+        ),
+        Failure::Malformed => ApiError::incomplete_signature(
+            "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters with an AWS4-HMAC-SHA256 credential scope.",
+        ),
+        Failure::MissingDate => ApiError::incomplete_signature(
             "Authorization header requires existence of a valid 'X-Amz-Date' header.",
-        )
-    })?;
-    let signed_at = NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ")
-        .map_err(|_| ApiError::incomplete_signature(format!("Invalid X-Amz-Date: {amz_date}")))?
-        .and_utc();
-    if auth.service != "glacier" {
-        return Err(ApiError::invalid_signature(format!(
-            "Credential should be scoped to correct service: 'glacier', not '{}'.",
-            auth.service
-        )));
-    }
-    if amz_date.get(..8) != Some(auth.date) {
-        return Err(ApiError::invalid_signature(format!(
-            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}'",
-            auth.date,
-            amz_date.get(..8).unwrap_or_default()
-        )));
-    }
-    let now = Utc::now();
-    if (now - signed_at).abs() > MAX_SKEW {
-        return Err(ApiError::invalid_signature(format!(
+        ),
+        Failure::BadDate(amz_date) => {
+            ApiError::incomplete_signature(format!("Invalid X-Amz-Date: {amz_date}"))
+        }
+        Failure::WrongService(service) => ApiError::invalid_signature(format!(
+            "Credential should be scoped to correct service: '{}', not '{service}'.",
+            SIGV4_RULES.service
+        )),
+        Failure::ScopeDate {
+            scope_date,
+            header_date,
+        } => ApiError::invalid_signature(format!(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{scope_date}' != '{header_date}'"
+        )),
+        Failure::Expired { amz_date, now } => ApiError::invalid_signature(format!(
             "Signature expired: {amz_date} is now outside the 15-minute window around {}",
             now.format("%Y%m%dT%H%M%SZ")
-        )));
-    }
-    let (secret, account_id) = {
-        let keys = shared.keys.lock();
-        let key = keys.get(auth.access_key).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            )
-        })?;
-        (key.secret.clone(), key.account_id.clone())
-    };
-
-    let names: Vec<&str> = auth.signed_headers.split(';').collect();
-    if !names.contains(&"host") || !names.contains(&"x-amz-date") {
-        return Err(ApiError::invalid_signature(
+        )),
+        Failure::UnknownKey(_) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ),
+        Failure::HostOrDateUnsigned => ApiError::invalid_signature(
             "'Host' and 'X-Amz-Date' must be SignedHeaders in the AWS Authorization.",
-        ));
-    }
-    let body_hash = hex(&sha256(body));
-    let payload_hash = match header_str(headers, "x-amz-content-sha256") {
-        Some(claimed) if claimed.eq_ignore_ascii_case(&body_hash) => claimed,
-        Some(_) => {
-            return Err(ApiError::invalid_parameter(
+        ),
+        // Glacier's rules never ask for the header.
+        Failure::ContentSha256Mismatch | Failure::MissingContentSha256 => {
+            ApiError::invalid_parameter(
                 "x-amz-content-sha256 does not match the SHA-256 of the body",
-            ));
+            )
         }
-        None => body_hash.as_str(),
-    };
-    let canonical = canonical_request(method, path, query, headers, &names, payload_hash)
-        .ok_or_else(mismatch)?;
-    let scope = format!(
-        "{}/{}/{}/aws4_request",
-        auth.date, auth.region, auth.service
-    );
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&sha256(canonical.as_bytes()))
-    );
-    let mut key = hmac_sha256(format!("AWS4{secret}").as_bytes(), auth.date.as_bytes());
-    for part in [auth.region, auth.service, "aws4_request"] {
-        key = hmac_sha256(&key, part.as_bytes());
+        Failure::SignatureMismatch => mismatch(),
     }
-    let expected = unhex(auth.signature).ok_or_else(mismatch)?;
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
-        return Err(mismatch());
-    };
-    mac.update(to_sign.as_bytes());
-    // A constant-time comparison, as a real service does.
-    mac.verify_slice(&expected).map_err(|_| mismatch())?;
-    Ok(Caller {
-        account_id,
-        region: auth.region.to_owned(),
-    })
 }
 
 fn mismatch() -> ApiError {
     ApiError::invalid_signature(
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
     )
-}
-
-/// The `SigV4` canonical request of a non-S3 service; `None` if a signed header is missing or
-/// not text.
-fn canonical_request(
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    signed: &[&str],
-    payload_hash: &str,
-) -> Option<String> {
-    // The path as sent is already encoded once; services other than S3 sign it encoded twice.
-    let path = aws_encode(&normalize_path(path), false);
-    let mut pairs: Vec<(String, String)> = query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                aws_encode(&form_decode(k), true),
-                aws_encode(&form_decode(v), true),
-            )
-        })
-        .collect();
-    pairs.sort();
-    let query = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut canonical_headers = String::new();
-    for name in signed {
-        let values = headers
-            .get_all(*name)
-            .iter()
-            .map(|v| v.to_str().ok().map(trim_all))
-            .collect::<Option<Vec<_>>>()?;
-        if values.is_empty() {
-            return None;
-        }
-        let _ = writeln!(canonical_headers, "{name}:{}", values.join(","));
-    }
-    Some(format!(
-        "{method}\n{path}\n{query}\n{canonical_headers}\n{}\n{payload_hash}",
-        signed.join(";")
-    ))
-}
-
-/// Trims spaces and collapses runs of them, as `SigV4` canonical header values.
-fn trim_all(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for word in value.split(' ').filter(|w| !w.is_empty()) {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out
-}
-
-/// Removes `.` and `..` segments and empty ones (RFC 3986 5.2.4, as `SigV4` does).
-fn normalize_path(path: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in path.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
-    }
-    let mut out = format!("/{}", segments.join("/"));
-    let trailing = ["/", "/.", "/./", "/..", "/../"]
-        .iter()
-        .any(|s| path.ends_with(s));
-    if trailing && !out.ends_with('/') {
-        out.push('/');
-    }
-    out
-}
-
-/// AWS URI encoding: every byte but unreserved characters (and `/` unless `slash`) as `%XX`.
-fn aws_encode(s: &str, slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.' | b'~')
-            || (b == b'/' && !slash)
-        {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// Percent-decoding; `+` is a space when `plus` (a query component).
-fn percent_decode(s: &str, plus: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => match s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                Some(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                None => out.push(b'%'),
-            },
-            b'+' if plus => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A query component decoded as `application/x-www-form-urlencoded` (as the SDK's signer
-/// reads the query it signs).
-fn form_decode(s: &str) -> String {
-    percent_decode(s, true)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1197,7 +910,7 @@ fn abort_multipart_upload(
 // ---------------------------------------------------------------------------------------
 // HTTP serving
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpResponse, Infallible> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
     let target = req
         .uri()
         .path_and_query()
@@ -1217,75 +930,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
     if let Ok(id) = HeaderValue::from_str(&shared.new_request_id()) {
         resp.headers_mut().insert("x-amzn-requestid", id);
     }
-    Ok(resp)
-}
-
-async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
-    // A dropped sender also means shutdown.
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let conn_shutdown = shutdown.clone();
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            () = wait_shutdown(&mut shutdown) => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    conns.spawn(serve_connection(
-                        stream,
-                        Arc::clone(&shared),
-                        conn_shutdown.clone(),
-                    ));
-                }
-                Err(err) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::debug!(%err, "glacier endpoint: accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-        conns.abort_all();
-        while conns.join_next().await.is_some() {}
-    }
-}
-
-async fn serve_connection(
-    stream: TcpStream,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let svc = service_fn(move |req| handle(Arc::clone(&shared), req));
-    // hyper sends a `Date` header on every response: the janitor compares its clock with it.
-    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
-    let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(err) = res {
-                tracing::debug!(%err, "glacier endpoint: connection ended with an error");
-            }
-        }
-        () = wait_shutdown(&mut shutdown) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
+    resp
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::fmt::Write as _;
+    use std::time::SystemTime;
+
+    use chrono::TimeDelta;
+    use tokio::net::TcpStream;
 
     use aws_sdk_glacier::Client;
     use aws_sdk_glacier::config::{BehaviorVersion, Credentials, Region};

@@ -40,7 +40,10 @@
 //!
 //! [`glacier`] is an S3 Glacier (vaults) endpoint on the same lines, for vault sweeps.
 
+pub mod express;
 pub mod glacier;
+mod serve;
+mod sigv4;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
