@@ -42,6 +42,7 @@ mod cli;
 mod concurrency;
 mod config;
 mod daemon;
+mod directory;
 mod discovery;
 mod glacier;
 mod hostile;
