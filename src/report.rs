@@ -286,8 +286,10 @@ impl TargetReport {
                 return false;
             }
             (Outcome::Kept, _) => {
-                // Untrustworthy initiation times: listed, never stale.
+                // Untrustworthy initiation times: listed, never stale. An upload replaced under
+                // its id was kept by a refused abort (412): that call was made, and counts.
                 self.skipped_suspicious += 1;
+                self.abort_attempts += u64::from(u.abort_attempts);
                 return true;
             }
             _ => {}
@@ -922,6 +924,36 @@ mod tests {
         );
         let text = render_run_text(&run);
         assert!(text.contains("1 part still listed after 1 abort"), "{text}");
+    }
+
+    #[test]
+    fn a_refused_abort_that_kept_a_replaced_upload_is_counted_as_a_call_not_as_stale() {
+        let mut t = TargetReport::default();
+        let replaced = UploadReport {
+            key: "k".into(),
+            upload_id: "id".into(),
+            initiated: None,
+            age_seconds: 86_400,
+            parts: 1,
+            bytes: 10,
+            outcome: Outcome::Kept,
+            abort_attempts: 1,
+            parts_remaining: None,
+            reason: Some(KeepReason::InitiatedTimeChanged),
+            error: None,
+            detail: None,
+            part_size: None,
+        };
+        assert!(t.record(&replaced), "listed in the report");
+        assert_eq!(
+            (
+                t.skipped_suspicious,
+                t.abort_attempts,
+                t.stale,
+                t.stale_bytes
+            ),
+            (1, 1, 0, 0)
+        );
     }
 
     #[test]

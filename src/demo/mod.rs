@@ -2,7 +2,9 @@
 //! embedded S3 endpoint (the `s3-mem` crate) on a free loopback port, seeds a realistic scene, and runs the
 //! real plan and sweep code against it over HTTP with the real aws-sdk-s3 client and SigV4 signing.
 //! Every figure printed is computed by the sweep; the scene only says what it seeded, so the two can
-//! be compared.
+//! be compared. Beside the two S3 buckets it starts the crate's directory-bucket endpoint (S3
+//! Express One Zone: session authentication, conditional aborts) and its Glacier endpoint, so one
+//! run shows a directory bucket and a vault swept by the same code.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use chrono::{TimeDelta, Utc};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{HumanDuration, Settings, Target};
+use crate::config::{HumanDuration, Settings, Target, Vault};
 use crate::discover::Scope;
 use crate::metrics::Metrics;
 use crate::report::{self, RunReport, human_bytes};
@@ -20,6 +22,8 @@ use crate::runner::{Exporter, Runner, Show};
 use crate::shutdown::Shutdown;
 use crate::store::Connector;
 use crate::sweep::SweepOptions;
+use s3_mem::express::{DirFaults, DirectoryEndpoint};
+use s3_mem::glacier::GlacierEndpoint;
 use s3_mem::{Endpoint, Faults};
 use tokio::sync::Semaphore;
 
@@ -29,6 +33,13 @@ pub const ACCESS_KEY: &str = "DEMOACCESSKEY0000001";
 pub const SECRET_KEY: &str = "demo-secret-key-not-a-real-credential";
 
 const MIB: u64 = 1024 * 1024;
+
+/// The demo's directory bucket (S3 Express One Zone, zone use1-az4).
+const DIRECTORY_BUCKET: &str = "scratch--use1-az4--x-s3";
+/// The upload of the directory bucket that is replaced under its id between listing and abort.
+const REPLACED_KEY: &str = "spool/rewritten.parquet";
+/// The demo's Glacier vault (of the caller's own account, `-`).
+const VAULT: &str = "archive";
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
@@ -46,8 +57,10 @@ pub struct DemoOptions {
 /// What the demo seeded, to compare with what the sweep reports.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Scene {
-    /// Buckets created.
+    /// S3 buckets created (general-purpose ones, then the directory bucket).
     pub buckets: Vec<String>,
+    /// Glacier vaults created.
+    pub vaults: Vec<String>,
     /// Incomplete uploads seeded, in all.
     pub uploads: u64,
     /// Uploads the sweep should abort and verify (stragglers included).
@@ -66,6 +79,9 @@ pub struct Scene {
     pub never_empty: u64,
     /// Uploads outside the swept prefix.
     pub outside_prefix: u64,
+    /// Uploads replaced by a newer one under the same id after they were judged (directory
+    /// bucket: the abort's `If-Match-Initiated-Time` fails, 412, and they are kept).
+    pub replaced: u64,
 }
 
 impl Scene {
@@ -79,16 +95,71 @@ impl Scene {
         parts: &[(u32, u64)],
     ) {
         ep.seed_upload(bucket, key, initiated, parts);
+        self.count_stale(parts.iter().map(|p| p.1).sum());
+    }
+
+    /// Counts a seeded upload of `bytes` the sweep should abort and verify.
+    fn count_stale(&mut self, bytes: u64) {
         self.stale += 1;
-        self.stale_bytes += parts.iter().map(|p| p.1).sum::<u64>();
+        self.stale_bytes += bytes;
+    }
+}
+
+/// The demo's three endpoints: S3 (general-purpose buckets), directory buckets, Glacier.
+struct Endpoints {
+    s3: Endpoint,
+    directory: DirectoryEndpoint,
+    glacier: GlacierEndpoint,
+}
+
+impl Endpoints {
+    async fn start() -> Result<Endpoints, String> {
+        let fail = |what: &str, e: std::io::Error| format!("cannot start the embedded {what}: {e}");
+        Ok(Endpoints {
+            s3: Endpoint::start(ACCESS_KEY, SECRET_KEY)
+                .await
+                .map_err(|e| fail("S3 endpoint", e))?,
+            directory: DirectoryEndpoint::start(ACCESS_KEY, SECRET_KEY)
+                .await
+                .map_err(|e| fail("directory-bucket endpoint", e))?,
+            glacier: GlacierEndpoint::start(ACCESS_KEY, SECRET_KEY)
+                .await
+                .map_err(|e| fail("Glacier endpoint", e))?,
+        })
+    }
+
+    /// Incomplete uploads left, as each endpoint counts them.
+    fn uploads_left(&self, scene: &Scene) -> u64 {
+        let mut left = 0;
+        for b in &scene.buckets {
+            left += if b == DIRECTORY_BUCKET {
+                self.directory.upload_count(b)
+            } else {
+                self.s3.upload_count(b)
+            };
+        }
+        for v in &scene.vaults {
+            left += self.glacier.upload_count("-", v);
+        }
+        left as u64
+    }
+
+    async fn shutdown(self) {
+        self.s3.shutdown().await;
+        self.directory.shutdown().await;
+        self.glacier.shutdown().await;
     }
 }
 
 /// What `demo --output json` prints.
 #[derive(Serialize)]
 pub struct DemoReport {
-    /// The endpoint URL (gone once the demo exits, unless `--serve`).
+    /// The S3 endpoint's URL (gone once the demo exits, unless `--serve`).
     pub endpoint: String,
+    /// The directory-bucket endpoint's URL.
+    pub directory_endpoint: String,
+    /// The Glacier endpoint's URL.
+    pub glacier_endpoint: String,
     /// What was seeded.
     pub scene: Scene,
     /// The plan, before anything changed.
@@ -115,10 +186,11 @@ impl Rng {
     }
 }
 
-/// The demo's targets, pointing at the endpoint.
-fn targets(url: &str) -> Vec<Target> {
+/// The demo's targets, pointing at the endpoints.
+fn targets(eps: &Endpoints) -> Vec<Target> {
+    let at = |url: String| url.parse().expect("the endpoint's own URL");
     let base = Settings {
-        endpoint_url: url.parse().expect("the endpoint's own URL"),
+        endpoint_url: at(eps.s3.url()),
         force_path_style: true,
         region: "us-east-1".into(),
         max_abort_attempts: 3,
@@ -144,22 +216,59 @@ fn targets(url: &str) -> Vec<Target> {
             exclude_prefixes: vec![],
             settings: Settings {
                 older_than: HumanDuration::secs(2 * 86_400),
-                ..base
+                ..base.clone()
             },
             discovery: None,
             vault: None,
+        },
+        // A directory bucket: virtual-hosted by its name, session-signed, listed by a prefix
+        // ending in "/"; an IP endpoint makes the SDK address it in path style.
+        Target {
+            bucket: DIRECTORY_BUCKET.into(),
+            prefix: "spool/".into(),
+            exclude_prefixes: vec![],
+            settings: Settings {
+                endpoint_url: at(eps.directory.url()),
+                force_path_style: false,
+                older_than: HumanDuration::secs(86_400),
+                ..base.clone()
+            },
+            discovery: None,
+            vault: None,
+        },
+        Target {
+            bucket: Vault {
+                name: VAULT.into(),
+                account_id: "-".into(),
+            }
+            .label(),
+            prefix: String::new(),
+            exclude_prefixes: vec![],
+            settings: Settings {
+                endpoint_url: at(eps.glacier.url()),
+                force_path_style: false,
+                older_than: HumanDuration::secs(30 * 86_400),
+                ..base
+            },
+            discovery: None,
+            vault: Some(Vault {
+                name: VAULT.into(),
+                account_id: "-".into(),
+            }),
         },
     ]
 }
 
 /// Seeds the scene. Most uploads go straight into memory (declared part sizes, no bytes); the slow
 /// live upload is written through the S3 protocol with the endpoint's clock moved back.
-async fn seed(ep: &Endpoint, client: &aws_sdk_s3::Client, n: usize) -> Result<Scene, String> {
+async fn seed(eps: &Endpoints, client: &aws_sdk_s3::Client, n: usize) -> Result<Scene, String> {
+    let ep = &eps.s3;
     let now = Utc::now();
     let days = |d: i64| now - TimeDelta::days(d);
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let mut scene = Scene {
         buckets: vec!["media-uploads".into(), "db-backups".into()],
+        vaults: vec![VAULT.into()],
         ..Scene::default()
     };
     for b in &scene.buckets {
@@ -288,7 +397,59 @@ async fn seed(ep: &Endpoint, client: &aws_sdk_s3::Client, n: usize) -> Result<Sc
         );
         scene.outside_prefix += 1;
     }
+
+    // scratch--use1-az4--x-s3: a directory bucket of spooled query results, 1-3 parts of 5 MiB.
+    let dir = &eps.directory;
+    dir.create_bucket(DIRECTORY_BUCKET);
+    scene.buckets.push(DIRECTORY_BUCKET.into());
+    for i in 0..(n / 10).max(3) {
+        let count = 1 + rng.next(3) as u32;
+        let p = parts(&mut rng, count, 5 * MIB);
+        dir.seed_upload(
+            DIRECTORY_BUCKET,
+            &format!("spool/query-{i:04}.parquet"),
+            days(2 + rng.next(5) as i64),
+            &p,
+        );
+        scene.count_stale(p.iter().map(|p| p.1).sum());
+    }
+    dir.seed_upload(
+        DIRECTORY_BUCKET,
+        "spool/running-query.parquet",
+        now - TimeDelta::minutes(40),
+        &[(1, 5 * MIB)],
+    );
+    scene.fresh += 1;
+    dir.seed_upload(DIRECTORY_BUCKET, REPLACED_KEY, days(3), &[(1, 5 * MIB)]);
+    scene.replaced += 1;
+    dir.seed_upload(
+        DIRECTORY_BUCKET,
+        "pinned/model.bin",
+        days(10),
+        &[(1, 5 * MIB)],
+    );
+    scene.outside_prefix += 1;
+
+    // archive: a Glacier vault with backups abandoned mid-upload, 4-16 parts of 64 MiB.
+    let glacier = &eps.glacier;
+    glacier.create_vault("-", VAULT);
+    for i in 0..(n / 20).max(2) {
+        let count = 4 + rng.next(13) as u32;
+        glacier.seed_upload(
+            "-",
+            VAULT,
+            &format!("monthly backup {i:03}"),
+            days(35 + rng.next(300) as i64),
+            64 * MIB,
+            count,
+        );
+        scene.count_stale(u64::from(count) * 64 * MIB);
+    }
+    glacier.seed_upload("-", VAULT, "this month's backup", days(3), 64 * MIB, 2);
+    scene.fresh += 1;
+
     scene.uploads = scene.stale
+        + scene.replaced
         + scene.fresh
         + scene.excluded
         + scene.idle
@@ -299,11 +460,10 @@ async fn seed(ep: &Endpoint, client: &aws_sdk_s3::Client, n: usize) -> Result<Sc
 
 /// Runs the demo; returns the exit code.
 pub async fn run(opts: DemoOptions) -> Result<u8, String> {
-    let ep = Endpoint::start(ACCESS_KEY, SECRET_KEY)
-        .await
-        .map_err(|e| format!("cannot start the embedded S3 endpoint: {e}"))?;
+    let eps = Endpoints::start().await?;
+    let ep = &eps.s3;
     let url = ep.url();
-    let targets = targets(&url);
+    let targets = targets(&eps);
     let runner = Runner {
         connector: Connector::with_static_credentials(ACCESS_KEY, SECRET_KEY),
         shutdown: Shutdown::new(Duration::from_secs(10)),
@@ -316,17 +476,19 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
         .client(&targets[0].settings)
         .await
         .map_err(|e| e.to_string())?;
-    let scene = seed(&ep, &client, opts.uploads).await?;
+    let scene = seed(&eps, &client, opts.uploads).await?;
     let text = !opts.json;
     if text {
         println!(
-            "mpu-janitor demo: embedded S3 endpoint at {url} (in memory, loopback only; nothing is written to disk)"
+            "mpu-janitor demo: embedded S3 endpoint at {url}, directory-bucket endpoint at {}, Glacier endpoint at {} (in memory, loopback only; nothing is written to disk)",
+            eps.directory.url(),
+            eps.glacier.url()
         );
         println!(
-            "Seeded {} incomplete uploads in {} buckets: {} stale ({}), {} fresh, {} excluded, {} still receiving parts, {} outside the swept prefix.",
+            "Seeded {} incomplete uploads in {} buckets (one of them the directory bucket {DIRECTORY_BUCKET}) and the Glacier vault {VAULT}: {} stale ({}), {} fresh, {} excluded, {} still receiving parts, {} outside the swept prefix.",
             scene.uploads,
             scene.buckets.len(),
-            scene.stale + scene.never_empty,
+            scene.stale + scene.never_empty + scene.replaced,
             human_bytes(scene.stale_bytes),
             scene.fresh,
             scene.excluded,
@@ -334,8 +496,8 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
             scene.outside_prefix
         );
         println!(
-            "Faults: {} straggler whose part lands after the first abort, {} upload that never empties, 3% of requests answered 503 SlowDown.\n",
-            scene.stragglers, scene.never_empty
+            "Faults: {} straggler whose part lands after the first abort, {} upload that never empties, 3% of S3 requests answered 503 SlowDown, {} directory-bucket upload replaced under its id after the plan.\n",
+            scene.stragglers, scene.never_empty, scene.replaced
         );
     }
 
@@ -372,6 +534,12 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
         slowdown_fraction: 0.03,
         ..Faults::default()
     });
+    // Between the plan and the sweep a writer starts a new upload under the same id: the sweep's
+    // abort carries the initiation time it judged, the endpoint answers 412 and the upload stays.
+    eps.directory.set_faults(DirFaults {
+        replace_on_list_parts: [REPLACED_KEY.to_string()].into(),
+        ..DirFaults::default()
+    });
     let sweep_opts = SweepOptions {
         reabort_backoff: Duration::from_millis(20),
         ..runner.options(if text { 0 } else { usize::MAX })
@@ -392,11 +560,7 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
     let exporter = Exporter::in_memory();
     exporter.record_run(&run);
     let metrics = exporter.metrics;
-    let uploads_left: u64 = scene
-        .buckets
-        .iter()
-        .map(|b| ep.upload_count(b) as u64)
-        .sum();
+    let uploads_left = eps.uploads_left(&scene);
     let total = |f: fn(&crate::report::TargetReport) -> u64| run.targets.iter().map(f).sum::<u64>();
     let expected_left = scene.uploads - scene.stale;
     let checks = [
@@ -420,13 +584,18 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
             total(|t| t.skipped_idle),
             scene.idle,
         ),
-        ("uploads left on the endpoint", uploads_left, expected_left),
+        (
+            "uploads kept as replaced under their id (412)",
+            total(|t| t.skipped_suspicious),
+            scene.replaced,
+        ),
+        ("uploads left on the endpoints", uploads_left, expected_left),
     ];
     let matches_scene = checks.iter().all(|(_, got, want)| got == want);
     if text {
         print!("{}", report::render_run_text(&run));
         println!(
-            "(abort calls: {} for {} uploads: the straggler took 2, the stuck upload {}; the endpoint answered {throttled} requests with 503 SlowDown and the SDK retried them)\n",
+            "(abort calls: {} for {} uploads: the straggler took 2, the stuck upload {}, the replaced one 1 (412, kept); the S3 endpoint answered {throttled} requests with 503 SlowDown and the SDK retried them)\n",
             total(|t| t.abort_attempts),
             total(|t| t.stale),
             targets[0].settings.max_abort_attempts
@@ -449,6 +618,8 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
     } else {
         let out = DemoReport {
             endpoint: url.clone(),
+            directory_endpoint: eps.directory.url(),
+            glacier_endpoint: eps.glacier.url(),
             scene: scene.clone(),
             plan,
             report: run,
@@ -463,14 +634,15 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
     }
 
     if opts.serve {
-        serve(&ep, metrics).await?;
+        serve(&eps, metrics).await?;
     }
-    ep.shutdown().await;
+    eps.shutdown().await;
     Ok(if matches_scene { 0 } else { 1 })
 }
 
 /// Keeps the endpoint and a /metrics server up until Ctrl-C or SIGTERM.
-async fn serve(ep: &Endpoint, metrics: Metrics) -> Result<(), String> {
+async fn serve(eps: &Endpoints, metrics: Metrics) -> Result<(), String> {
+    let ep = &eps.s3;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("cannot bind the metrics port: {e}"))?;
@@ -484,6 +656,11 @@ async fn serve(ep: &Endpoint, metrics: Metrics) -> Result<(), String> {
         "    AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY={SECRET_KEY} aws --region us-east-1 --endpoint-url {} s3api list-multipart-uploads --bucket media-uploads",
         ep.url()
     );
+    eprintln!(
+        "  directory    {}   (bucket {DIRECTORY_BUCKET}, path style)",
+        eps.directory.url()
+    );
+    eprintln!("  Glacier      {}   (vault {VAULT})", eps.glacier.url());
     eprintln!("  metrics      http://{maddr}/metrics   (also /healthz, /readyz)");
     Shutdown::new(Duration::ZERO).signalled().await;
     cancel.cancel();

@@ -413,11 +413,16 @@ fn demo_json_figures_match_the_seeded_scene_at_any_size() {
             sum(report, "skipped_fresh"),
             scene["fresh"].as_u64().unwrap()
         );
-        // The straggler needs two aborts, the stuck upload max_abort_attempts (3).
+        // The straggler needs two aborts, the stuck upload max_abort_attempts (3); the
+        // directory-bucket upload replaced under its id after the plan takes one refused abort
+        // (412) and is kept, not stale.
         let stale = sum(report, "stale");
-        assert_eq!(sum(report, "abort_attempts"), stale + 1 + 2);
-        // The plan changed nothing and saw the same stale uploads.
-        assert_eq!(sum(&d["plan"], "would_abort"), stale);
+        let replaced = scene["replaced"].as_u64().unwrap();
+        assert_eq!(replaced, 1);
+        assert_eq!(sum(report, "skipped_suspicious"), replaced);
+        assert_eq!(sum(report, "abort_attempts"), stale + 1 + 2 + replaced);
+        // The plan changed nothing and saw the same stale uploads, the replaced one among them.
+        assert_eq!(sum(&d["plan"], "would_abort"), stale + replaced);
         assert_eq!(sum(&d["plan"], "aborted"), 0);
         assert_eq!(
             d["uploads_left"].as_u64().unwrap(),
@@ -427,6 +432,25 @@ fn demo_json_figures_match_the_seeded_scene_at_any_size() {
             "mpu_janitor_reclaimed_bytes_total{{bucket=\"db-backups\"}} {}",
             report["targets"][1]["reclaimed_bytes"]
         )));
+        // Beside the S3 buckets: a directory bucket and a Glacier vault, labelled by name.
+        let buckets: Vec<&str> = report["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["bucket"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            buckets,
+            [
+                "media-uploads",
+                "db-backups",
+                "scratch--use1-az4--x-s3",
+                "vault:archive"
+            ]
+        );
+        for t in &report["targets"].as_array().unwrap()[2..] {
+            assert!(t["aborted"].as_u64().unwrap() > 0, "{t}");
+        }
         stale_counts.push(stale);
     }
     assert!(

@@ -142,6 +142,11 @@ async fn a_directory_bucket_is_swept_with_sessions_opaque_pages_and_conditional_
         .filter(|q| q.operation == "AbortMultipartUpload")
         .collect();
     assert_eq!(aborts.len(), 2_497 + 2 + 5 + 1);
+    assert_eq!(
+        r.abort_attempts,
+        aborts.len() as u64,
+        "the report counts every abort sent, the refused one included"
+    );
     for q in &aborts {
         assert_eq!(
             q.if_match_initiated_time.as_deref(),
