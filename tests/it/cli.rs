@@ -450,6 +450,11 @@ fn demo_json_figures_match_the_seeded_scene_at_any_size() {
         );
         for t in &report["targets"].as_array().unwrap()[2..] {
             assert!(t["aborted"].as_u64().unwrap() > 0, "{t}");
+            let series = format!(
+                "mpu_janitor_reclaimed_bytes_total{{bucket={}}} {}",
+                t["bucket"], t["reclaimed_bytes"]
+            );
+            assert!(d["metrics"].as_str().unwrap().contains(&series), "{series}");
         }
         stale_counts.push(stale);
     }
