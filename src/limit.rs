@@ -9,13 +9,18 @@
 //! grows by one a sample: it doubles each window of calls, as TCP's slow start does, so an overshoot
 //! of a rate limit is at most twice it (growing by log10(limit) a sample, nearly tripling a window,
 //! overran a 3,500 requests/s prefix so far that a call was throttled five times running). Past
-//! twice that tolerance the store is the bottleneck and the limit shrinks by one a sample (by
-//! log10(limit), three a sample at 1,024, a CPU-bound host's scheduling delays held it far below
-//! what the round trip needed: 5,886 against 6,647 uploads/s at 20 ms), but never below where it
-//! started (a queue alone is not a reason to do less than the fixed default of earlier releases:
-//! a busy store may still serve more at that depth). A relative tolerance, unlike Vegas's absolute queue of 3·log10(limit), lets the limit
-//! reach the hundreds a far store needs: at 266 in flight, Vegas read a 3% jitter of a 20 ms round
-//! trip as a queue and stopped growing.
+//! twice that tolerance the store (or this host) is the bottleneck: over a window the limit goes
+//! down to the share of the time that is the round trip, at most by half, as the gradient of
+//! concurrency-limits does, and from then on grows by a tenth a window ([`QUEUED_GROWTH`]). The
+//! queue signal comes a window late, so a fixed step a sample swung the limit from 1,024 to 120 and
+//! back at 20 ms (4,192 uploads/s, where a fixed 512 ran at 6,250). It never goes below where it
+//! started (a queue alone is not a reason to do less than the fixed default of earlier releases: a
+//! busy store may still serve more at that depth). A relative tolerance, unlike Vegas's absolute
+//! queue of 3·log10(limit), lets the limit reach the hundreds a far store needs: at 266 in flight,
+//! Vegas read a 3% jitter of a 20 ms round trip as a queue and stopped growing. The tolerance is
+//! half the round trip, as Netflix's gradient limit allows 1.5 times its long-term time: a host
+//! whose CPU serves the sweep does more per upload at a deeper queue (its wake-ups batch), and 0.2
+//! held a 20 ms sweep at 400 in flight where 700 ran a third faster.
 //!
 //! Throttling is the other signal, and the one a rate-limited store (S3's per-prefix request
 //! rates) gives instead of a queue: its `503 SlowDown` answers come back as fast as the others. As
@@ -43,14 +48,18 @@ pub const MIN: usize = 4;
 /// How much longer than the shortest time the recent (smoothed) time may be while the calls are
 /// taken to travel rather than queue: a round trip's own jitter (timers, scheduling, a loaded
 /// host) stays well under it, a store's queue soon goes past it. Above twice this, the limit
-/// shrinks (never below its start).
-pub const TOLERANCE: f64 = 0.2;
+/// shrinks (never below its start). Half, as Netflix's gradient limit tolerates 1.5 times its
+/// long-term time.
+pub const TOLERANCE: f64 = 0.5;
 /// The weight of the newest sample in the smoothed time.
 pub const SMOOTHING: f64 = 0.1;
 /// The most a SlowDown leaves of the limit (when few of the window's samples were throttled).
 /// Gentler than TCP Reno's half: the limit hovers between this and the throttling point, on
 /// average above 90% of the rate the store allows (`scripts/bench.sh --throttle`).
 pub const BACKOFF: f64 = 0.9;
+/// Growth a sample once a queue has been seen (a tenth of the limit a window): the store's
+/// capacity is near, so the limit creeps back toward it instead of doubling past it.
+pub const QUEUED_GROWTH: f64 = 0.1;
 
 /// The pure rule: the next limit from the current one and a sample.
 #[derive(Clone, Debug)]
@@ -73,6 +82,8 @@ pub struct Gradient {
     since_throttled: u64,
     /// Cuts for throttling so far.
     cuts: u64,
+    /// True once a queue has shrunk the limit: the slow start is over.
+    queued: bool,
 }
 
 impl Gradient {
@@ -90,6 +101,7 @@ impl Gradient {
             throttled_since_cut: 0,
             since_throttled: u64::MAX / 2,
             cuts: 0,
+            queued: false,
         }
     }
 
@@ -161,13 +173,28 @@ impl Gradient {
         // No growth until a whole window has passed without throttling.
         let calm = self.since_throttled as f64 >= self.limit;
         if inflation < TOLERANCE && calm {
-            // Slow start, then one per window once the store has throttled.
-            self.limit += if self.cuts > 0 { 1.0 / self.limit } else { 1.0 };
-        } else if inflation > 2.0 * TOLERANCE && self.limit - 1.0 >= self.start {
-            // A queue gives back what a round trip took, never the start: a store busy at the
-            // start depth (loopback Garage gains throughput up to 128 although its calls queue from
-            // 8) keeps the throughput of the fixed default. Only throttling goes below it.
-            self.limit -= 1.0;
+            // Slow start until the first queue or SlowDown; then a tenth a window after a queue,
+            // one a window once the store has throttled.
+            self.limit += if self.cuts > 0 {
+                1.0 / self.limit
+            } else if self.queued {
+                QUEUED_GROWTH
+            } else {
+                1.0
+            };
+        } else if inflation > 2.0 * TOLERANCE {
+            // A queue: over a window, the limit goes down to the share of the time that is the
+            // round trip (within the tolerance), as the gradient of concurrency-limits does, at
+            // most by half. One a sample, whatever the queue, emptied a window in a window: the
+            // signal comes a round trip late, so the limit swung from 560 to 120 and back at
+            // 20 ms, and the sweep ran at 4,192 uploads/s where a fixed 512 ran at 6,250.
+            // Never below the start: a store busy at the start depth (loopback Garage gains
+            // throughput up to 128 although its calls queue from 8) keeps the throughput of the
+            // fixed default. Only throttling goes below it.
+            self.queued = true;
+            let travel = (1.0 + TOLERANCE) * no_load / smoothed;
+            let step = (1.0 - travel).clamp(0.0, 0.5);
+            self.limit = (self.limit - step).max(self.start.min(self.limit));
         }
         self.limit = self.limit.clamp(self.min, self.max);
         self.limit()
@@ -343,7 +370,32 @@ mod tests {
         }
         let settled = &seen[1_000..];
         let (lo, hi) = (settled.iter().min().unwrap(), settled.iter().max().unwrap());
-        assert!(*lo >= 64 && *hi <= 90, "settled within {lo}..={hi}");
+        let most = (64.0 * (1.0 + 2.0 * TOLERANCE)) as usize + 1;
+        assert!(*lo >= 64 && *hi <= most, "settled within {lo}..={hi}");
+    }
+
+    #[test]
+    fn a_late_signal_from_a_far_store_at_capacity_holds_the_limit_steady() {
+        // A 60 ms round trip to a store (or through a host) doing 8,000 uploads/s: past 480 in
+        // flight, an upload's time grows with the limit. Each sample tells of the limit when its
+        // upload started, about a window earlier, as a real sweep's do.
+        let time = |limit: usize| Duration::from_secs_f64((limit as f64 / 8_000.0).max(0.060));
+        let mut g = Gradient::new(INITIAL, MIN, 1024);
+        let mut started: std::collections::VecDeque<usize> = [INITIAL; INITIAL].into();
+        let mut seen = Vec::new();
+        for _ in 0..60_000 {
+            let at_start = started.pop_front().unwrap_or(INITIAL);
+            let limit = g.sample(time(at_start), false, g.limit());
+            while started.len() < limit {
+                started.push_back(limit);
+            }
+            seen.push(limit);
+        }
+        let settled = &seen[20_000..];
+        let (lo, hi) = (settled.iter().min().unwrap(), settled.iter().max().unwrap());
+        // Never emptied for a late queue signal (one a sample swung it from 1,024 to 32), and
+        // held where the store is busy but the round trip still dominates.
+        assert!(*lo >= 480 && *hi <= 960, "settled within {lo}..={hi}");
     }
 
     #[test]
