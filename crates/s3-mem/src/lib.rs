@@ -72,14 +72,13 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+
+use crate::serve::{Server, wait_shutdown};
 
 /// Largest page S3 returns for `ListMultipartUploads` and `ListParts`.
 const MAX_PAGE: i32 = 1000;
 /// Largest clock offset accepted by [`Endpoint::set_clock_offset`] (about 100 years).
 const MAX_OFFSET_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
-/// How long [`Endpoint::shutdown`] lets in-flight requests finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Region of buckets created without one.
 const DEFAULT_REGION: &str = "us-east-1";
 /// Largest `max-buckets` S3 accepts, and its page size when a `ListBuckets` parameter is given
@@ -284,16 +283,14 @@ pub struct PartSnapshot {
 /// Dropping the handle stops the endpoint in the background; [`Endpoint::shutdown`] stops it
 /// and waits. All control methods take `&self`, so the handle can be shared in an `Arc`.
 pub struct Endpoint {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown_tx: watch::Sender<bool>,
-    accept_task: Option<JoinHandle<()>>,
+    server: Server,
 }
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .finish_non_exhaustive()
     }
 }
@@ -376,7 +373,6 @@ impl Endpoint {
     ) -> io::Result<Endpoint> {
         let domain = domain.map(base_domain).transpose()?;
         let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         let mut shared = Shared::new();
         shared.domain.clone_from(&domain);
         let shared = Arc::new(shared);
@@ -404,32 +400,24 @@ impl Endpoint {
         ))));
         let service = builder.build();
 
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let accept_task = tokio::spawn(accept_loop(
-            listener,
-            Arc::clone(&shared),
-            service,
-            shutdown_rx,
-        ));
-        Ok(Endpoint {
-            addr,
-            shared,
-            shutdown_tx,
-            accept_task: Some(accept_task),
-        })
+        let conn_shared = Arc::clone(&shared);
+        let server = Server::serve(listener, "s3 endpoint", move |stream, shutdown| {
+            serve_connection(stream, Arc::clone(&conn_shared), service.clone(), shutdown)
+        })?;
+        Ok(Endpoint { shared, server })
     }
 
     /// Address the endpoint listens on.
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Base URL for clients, e.g. `http://127.0.0.1:40123` (use path-style addressing); for an
     /// endpoint with a domain, also the proxy URL to reach [`Endpoint::domain_url`] through.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Base domain of virtual-hosted-style requests (lowercase), for an endpoint started with
@@ -444,7 +432,7 @@ impl Endpoint {
     #[must_use]
     pub fn domain_url(&self) -> Option<String> {
         let domain = self.shared.domain.as_deref()?;
-        Some(format!("http://{domain}:{}", self.addr.port()))
+        Some(format!("http://{domain}:{}", self.server.addr().port()))
     }
 
     /// Turns the request log on or off (it starts off): while on, every HTTP request that
@@ -735,18 +723,8 @@ impl Endpoint {
 
     /// Stops accepting connections, lets in-flight requests finish (up to 2 s), closes
     /// every connection and ends the accept loop.
-    pub async fn shutdown(mut self) {
-        self.shutdown_tx.send_replace(true);
-        if let Some(task) = self.accept_task.take() {
-            // A panicked or cancelled accept task is already stopped.
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        self.shutdown_tx.send_replace(true);
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
@@ -1760,48 +1738,6 @@ impl S3 for MemS3 {
 
 // ---------------------------------------------------------------------------------------
 // HTTP serving and connection-level faults
-
-async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
-    // A dropped sender also means shutdown.
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    service: S3Service,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let conn_shutdown = shutdown.clone();
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            () = wait_shutdown(&mut shutdown) => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    conns.spawn(serve_connection(
-                        stream,
-                        Arc::clone(&shared),
-                        service.clone(),
-                        conn_shutdown.clone(),
-                    ));
-                }
-                Err(err) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::debug!(%err, "s3 endpoint: accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-        conns.abort_all();
-        while conns.join_next().await.is_some() {}
-    }
-}
 
 async fn serve_connection(
     stream: TcpStream,

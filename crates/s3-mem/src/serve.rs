@@ -1,7 +1,8 @@
-//! What the hand-written endpoints ([`crate::glacier`], [`crate::express`]) share beside
-//! `SigV4` ([`crate::sigv4`]): a hyper HTTP/1.1 server on a tokio listener (accept loop,
-//! per-connection serving, graceful shutdown with a grace period, stop on drop), and the small
-//! helpers both render with (random ids, timestamps).
+//! What the endpoints share: a tokio listener's accept loop with graceful shutdown (a grace
+//! period, stop on drop), used by all three ([`crate::Endpoint`] serves each connection itself,
+//! for its connection-level faults); for the hand-written ones ([`crate::glacier`],
+//! [`crate::express`]), beside `SigV4` ([`crate::sigv4`]), per-connection hyper HTTP/1.1 serving
+//! and the small helpers both render with (random ids, timestamps).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -57,9 +58,29 @@ impl Server {
         F: Future<Output = HttpResponse> + Send + 'static,
     {
         let listener = TcpListener::bind(addr).await?;
+        Self::serve(listener, name, move |stream, shutdown| {
+            serve_connection(stream, name, handler.clone(), shutdown)
+        })
+    }
+
+    /// Serves every connection accepted on `listener` with `connection` (given the stream and
+    /// the shutdown signal, which it must heed by finishing its in-flight request and closing);
+    /// `name` labels the debug logs.
+    ///
+    /// # Errors
+    /// Fails if the listener's address cannot be read.
+    pub(crate) fn serve<C, F>(
+        listener: TcpListener,
+        name: &'static str,
+        connection: C,
+    ) -> io::Result<Server>
+    where
+        C: Fn(TcpStream, watch::Receiver<bool>) -> F + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, name, handler, shutdown_rx));
+        let task = tokio::spawn(accept_loop(listener, name, connection, shutdown_rx));
         Ok(Server {
             addr,
             shutdown_tx,
@@ -89,19 +110,20 @@ impl Drop for Server {
     }
 }
 
-async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
+/// Returns once shutdown is signalled.
+pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
     // A dropped sender also means shutdown.
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-async fn accept_loop<H, F>(
+async fn accept_loop<C, F>(
     listener: TcpListener,
     name: &'static str,
-    handler: H,
+    connection: C,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = HttpResponse> + Send + 'static,
+    C: Fn(TcpStream, watch::Receiver<bool>) -> F,
+    F: Future<Output = ()> + Send + 'static,
 {
     let conn_shutdown = shutdown.clone();
     let mut conns = JoinSet::new();
@@ -111,12 +133,7 @@ async fn accept_loop<H, F>(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    conns.spawn(serve_connection(
-                        stream,
-                        name,
-                        handler.clone(),
-                        conn_shutdown.clone(),
-                    ));
+                    conns.spawn(connection(stream, conn_shutdown.clone()));
                 }
                 Err(err) => {
                     // E.g. out of file descriptors: back off instead of spinning.
