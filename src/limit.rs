@@ -194,7 +194,9 @@ impl Gradient {
             self.queued = true;
             let travel = (1.0 + TOLERANCE) * no_load / smoothed;
             let step = (1.0 - travel).clamp(0.0, 0.5);
-            self.limit = (self.limit - step).max(self.start.min(self.limit));
+            if self.limit > self.start {
+                self.limit = (self.limit - step).max(self.start);
+            }
         }
         self.limit = self.limit.clamp(self.min, self.max);
         self.limit()

@@ -268,6 +268,9 @@ impl TargetReport {
     /// figures. Returns false for outcomes that are counted but never listed (fresh, excluded,
     /// idle-protected, vanished).
     pub fn record(&mut self, u: &UploadReport) -> bool {
+        // Every abort sent counts, whatever came of it (the refused one that kept a replaced
+        // upload too); uploads never aborted have none.
+        self.abort_attempts += u64::from(u.abort_attempts);
         match (u.outcome, u.reason) {
             (Outcome::Vanished, _) => {
                 self.vanished += 1;
@@ -286,10 +289,8 @@ impl TargetReport {
                 return false;
             }
             (Outcome::Kept, _) => {
-                // Untrustworthy initiation times: listed, never stale. An upload replaced under
-                // its id was kept by a refused abort (412): that call was made, and counts.
+                // Untrustworthy initiation times, or replaced under the id: listed, never stale.
                 self.skipped_suspicious += 1;
-                self.abort_attempts += u64::from(u.abort_attempts);
                 return true;
             }
             _ => {}
@@ -298,7 +299,6 @@ impl TargetReport {
         self.stale_bytes += u.bytes;
         self.stale_bytes_by_age.add(u.age_seconds, u.bytes);
         self.oldest_stale_age_seconds = self.oldest_stale_age_seconds.max(Some(u.age_seconds));
-        self.abort_attempts += u64::from(u.abort_attempts);
         match u.outcome {
             Outcome::Aborted => {
                 self.aborted += 1;

@@ -189,6 +189,10 @@ impl Rng {
 /// The demo's targets, pointing at the endpoints.
 fn targets(eps: &Endpoints) -> Vec<Target> {
     let at = |url: String| url.parse().expect("the endpoint's own URL");
+    let vault = Vault {
+        name: VAULT.into(),
+        account_id: "-".into(),
+    };
     let base = Settings {
         endpoint_url: at(eps.s3.url()),
         force_path_style: true,
@@ -237,11 +241,7 @@ fn targets(eps: &Endpoints) -> Vec<Target> {
             vault: None,
         },
         Target {
-            bucket: Vault {
-                name: VAULT.into(),
-                account_id: "-".into(),
-            }
-            .label(),
+            bucket: vault.label(),
             prefix: String::new(),
             exclude_prefixes: vec![],
             settings: Settings {
@@ -251,10 +251,7 @@ fn targets(eps: &Endpoints) -> Vec<Target> {
                 ..base
             },
             discovery: None,
-            vault: Some(Vault {
-                name: VAULT.into(),
-                account_id: "-".into(),
-            }),
+            vault: Some(vault),
         },
     ]
 }
