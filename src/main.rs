@@ -15,6 +15,13 @@ use mpu_janitor::report::{self, RunReport};
 use mpu_janitor::{runner, schedule};
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc, not glibc's malloc: a sweep allocates on one worker thread and frees on the other
+/// (a request's buffers, its answer, its task), and glibc then takes the other thread's arena
+/// lock: measured, one futex call a request (67,000 for a 20,000-upload sweep, 1,300 with
+/// jemalloc) and 15 to 25% more CPU an upload.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Reclaims the storage held by stale S3 multipart uploads, and proves it.
 #[derive(Parser, Debug)]
 #[command(name = "mpu-janitor", version, about, long_about = None)]
@@ -147,7 +154,8 @@ fn main() -> ExitCode {
             progress_every,
         } => {
             let show = runner::Show::for_stderr(progress_every);
-            let Some(run) = runtime.block_on(runner::plan(&config, show)) else {
+            let Some(run) = on_workers(&runtime, async move { runner::plan(&config, show).await })
+            else {
                 return ExitCode::from(1);
             };
             match output {
@@ -169,7 +177,9 @@ fn main() -> ExitCode {
                 max_listed
             };
             let show = runner::Show::for_stderr(progress_every);
-            let once = runtime.block_on(runner::once(&config, max_listed, show));
+            let once = on_workers(&runtime, async move {
+                runner::once(&config, max_listed, show).await
+            });
             match (&once.report, output) {
                 (Some(run), Output::Text) => print!("{}", report::render_run_text(run)),
                 (Some(run), Output::Json) => println!("{}", to_json(run)),
@@ -186,16 +196,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `fut` on one of the runtime's workers instead of this thread, and waits for it. A sweep's
+/// coordinator (the listing, the limiter, the tally) then shares the workers' queues with the
+/// uploads it spawns: run on this thread, each upload cost a wake-up across threads as it started
+/// and another as it ended.
+fn on_workers<F>(runtime: &tokio::runtime::Runtime, fut: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match runtime.block_on(runtime.spawn(fut)) {
+        Ok(out) => out,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 fn run_daemon(
     runtime: &tokio::runtime::Runtime,
     config: Config,
     reload: schedule::Reload,
 ) -> ExitCode {
-    match runtime.block_on(schedule::run(
-        config,
-        Some(reload),
-        CancellationToken::new(),
-    )) {
+    match on_workers(
+        runtime,
+        schedule::run(config, Some(reload), CancellationToken::new()),
+    ) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
@@ -217,7 +241,7 @@ fn run_demo(
         json: output == Output::Json,
         progress: std::io::stderr().is_terminal(),
     };
-    match runtime.block_on(demo::run(opts)) {
+    match on_workers(runtime, demo::run(opts)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");

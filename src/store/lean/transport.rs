@@ -1,9 +1,11 @@
 //! What the lean path's routes on one set of connection settings share: the connection pool, the
 //! credentials, the retry limits and the clock skew learnt from the server.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
@@ -25,6 +27,10 @@ pub(crate) struct Transport {
     pub(super) proxies: Proxies,
     /// Cached by [`crate::store::credentials::Cached`], shared with the SDK client.
     provider: SharedCredentialsProvider,
+    /// The identity signed with and the credentials it was made from: one made a request (a
+    /// layer, a map and three allocations, freed on another thread) cost more than comparing
+    /// the provider's answer with these.
+    identity: parking_lot::Mutex<Option<(Credentials, Arc<Identity>)>>,
     pub(super) max_attempts: u32,
     pub(super) attempt_timeout: Duration,
     /// Server time minus our time, in milliseconds, learnt from RequestTimeTooSkewed answers.
@@ -48,6 +54,7 @@ impl Transport {
             http,
             proxies: proxies.clone(),
             provider,
+            identity: parking_lot::Mutex::new(None),
             max_attempts: s.retry_max_attempts.max(1),
             attempt_timeout: s.read_timeout.0,
             skew_ms: AtomicI64::new(0),
@@ -55,13 +62,23 @@ impl Transport {
         })
     }
 
-    /// The identity to sign with (the provider caches it).
-    pub(super) async fn identity(&self, op: Operation) -> Result<Identity, StoreError> {
-        self.provider
+    /// The identity to sign with: the provider's credentials (it caches them), as an identity
+    /// made once for each credentials it hands out.
+    pub(super) async fn identity(&self, op: Operation) -> Result<Arc<Identity>, StoreError> {
+        let credentials = self
+            .provider
             .provide_credentials()
             .await
-            .map(Identity::from)
-            .map_err(|e| credentials_error(op, &chain(&e)))
+            .map_err(|e| credentials_error(op, &chain(&e)))?;
+        let mut slot = self.identity.lock();
+        if let Some((made_from, identity)) = slot.as_ref()
+            && *made_from == credentials
+        {
+            return Ok(identity.clone());
+        }
+        let identity = Arc::new(Identity::from(credentials.clone()));
+        *slot = Some((credentials, identity.clone()));
+        Ok(identity)
     }
 
     /// Takes the server's time from a `Date` header; false when there is none to read.
