@@ -723,7 +723,7 @@ run_latency() {
   peak=$(grep -o '"concurrency_peak": [0-9]*' "$WORK/latency-janitor.out" | head -n1 | awk '{print $2}')
   rclone_endpoint latency-rclone "$rn"
   rcl="$M_WALL|$M_CPU|$M_RSS"
-  local body=$WORK/latency.md ups_loop ups_lat ups_rcl ups_deep tolerance vs ceiling
+  local body=$WORK/latency.md ups_loop ups_lat ups_rcl ups_deep tolerance vs ceiling hidden reach
   ups_loop=$(calc "$n / $(field "$loop" 1)" 0)
   depth=$(calc "0.9 * $ups_loop * 3 * $LATENCY_MS / 1000" 0)
   [ "$depth" -ge 1 ] || depth=1
@@ -736,13 +736,15 @@ run_latency() {
   tolerance=$(calc "$ups_lat / $ups_loop")
   vs=$(calc "$ups_lat / $ups_rcl" 1)
   ceiling=$(calc "$ups_deep / $ups_loop")
+  hidden=$(calc "$ups_lat / $ups_deep")
+  reach=$(awk "BEGIN { print ($ceiling >= 0.9) ? \"0.9 within reach\" : \"0.9 out of reach on this host\" }")
   {
     section_header "Latency: $LATENCY_MS ms before every answer, $n uploads, default configuration"
     printf '| figure | measured | target | |\n|---|---:|---:|---|\n'
     printf '| uploads/s at %s ms / uploads/s on loopback (the janitor) | %s | >= 0.9 | %s |\n' "$LATENCY_MS" "$tolerance" "$(verdict "$tolerance" '>=' 0.9)"
     printf '| janitor / rclone uploads/s, both at %s ms | %s | >= 20 | %s |\n' "$LATENCY_MS" "$vs" "$(verdict "$vs" '>=' 20)"
-    printf '| the ceiling of this host: uploads/s on loopback at the depth 0.9 needs at %s ms (%s in flight) / uploads/s on loopback | %s | - | %s |\n' "$LATENCY_MS" "$depth" "$ceiling" "$(verdict "$ceiling" '>=' 0.9 | sed 's/\*\*missed\*\*/0.9 out of reach on this host/; s/^met$/0.9 within reach/')"
-    printf '| uploads/s at %s ms / the ceiling (the latency hidden, at the cost of depth of this host) | %s | >= 0.9 | %s |\n\n' "$LATENCY_MS" "$(calc "$ups_lat / $ups_deep")" "$(verdict "$(calc "$ups_lat / $ups_deep")" '>=' 0.9)"
+    printf '| the ceiling of this host: uploads/s on loopback at the depth 0.9 needs at %s ms (%s in flight) / uploads/s on loopback | %s | - | %s |\n' "$LATENCY_MS" "$depth" "$ceiling" "$reach"
+    printf '| uploads/s at %s ms / the ceiling (the latency hidden, at the cost of depth of this host) | %s | >= 0.9 | %s |\n\n' "$LATENCY_MS" "$hidden" "$(verdict "$hidden" '>=' 0.9)"
     printf '| run | uploads | wall s | uploads/s | CPU s | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|\n'
     printf '| janitor, loopback | %s | %s | %s | %s | %s |\n' "$n" "$(field "$loop" 1)" "$ups_loop" "$(field "$loop" 2)" "$(calc "$(field "$loop" 3) / 1024" 1)"
     printf '| janitor, %s ms (concurrency peak %s) | %s | %s | %s | %s | %s |\n' "$LATENCY_MS" "${peak:-?}" "$n" "$(field "$lat" 1)" "$ups_lat" "$(field "$lat" 2)" "$(calc "$(field "$lat" 3) / 1024" 1)"
