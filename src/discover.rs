@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 
-use crate::config::{Config, Discovery, Target, shard_of};
+use crate::config::{Config, Discovery, Kind, Target, shard_of};
 use crate::report::{DiscoveryReport, SkippedBucket};
 use crate::store::Connector;
 use crate::store::buckets::Listed;
@@ -81,9 +81,19 @@ pub async fn expand<'a>(
     if !targets.iter().any(Target::discovers) {
         return (Cow::Borrowed(targets), Vec::new());
     }
-    let rules: Vec<&Target> = targets.iter().filter(|t| t.discovers()).collect();
-    let found =
-        futures::future::join_all(rules.iter().map(|r| candidates(r, connector, scope))).await;
+    let rules: Vec<(&Target, &Arc<Discovery>)> = targets
+        .iter()
+        .filter_map(|t| match &t.kind {
+            Kind::Discovery(d) => Some((t, d)),
+            _ => None,
+        })
+        .collect();
+    let found = futures::future::join_all(
+        rules
+            .iter()
+            .map(|(r, d)| candidates(r, d, connector, scope)),
+    )
+    .await;
     let mut out: Vec<Target> = targets.iter().filter(|t| !t.discovers()).cloned().collect();
     let mut claimed: HashMap<(String, String), String> = scope
         .explicit
@@ -125,20 +135,17 @@ pub async fn expand<'a>(
 /// The buckets one rule matches (before the run's claims), each as a target in its region.
 async fn candidates(
     rule: &Target,
+    d: &Arc<Discovery>,
     connector: &Connector,
     scope: &Scope,
 ) -> (DiscoveryReport, Vec<Target>) {
-    let d = rule
-        .discovery
-        .clone()
-        .expect("a discovery target carries its rule");
     let mut report = DiscoveryReport {
         rule: d.rule.clone(),
         matching: d.describe(),
         role_arn: Some(rule.settings.role_arn.to_string()).filter(|r| !r.is_empty()),
         ..DiscoveryReport::default()
     };
-    let listed = match connector.buckets(&rule.settings).await {
+    let listed = match connector.buckets(&rule.settings.client()).await {
         Ok(b) => b.list().await.map(|l| (b, l)),
         Err(e) => Err(e),
     };
@@ -153,7 +160,7 @@ async fn candidates(
     let (index, count) = scope.shard;
     let mut wanted: Vec<Listed> = Vec::new();
     for l in listed {
-        if by_name(&d, &l.name) != ByName::Match {
+        if by_name(d, &l.name) != ByName::Match {
             report.buckets_not_matched += 1;
         } else if shard_of(&l.name, &rule.prefix, count) != index {
             report.buckets_other_shard += 1;
@@ -201,8 +208,7 @@ async fn candidates(
                     prefix: rule.prefix.clone(),
                     exclude_prefixes: rule.exclude_prefixes.clone(),
                     settings,
-                    discovery: Some(Arc::clone(d)),
-                    vault: None,
+                    kind: Kind::Discovered(Arc::clone(d)),
                 });
             }
         }

@@ -4,35 +4,22 @@
 //!
 //! Each completed upload gives a sample: the time from its first call to its last, and whether the
 //! store said to slow down meanwhile. The shortest time seen is the time with no queue in front of
-//! the calls. While the recent time (smoothed over about ten samples) stays within [`TOLERANCE`] of
-//! it, the round trip, not the store, is what holds the calls, so more can be in flight: the limit
-//! grows by one a sample: it doubles each window of calls, as TCP's slow start does, so an overshoot
-//! of a rate limit is at most twice it (growing by log10(limit) a sample, nearly tripling a window,
-//! overran a 3,500 requests/s prefix so far that a call was throttled five times running). Past
-//! twice that tolerance the store (or this host) is the bottleneck: over a window the limit goes
-//! down to the share of the time that is the round trip, at most by half, as the gradient of
-//! concurrency-limits does, and from then on grows by a tenth a window ([`QUEUED_GROWTH`]). The
-//! queue signal comes a window late, so a fixed step a sample swung the limit from 1,024 to 120 and
-//! back at 20 ms (4,192 uploads/s, where a fixed 512 ran at 6,250). It never goes below where it
-//! started (a queue alone is not a reason to do less than the fixed default of earlier releases: a
-//! busy store may still serve more at that depth). A relative tolerance, unlike Vegas's absolute
-//! queue of 3·log10(limit), lets the limit reach the hundreds a far store needs: at 266 in flight,
-//! Vegas read a 3% jitter of a 20 ms round trip as a queue and stopped growing. The tolerance is
-//! half the round trip, as Netflix's gradient limit allows 1.5 times its long-term time: a host
-//! whose CPU serves the sweep does more per upload at a deeper queue (its wake-ups batch), and 0.2
-//! held a 20 ms sweep at 400 in flight where 700 ran a third faster.
+//! the calls. While the smoothed recent time stays within [`TOLERANCE`] of it, the round trip, not
+//! the store, holds the calls, so more can be in flight: the limit grows by one a sample (it
+//! doubles each window, as TCP's slow start does). Past twice the tolerance the store (or this
+//! host) is the bottleneck: over a window the limit goes down to the share of the time that is the
+//! round trip, at most by half, and from then on grows by a tenth a window ([`QUEUED_GROWTH`]),
+//! because the queue signal comes a window late. It never goes below where it started: a queue
+//! alone is no reason to do less than the fixed default of earlier releases.
 //!
-//! Throttling is the other signal, and the one a rate-limited store (S3's per-prefix request
-//! rates) gives instead of a queue: its `503 SlowDown` answers come back as fast as the others. As
-//! TCP rides a congested link: until the first SlowDown the limit grows as above (slow start), and
-//! that first SlowDown halves it (the limit doubled in the window before); after it, a SlowDown
-//! cuts it at most once per limit's worth of samples (a burst of throttling answers to
-//! one window counts once), in proportion to how much of the window was throttled, as DCTCP cuts
-//! on the share of marked packets: to `1 − share/2` of itself, at most [`BACKOFF`]. A rare SlowDown
-//! near the limit takes a tenth off; an overshoot where most calls are throttled halves it. Growth
-//! waits for a whole window without one, then adds one per window (congestion avoidance), so the
-//! limit hovers just under the rate the store allows instead of halving away a quarter of it. [`Gradient`] is the pure rule; [`Limiter`]
-//! holds it with the permits the sweep's workers take.
+//! Throttling is the other signal, the one a rate-limited store gives instead of a queue (its
+//! `503 SlowDown` answers come back as fast as the others). The first SlowDown halves the limit;
+//! after it, a SlowDown cuts it at most once per window, in proportion to the share of the window
+//! that was throttled (as DCTCP does), to at most [`BACKOFF`]; growth then waits for a whole
+//! window without one and adds one per window, so the limit hovers just under the rate the store
+//! allows. [`Gradient`] is the pure rule; [`Limiter`] holds it with the permits the sweep's
+//! workers take. Why each constant has its value, with the figures, is in bench/results.md
+//! ("The adaptive limit: design figures").
 
 use std::sync::Arc;
 use std::time::Duration;

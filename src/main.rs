@@ -1,7 +1,6 @@
-//! The binary, dispatch only: parse the command line, set up logging, load the configuration, hand
-//! the command to the library (`runner`, `schedule`, `demo`) and print its report; the exit codes
-//! are those of docs/contract.md (0 clean, 1 a target failed or an upload stayed unverified, 2
-//! invalid configuration or usage).
+//! The binary: process setup (the allocator, logging, the runtime) and dispatch: parse the command
+//! line, load the configuration, hand the command to the library's run layer (`run`, `demo`) and
+//! print its report; every exit is an [`Exit`] (docs/contract.md §2).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,8 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mpu_janitor::config::{self, CliOverrides, Config};
 #[cfg(feature = "demo")]
 use mpu_janitor::demo::{self, DemoOptions};
+use mpu_janitor::exit::Exit;
 use mpu_janitor::report::{self, RunReport};
-use mpu_janitor::{runner, schedule};
+use mpu_janitor::run::{self, Show, daemon};
 use tokio_util::sync::CancellationToken;
 
 /// jemalloc, not glibc's malloc: a sweep allocates on one worker thread and frees on the other
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     };
     if let Err(e) = init_logging(cli.log_format, cli.log_level.as_deref(), default_filter) {
         eprintln!("error: {e}");
-        return ExitCode::from(2);
+        return Exit::Usage.into();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -116,7 +116,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return Exit::Failed.into();
         }
     };
     if let Command::Demo {
@@ -138,7 +138,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     for w in config.warnings() {
@@ -153,16 +153,14 @@ fn main() -> ExitCode {
             output,
             progress_every,
         } => {
-            let show = runner::Show::for_stderr(progress_every);
-            let Some(run) = on_workers(&runtime, async move { runner::plan(&config, show).await })
-            else {
-                return ExitCode::from(1);
-            };
-            match output {
-                Output::Text => print!("{}", report::render_plan_text(&run)),
-                Output::Json => println!("{}", to_json(&run)),
+            let show = Show::for_stderr(progress_every);
+            let plan = on_workers(&runtime, async move { run::plan(&config, show).await });
+            match (&plan.report, output) {
+                (Some(run), Output::Text) => print!("{}", report::render_plan_text(run)),
+                (Some(run), Output::Json) => println!("{}", to_json(run)),
+                (None, _) => {}
             }
-            ExitCode::from(run.exit_code())
+            plan.exit.into()
         }
         Command::Once {
             output,
@@ -176,21 +174,21 @@ fn main() -> ExitCode {
             } else {
                 max_listed
             };
-            let show = runner::Show::for_stderr(progress_every);
+            let show = Show::for_stderr(progress_every);
             let once = on_workers(&runtime, async move {
-                runner::once(&config, max_listed, show).await
+                run::once(&config, max_listed, show).await
             });
             match (&once.report, output) {
                 (Some(run), Output::Text) => print!("{}", report::render_run_text(run)),
                 (Some(run), Output::Json) => println!("{}", to_json(run)),
                 (None, _) => {}
             }
-            ExitCode::from(once.code)
+            once.exit.into()
         }
         Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
         Command::Run => {
             // SIGHUP: the same loader and validation as above, on the same path and flags.
-            let reload: schedule::Reload = Box::new(move || Config::load(&path, &cli_overrides));
+            let reload: daemon::Reload = Box::new(move || Config::load(&path, &cli_overrides));
             run_daemon(&runtime, config, reload)
         }
     }
@@ -214,16 +212,16 @@ where
 fn run_daemon(
     runtime: &tokio::runtime::Runtime,
     config: Config,
-    reload: schedule::Reload,
+    reload: daemon::Reload,
 ) -> ExitCode {
     match on_workers(
         runtime,
-        schedule::run(config, Some(reload), CancellationToken::new()),
+        daemon::run(config, Some(reload), CancellationToken::new()),
     ) {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            Exit::Failed.into()
         }
     }
 }
@@ -242,10 +240,10 @@ fn run_demo(
         progress: std::io::stderr().is_terminal(),
     };
     match on_workers(runtime, demo::run(opts)) {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            Exit::Failed.into()
         }
     }
 }
@@ -255,7 +253,7 @@ fn run_demo(_: &tokio::runtime::Runtime, _: Output, _: usize, _: bool) -> ExitCo
     eprintln!(
         "error: this mpu-janitor was built without the demo (cargo build --no-default-features); build with the default features to run it"
     );
-    ExitCode::from(2)
+    Exit::Usage.into()
 }
 
 fn to_json(run: &RunReport) -> String {
@@ -276,7 +274,7 @@ fn init_logging(format: LogFormat, level: Option<&str>, default: &str) -> Result
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(runner::log_writer);
+        .with_writer(run::log_writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -8,19 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::{FutureExt as _, StreamExt};
+use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RetryMode, Target};
-use crate::discover::{self, Scope};
 use crate::lifecycle;
 use crate::limit::Limiter;
 use crate::policy::{self, ClockSource, Decision, KeepReason, Now, Rules, RunState};
-use crate::report::{Outcome, RunReport, TargetReport, UploadReport};
-use crate::store::{
-    Connector, ErrorKind, Marker, Operation, Parts, StoreError, Upload, UploadStore,
-};
+use crate::report::{Outcome, TargetReport, UploadReport};
+use crate::store::{Marker, Operation, Parts, StoreError, Upload, UploadStore};
 use crate::verify::{self, SeenParts, Verification};
 
 /// Live counters across all targets, for a progress line.
@@ -198,6 +195,7 @@ pub async fn sweep<S: UploadStore>(
 
     let mut report = tally.report;
     report.bucket = target.bucket.clone();
+    report.vault = target.vault().is_some();
     report.prefix = target.prefix.clone();
     report.uploads_seen = listed.seen;
     report.stopped_by_shutdown = listed.interrupted || report.interrupted > 0;
@@ -554,91 +552,6 @@ fn log_summary(r: &TargetReport, dry_run: bool) {
         error = r.error.as_deref().unwrap_or(""),
         "Swept target"
     );
-}
-
-/// The sweep of one kind of store or another (a bucket's, a vault's), boxed.
-type SweepFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = TargetReport> + Send + 'a>>;
-
-/// Builds (or reuses) the target's client and sweeps it. A client that cannot be built (bad CA
-/// bundle...) becomes the target's error entry.
-pub async fn connect_and_sweep(
-    target: &Target,
-    connector: &Connector,
-    opts: &SweepOptions,
-) -> TargetReport {
-    let store = match &target.vault {
-        Some(v) => connector
-            .vault(&target.bucket, v, &target.settings)
-            .await
-            .map(|s| Box::pin(sweep(Arc::new(s), target, opts)) as SweepFuture<'_>),
-        None => connector
-            .store(&target.bucket, &target.settings)
-            .await
-            .map(|s| Box::pin(sweep(Arc::new(s), target, opts)) as SweepFuture<'_>),
-    };
-    let mut r = match store {
-        Ok(sweep) => sweep.await,
-        Err(e) => {
-            opts.progress.targets_listed.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(bucket = %target.bucket, error = %e, "Cannot reach the store");
-            let mut r = TargetReport {
-                bucket: target.bucket.clone(),
-                prefix: target.prefix.clone(),
-                error: Some(e.to_string()),
-                finished_at: Utc::now(),
-                ..Default::default()
-            };
-            r.count_error(e.operation, e.kind);
-            r
-        }
-    };
-    if let Some(d) = &target.discovery {
-        r.discovered_by = Some(d.rule.clone());
-        // Discovered, then deleted before its listing: nothing was left to sweep.
-        if r.error.is_some()
-            && r.uploads_seen == 0
-            && r.errors.iter().any(|e| e.kind == ErrorKind::NoSuchBucket)
-        {
-            tracing::info!(bucket = %target.bucket, rule = %d.rule, "The bucket was deleted since it was discovered");
-            r.error = None;
-            r.bucket_deleted = true;
-        }
-    }
-    r
-}
-
-/// Sweeps several targets, up to `parallel_targets` at a time; the report lists them in order. A
-/// discovery target is first expanded into the buckets it matches now ([`discover::expand`]).
-pub async fn sweep_targets(
-    targets: &[Target],
-    connector: &Connector,
-    opts: &SweepOptions,
-    parallel_targets: usize,
-    scope: &Scope,
-) -> RunReport {
-    let started_at = Utc::now();
-    let (targets, discovery) = discover::expand(targets, connector, scope).await;
-    opts.progress
-        .targets
-        .fetch_add(targets.len() as u64, Ordering::Relaxed);
-    // By index: a closure taking `&Target` cannot be proven Send where the daemon spawns this
-    // (rust-lang/rust#102211).
-    let targets = &*targets;
-    let mut reports: Vec<(usize, TargetReport)> = futures::stream::iter(0..targets.len())
-        .map(|i| connect_and_sweep(&targets[i], connector, opts).map(move |r| (i, r)))
-        .buffer_unordered(parallel_targets.max(1))
-        .collect()
-        .await;
-    reports.sort_by_key(|(i, _)| *i);
-    RunReport {
-        started_at,
-        finished_at: Utc::now(),
-        dry_run: !targets.is_empty() && targets.iter().all(|t| t.settings.dry_run),
-        targets: reports.into_iter().map(|(_, r)| r).collect(),
-        interrupted: false,
-        discovery,
-    }
 }
 
 #[cfg(test)]

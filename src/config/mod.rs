@@ -8,13 +8,20 @@
 //! - `log_filter`: the `--log-level` check.
 //! - `render`: the effective configuration for `check-config`, secrets redacted.
 
+mod client;
 mod log_filter;
+mod reload;
 mod render;
+mod target;
 pub mod types;
 mod validate;
 
+pub use crate::redact::redact_url;
+pub use client::ClientSettings;
 pub use log_filter::check_log_filter;
-pub use render::{redact_url, render_effective};
+pub use reload::RESTART_ONLY;
+pub use render::render_effective;
+pub use target::{Discovery, EVERY_BUCKET, Kind, Target, Vault, shard_of};
 pub use types::{
     BucketGlob, HttpUrl, HumanDuration, RequestPathSetting, RetryMode, RoleArn, Schedule, Secret,
     TimeZone,
@@ -25,7 +32,6 @@ pub use validate::{
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -295,108 +301,6 @@ pub struct FileConfig {
     pub targets: Vec<TargetFile>,
 }
 
-/// How a discovery target (`bucket = "*"`) picks its buckets.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Discovery {
-    /// The rule's name in reports: `targets[N]`, or `targets[N] account ACCOUNT` for one account
-    /// of a fan-out.
-    pub rule: String,
-    /// Globs a bucket must match one of; `None` = every bucket.
-    pub include: Option<Vec<BucketGlob>>,
-    /// Globs a bucket must match none of.
-    pub exclude: Vec<BucketGlob>,
-    /// Tags a bucket must carry, every one with this value.
-    pub tags: BTreeMap<String, String>,
-}
-
-impl Discovery {
-    /// What the rule matches, in the configuration's words: `include_buckets ["logs-*"],
-    /// exclude_buckets ["*-tmp"], bucket_tags {team = "media"}` (every bucket when none is set).
-    pub fn describe(&self) -> String {
-        let globs = |g: &[BucketGlob]| {
-            g.iter()
-                .map(|g| format!("{:?}", g.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut parts = Vec::new();
-        if let Some(include) = &self.include {
-            parts.push(format!("include_buckets [{}]", globs(include)));
-        }
-        if !self.exclude.is_empty() {
-            parts.push(format!("exclude_buckets [{}]", globs(&self.exclude)));
-        }
-        if !self.tags.is_empty() {
-            let tags: Vec<String> = self
-                .tags
-                .iter()
-                .map(|(k, v)| format!("{k} = {v:?}"))
-                .collect();
-            parts.push(format!("bucket_tags {{{}}}", tags.join(", ")));
-        }
-        if parts.is_empty() {
-            "every bucket".to_string()
-        } else {
-            parts.join(", ")
-        }
-    }
-}
-
-/// An S3 Glacier vault a target sweeps.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Vault {
-    /// The vault's name.
-    pub name: String,
-    /// Its account: `-` (the credentials' own) or a 12-digit id, sent as given.
-    pub account_id: String,
-}
-
-impl Vault {
-    /// What a vault's target is named in reports and metrics (its `bucket` label):
-    /// `vault:NAME`, or `vault:ACCOUNT/NAME` for another account's, names no bucket can have.
-    pub fn label(&self) -> String {
-        if self.account_id == "-" {
-            format!("vault:{}", self.name)
-        } else {
-            format!("vault:{}/{}", self.account_id, self.name)
-        }
-    }
-}
-
-/// The bucket name of a discovery target.
-pub const EVERY_BUCKET: &str = "*";
-
-/// One target with its settings resolved (defaults + overrides).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Target {
-    /// Bucket name, access point alias or ARN; [`EVERY_BUCKET`] for a discovery target.
-    pub bucket: String,
-    /// Key prefix the sweep is limited to.
-    pub prefix: String,
-    /// Key prefixes never touched.
-    pub exclude_prefixes: Vec<String>,
-    /// Effective settings.
-    pub settings: Settings,
-    /// On a discovery target, how it picks its buckets; on a bucket it discovered, the rule that
-    /// matched it. `None` on a target written for one bucket.
-    pub discovery: Option<Arc<Discovery>>,
-    /// The Glacier vault, for a vault's target (`bucket` is then its [`Vault::label`]).
-    pub vault: Option<Vault>,
-}
-
-impl Target {
-    /// Whether this is a discovery target (`bucket = "*"`), to be expanded into buckets.
-    pub fn discovers(&self) -> bool {
-        self.bucket == EVERY_BUCKET
-    }
-
-    /// The store's address as the bucket's identity: the endpoint and the bucket (two stores may
-    /// each have a bucket of the same name).
-    pub fn identity(&self) -> (&str, &str) {
-        (self.settings.endpoint_url.as_str(), &self.bucket)
-    }
-}
-
 /// The validated, effective configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -517,7 +421,7 @@ impl Config {
             sources.push("command line --dry-run".into());
         }
         let mut early = Vec::new();
-        let targets = resolve_targets(file.targets, &file.defaults, cli, &mut early, &fig);
+        let targets = target::resolve_targets(file.targets, &file.defaults, cli, &mut early, &fig);
         let mut sharding = file.sharding;
         if sharding.index.is_none()
             && let Ok(v) = std::env::var("JOB_COMPLETION_INDEX")
@@ -572,188 +476,6 @@ impl Config {
         }
         Ok(config)
     }
-}
-
-/// The targets of the file with their settings resolved, an account fan-out expanded into one
-/// discovery target per account; what cannot be resolved goes to `problems`.
-fn resolve_targets(
-    files: Vec<TargetFile>,
-    defaults: &Settings,
-    cli: &CliOverrides,
-    problems: &mut Vec<String>,
-    fig: &Figment,
-) -> Vec<Target> {
-    let src = fig
-        .find_metadata("targets")
-        .and_then(|m| m.source.as_ref().map(|s| format!(" (from {s})")))
-        .unwrap_or_default();
-    let mut targets = Vec::with_capacity(files.len());
-    for (i, mut t) in files.into_iter().enumerate() {
-        // A role written on the target itself (not one inherited from [defaults], which each
-        // account's role of a fan-out replaces).
-        let own_role = t.role_arn.is_some();
-        let mut settings = defaults.overlay(&mut t);
-        if cli.dry_run {
-            settings.dry_run = true;
-        }
-        let mut problem =
-            |key: &str, what: String| problems.push(format!("targets[{i}].{key}: {what}{src}"));
-        let fan_out = !t.accounts.is_empty();
-        if fan_out && t.bucket.is_empty() {
-            t.bucket = EVERY_BUCKET.to_string();
-        }
-        let discovers = t.bucket == EVERY_BUCKET;
-        if !discovers {
-            for (key, set) in [
-                ("include_buckets", t.include_buckets.is_some()),
-                ("exclude_buckets", !t.exclude_buckets.is_empty()),
-                ("bucket_tags", !t.bucket_tags.is_empty()),
-                ("accounts", fan_out),
-            ] {
-                if set {
-                    problem(
-                        key,
-                        format!(
-                            "applies to discovery only: set bucket = \"*\" (bucket is {:?})",
-                            t.bucket
-                        ),
-                    );
-                }
-            }
-        }
-        if t.include_buckets.as_ref().is_some_and(Vec::is_empty) {
-            problem(
-                "include_buckets",
-                "an empty list matches no bucket: leave it out to sweep every bucket, or list globs such as \"logs-*\"".to_string(),
-            );
-        }
-        if !t.role_name.is_empty() && !fan_out {
-            problem("role_name", "names the role assumed in each of accounts: set accounts too, or give the whole ARN as role_arn".to_string());
-        }
-        if fan_out && t.role_name.is_empty() {
-            problem(
-                "accounts",
-                "needs role_name, the role assumed in each account".to_string(),
-            );
-        }
-        if fan_out && own_role && settings.role_arn.is_set() {
-            problem(
-                "role_arn",
-                "conflicts with accounts: each account's role is role_name in that account"
-                    .to_string(),
-            );
-        }
-        let vault = (!t.vault.is_empty() || !t.account_id.is_empty()).then(|| Vault {
-            name: t.vault.clone(),
-            account_id: Some(t.account_id.clone())
-                .filter(|a| !a.is_empty())
-                .unwrap_or_else(|| "-".to_string()),
-        });
-        if let Some(v) = &vault {
-            if !t.bucket.is_empty() {
-                problem(
-                    "vault",
-                    format!(
-                        "a target sweeps either a bucket or a vault: remove bucket = {:?} or vault = {:?}",
-                        t.bucket, v.name
-                    ),
-                );
-            }
-            if v.name.trim().is_empty() {
-                problem(
-                    "account_id",
-                    "applies to a vault: set vault too".to_string(),
-                );
-            }
-            if v.account_id != "-" && !types::is_account_id(&v.account_id) {
-                problem(
-                    "account_id",
-                    format!(
-                        "{:?} is not \"-\" or an account id (12 digits)",
-                        v.account_id
-                    ),
-                );
-            }
-            for (key, set) in [
-                ("prefix", !t.prefix.is_empty()),
-                ("exclude_prefixes", !t.exclude_prefixes.is_empty()),
-            ] {
-                if set {
-                    problem(
-                        key,
-                        "applies to object keys; a vault's uploads have none".to_string(),
-                    );
-                }
-            }
-            t.bucket = v.label();
-        }
-        let discovers = discovers && vault.is_none();
-        let discovery = discovers.then(|| Discovery {
-            rule: format!("targets[{i}]"),
-            include: t.include_buckets.take(),
-            exclude: std::mem::take(&mut t.exclude_buckets),
-            tags: std::mem::take(&mut t.bucket_tags),
-        });
-        let target = Target {
-            bucket: t.bucket,
-            prefix: t.prefix,
-            exclude_prefixes: t.exclude_prefixes,
-            settings,
-            discovery: discovery.clone().map(Arc::new),
-            vault,
-        };
-        if !fan_out {
-            targets.push(target);
-            continue;
-        }
-        let partition = partition_of(&target.settings.region);
-        for account in &t.accounts {
-            if !types::is_account_id(account) {
-                problem(
-                    "accounts",
-                    format!("{account:?} is not an account id (12 digits)"),
-                );
-                continue;
-            }
-            match RoleArn::of(partition, account, &t.role_name) {
-                Ok(role) => {
-                    let mut one = target.clone();
-                    one.settings.role_arn = role;
-                    one.discovery = discovery.clone().map(|d| {
-                        Arc::new(Discovery {
-                            rule: format!("{} account {account}", d.rule),
-                            ..d
-                        })
-                    });
-                    targets.push(one);
-                }
-                Err(e) => problem("role_name", e),
-            }
-        }
-    }
-    targets
-}
-
-/// The ARN partition of a region: `aws-cn` for China, `aws-us-gov` for GovCloud, else `aws`.
-fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
-/// The shard (0..count) a target belongs to: FNV-1a of bucket and prefix, stable across versions,
-/// platforms and processes (unlike std's hasher), so N processes cover every target exactly once.
-pub fn shard_of(bucket: &str, prefix: &str, count: u32) -> u32 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bucket.bytes().chain([0]).chain(prefix.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % u64::from(count.max(1))) as u32
 }
 
 #[cfg(test)]

@@ -6,32 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Config, DaemonConfig, MetricsConfig, Settings, ShardingConfig};
-
-/// A URL safe to show: the user and password become `REDACTED`, and a query or fragment (where
-/// tokens live) becomes `?REDACTED`. A password holding an unencoded `/` (`https://u:pa/ss@host`)
-/// is still hidden: when the part before the first `/` has a `:` and an `@` follows, everything up
-/// to that `@` is taken for credentials. Errs towards hiding too much.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (main, tail) = match rest.find(['?', '#']) {
-        Some(i) => (&rest[..i], &rest[i + 1..]),
-        None => (rest, ""),
-    };
-    let authority_end = main.find('/').unwrap_or(main.len());
-    let userinfo_end = match main[..authority_end].rfind('@') {
-        Some(at) => Some(at),
-        None if main[..authority_end].contains(':') => main.rfind('@'),
-        None => None,
-    };
-    let main = match userinfo_end {
-        Some(at) => format!("REDACTED@{}", &main[at + 1..]),
-        None => main.to_string(),
-    };
-    let tail = if tail.is_empty() { "" } else { "?REDACTED" };
-    format!("{scheme}://{main}{tail}")
-}
+use crate::redact::redact_url;
 
 /// The proxy variables the clients read where `proxy` is empty (upper case first).
 const PROXY_VARIABLES: [&str; 8] = [
@@ -71,7 +46,7 @@ pub fn render_effective(config: &Config) -> String {
                         .collect(),
                 ),
             );
-            if let Some(d) = &t.discovery {
+            if let super::Kind::Discovery(d) = &t.kind {
                 let globs = |g: &[super::BucketGlob]| {
                     toml::Value::Array(
                         g.iter()
@@ -139,6 +114,14 @@ pub fn render_effective(config: &Config) -> String {
         text.push_str("# Proxy variables of the environment (used where `proxy` is empty):\n");
         text.extend(proxy_vars);
     }
+    let restart: Vec<String> = super::RESTART_ONLY
+        .iter()
+        .map(|s| format!("[{s}]"))
+        .collect();
+    text.push_str(&format!(
+        "# A SIGHUP to `run` re-applies everything but {} (those need a restart)\n",
+        restart.join(" and ")
+    ));
     text.push_str(
         "# How each target is addressed (aws-sdk-s3's endpoint rules; Glacier's for a vault):\n",
     );
@@ -158,13 +141,13 @@ pub fn render_effective(config: &Config) -> String {
 
 /// One target's addressing, as `check-config` shows it.
 fn addressing(t: &super::Target) -> String {
-    use crate::store::address;
+    use crate::address;
     let endpoint = if t.settings.endpoint_url.is_set() {
         redact_url(t.settings.endpoint_url.as_str())
     } else {
         "the region's endpoint".to_string()
     };
-    if let Some(v) = &t.vault {
+    if let Some(v) = t.vault() {
         return format!(
             "Glacier vault {:?} of account {}, at {endpoint}, signed sigv4 as \"glacier\" in {}",
             v.name, v.account_id, t.settings.region
@@ -175,7 +158,7 @@ fn addressing(t: &super::Target) -> String {
             "every bucket the rule matches, listed at {endpoint}, each addressed as its name says"
         );
     }
-    match address::resolve(&t.bucket, address::Where::of(&t.settings)) {
+    match address::resolve(&t.bucket, t.settings.client().address_where()) {
         Ok(a) => format!(
             "{} at {} ({}), signed {} as {:?} in {}{}",
             a.kind.describe(),

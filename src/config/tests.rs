@@ -827,7 +827,7 @@ fn an_account_fan_out_becomes_one_discovery_target_per_account_in_its_partition(
     );
     for (t, account) in c.targets.iter().zip(["111122223333", "444455556666"]) {
         assert!(t.discovers());
-        let d = t.discovery.as_ref().unwrap();
+        let d = t.rule().unwrap();
         assert_eq!(d.rule, format!("targets[0] account {account}"));
         assert_eq!(d.describe(), "exclude_buckets [\"tf-*\"]");
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A duration written as a humantime string (`90s`, `36h`, `7d`) in the file and the environment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct HumanDuration(pub Duration);
 
 impl HumanDuration {
@@ -184,7 +184,7 @@ impl<'de> Deserialize<'de> for TimeZone {
 
 /// An optional http(s) URL: `""` means unset. Checked when read (scheme, host, port); kept as
 /// written for the clients, and always shown with its password redacted.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HttpUrl {
     text: String,
     url: Option<url::Url>,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use figment::Figment;
 
-use super::{Config, DaemonConfig, Settings, ShardingConfig};
+use super::{Config, DaemonConfig, Kind, Settings, ShardingConfig};
 
 /// The accepted range of one numeric key, inclusive at both ends.
 pub struct Limit<S: 'static, T: 'static> {
@@ -411,10 +411,10 @@ impl Config {
                     ));
                 }
             }
-            if t.vault.is_none() && !t.discovers() {
+            if t.kind == Kind::Bucket {
                 out.extend(addressing_problems(t).map(|m| format!("{at}.{m}{src}")));
             }
-            if t.vault.is_some() && !t.settings.idle_for.0.is_zero() {
+            if t.vault().is_some() && !t.settings.idle_for.0.is_zero() {
                 out.push(format!(
                     "{at}.idle_for: \"{}\" cannot be judged on a vault: Glacier lists no part times, so a vault's upload still receiving parts could not be told apart; set idle_for = \"0s\" on this target (and older_than long enough){src}",
                     t.settings.idle_for
@@ -665,10 +665,10 @@ pub(super) fn describe_figment_error(e: figment::Error) -> String {
 /// What keeps a bucket target from being addressed: an ARN the SDK's endpoint rules cannot route
 /// (unparseable, path style...), or a directory bucket's prefix not ending in `/`.
 fn addressing_problems(t: &super::Target) -> impl Iterator<Item = String> {
-    use crate::store::address::{self, Kind};
+    use crate::address::{self, Kind};
     let kind = Kind::of(&t.bucket);
     let arn = t.bucket.starts_with("arn:").then(|| {
-        address::resolve(&t.bucket, address::Where::of(&t.settings))
+        address::resolve(&t.bucket, t.settings.client().address_where())
             .err()
             .map(|e| format!("bucket: {:?} cannot be addressed: {e}", t.bucket))
     });

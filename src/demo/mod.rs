@@ -14,18 +14,18 @@ use chrono::{TimeDelta, Utc};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{HumanDuration, Settings, Target, Vault};
+use crate::config::{HumanDuration, Kind, Settings, Target, Vault};
 use crate::discover::Scope;
+use crate::exit::Exit;
 use crate::metrics::Metrics;
 use crate::report::{self, RunReport, human_bytes};
-use crate::runner::{Exporter, Runner, Show};
+use crate::run::{Exporter, Runner, Show};
 use crate::shutdown::Shutdown;
 use crate::store::Connector;
 use crate::sweep::SweepOptions;
 use s3_mem::express::{DirFaults, DirectoryEndpoint};
 use s3_mem::glacier::GlacierEndpoint;
 use s3_mem::{Endpoint, Faults};
-use tokio::sync::Semaphore;
 
 /// Keys the demo endpoint accepts (loopback only, in memory).
 pub const ACCESS_KEY: &str = "DEMOACCESSKEY0000001";
@@ -211,8 +211,7 @@ fn targets(eps: &Endpoints) -> Vec<Target> {
                 idle_for: HumanDuration::secs(3_600),
                 ..base.clone()
             },
-            discovery: None,
-            vault: None,
+            kind: Kind::Bucket,
         },
         Target {
             bucket: "db-backups".into(),
@@ -222,8 +221,7 @@ fn targets(eps: &Endpoints) -> Vec<Target> {
                 older_than: HumanDuration::secs(2 * 86_400),
                 ..base.clone()
             },
-            discovery: None,
-            vault: None,
+            kind: Kind::Bucket,
         },
         // A directory bucket: virtual-hosted by its name, session-signed, listed by a prefix
         // ending in "/"; an IP endpoint makes the SDK address it in path style.
@@ -237,8 +235,7 @@ fn targets(eps: &Endpoints) -> Vec<Target> {
                 older_than: HumanDuration::secs(86_400),
                 ..base.clone()
             },
-            discovery: None,
-            vault: None,
+            kind: Kind::Bucket,
         },
         Target {
             bucket: vault.label(),
@@ -250,8 +247,7 @@ fn targets(eps: &Endpoints) -> Vec<Target> {
                 older_than: HumanDuration::secs(30 * 86_400),
                 ..base
             },
-            discovery: None,
-            vault: Some(vault),
+            kind: Kind::Vault(vault),
         },
     ]
 }
@@ -455,22 +451,23 @@ async fn seed(eps: &Endpoints, client: &aws_sdk_s3::Client, n: usize) -> Result<
     Ok(scene)
 }
 
-/// Runs the demo; returns the exit code.
-pub async fn run(opts: DemoOptions) -> Result<u8, String> {
+/// Runs the demo; returns how it exits.
+pub async fn run(opts: DemoOptions) -> Result<Exit, String> {
     let eps = Endpoints::start().await?;
     let ep = &eps.s3;
     let url = ep.url();
     let targets = targets(&eps);
-    let runner = Runner {
-        connector: Connector::with_static_credentials(ACCESS_KEY, SECRET_KEY),
-        shutdown: Shutdown::new(Duration::from_secs(10)),
-        global_limit: Arc::new(Semaphore::new(256)),
-        parallel_targets: 2,
-        scope: Scope::default(),
-    };
+    let runner = Arc::new(Runner::with_connector(
+        Connector::with_static_credentials(ACCESS_KEY, SECRET_KEY),
+        Shutdown::new(Duration::from_secs(10)),
+        256,
+        2,
+        Exporter::in_memory(),
+    ));
+    let scope = Arc::new(Scope::default());
     let client = runner
         .connector
-        .client(&targets[0].settings)
+        .client(&targets[0].settings.client())
         .await
         .map_err(|e| e.to_string())?;
     let scene = seed(&eps, &client, opts.uploads).await?;
@@ -499,7 +496,7 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
     }
 
     // The plan: a dry run of the same targets.
-    let dry: Vec<Target> = targets
+    let dry: Arc<[Target]> = targets
         .iter()
         .map(|t| Target {
             settings: Settings {
@@ -509,10 +506,19 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
             ..t.clone()
         })
         .collect();
-    let Some(plan) = runner
+    // The plan's figures would count in the registry the sweep's are read from: none are kept.
+    let planner = Arc::new(Runner::with_connector(
+        Connector::with_static_credentials(ACCESS_KEY, SECRET_KEY),
+        Shutdown::new(Duration::from_secs(10)),
+        256,
+        2,
+        Exporter::in_memory(),
+    ));
+    let Some((plan, _)) = planner
         .sweep_all(
-            &dry,
-            runner.options(if text { 8 } else { usize::MAX }),
+            dry,
+            scope.clone(),
+            planner.options(if text { 8 } else { usize::MAX }),
             Show::Nothing,
         )
         .await
@@ -549,14 +555,13 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
     } else {
         Show::Nothing
     };
-    let Some(run) = runner.sweep_all(&targets, sweep_opts, show).await else {
+    let swept: Arc<[Target]> = targets.clone().into();
+    let Some((run, _)) = runner.sweep_all(swept, scope, sweep_opts, show).await else {
         return Err("interrupted".into());
     };
     ep.set_faults(Faults::default());
     let throttled = ep.stats().slowdown_faults;
-    let exporter = Exporter::in_memory();
-    exporter.record_run(&run);
-    let metrics = exporter.metrics;
+    let metrics = runner.exporter.metrics.clone();
     let uploads_left = eps.uploads_left(&scene);
     let total = |f: fn(&crate::report::TargetReport) -> u64| run.targets.iter().map(f).sum::<u64>();
     let expected_left = scene.uploads - scene.stale;
@@ -634,7 +639,11 @@ pub async fn run(opts: DemoOptions) -> Result<u8, String> {
         serve(&eps, metrics).await?;
     }
     eps.shutdown().await;
-    Ok(if matches_scene { 0 } else { 1 })
+    Ok(if matches_scene {
+        Exit::Clean
+    } else {
+        Exit::Failed
+    })
 }
 
 /// Keeps the endpoint and a /metrics server up until Ctrl-C or SIGTERM.

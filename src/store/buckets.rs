@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 
-use super::error::{Operation, StoreError, classify};
+use super::error::{Operation, Service, StoreError, classify};
 
 /// Buckets asked for per ListBuckets page (AWS's largest is 10,000; a listing without a page size
 /// is cut at 10,000 buckets with no way to go on).
@@ -37,7 +37,7 @@ impl Buckets {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(Operation::ListBuckets, "", e))?;
+            let page = page.map_err(|e| classify(Operation::ListBuckets, Service::S3, "", e))?;
             out.extend(page.buckets().iter().filter_map(|b| {
                 Some(Listed {
                     name: b.name()?.to_string(),
@@ -59,7 +59,12 @@ impl Buckets {
             Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchTagSet") => {
                 Ok(BTreeMap::new())
             }
-            Err(e) => Err(classify(Operation::GetBucketTagging, bucket, e)),
+            Err(e) => Err(classify(
+                Operation::GetBucketTagging,
+                Service::S3,
+                bucket,
+                e,
+            )),
         }
     }
 

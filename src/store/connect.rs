@@ -20,14 +20,16 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use tokio::sync::Mutex;
 
 use super::StoreError;
-use super::address::{self, Address};
 use super::credentials::{Cached, assume_role};
 use super::lean::{Route, Transport};
 use super::proxy::Proxies;
 use super::s3::{RequestPath, S3Store};
 use super::sdk::{SdkBucket, ThrottleCount};
 use super::tls::Trust;
-use crate::config::{RequestPathSetting, RetryMode, Settings};
+use crate::address::{self, Address};
+use crate::config::{
+    ClientSettings, HttpUrl, HumanDuration, RequestPathSetting, RetryMode, RoleArn, Secret,
+};
 
 /// What targets with the same connection settings share.
 #[derive(Clone)]
@@ -54,10 +56,10 @@ struct Shared {
 #[derive(Default)]
 struct Built {
     /// By connection settings.
-    clients: HashMap<String, Shared>,
+    clients: HashMap<ClientSettings, Shared>,
     /// Assumed roles by role, external id, session and STS: one provider (and one cache) per role
     /// for the whole process, whatever the region or endpoint of the targets on it.
-    roles: HashMap<String, SharedCredentialsProvider>,
+    roles: HashMap<RoleKey, SharedCredentialsProvider>,
 }
 
 /// Builds and shares clients: targets with the same connection settings share them.
@@ -85,12 +87,12 @@ impl Connector {
     }
 
     /// The SDK client for these settings, built on first use.
-    pub async fn client(&self, s: &Settings) -> Result<Client, StoreError> {
+    pub async fn client(&self, s: &ClientSettings) -> Result<Client, StoreError> {
         Ok(self.shared(s).await?.client)
     }
 
     /// The account-level calls (discovery) with these settings.
-    pub async fn buckets(&self, s: &Settings) -> Result<super::buckets::Buckets, StoreError> {
+    pub async fn buckets(&self, s: &ClientSettings) -> Result<super::buckets::Buckets, StoreError> {
         Ok(super::buckets::Buckets {
             client: self.shared(s).await?.client,
         })
@@ -101,7 +103,7 @@ impl Connector {
         &self,
         label: &str,
         vault: &crate::config::Vault,
-        s: &Settings,
+        s: &ClientSettings,
     ) -> Result<super::GlacierStore, StoreError> {
         let shared = self.shared(s).await?;
         let client = shared
@@ -117,7 +119,7 @@ impl Connector {
     }
 
     /// The store for `bucket` with these settings, its request path chosen here, once.
-    pub async fn store(&self, bucket: &str, s: &Settings) -> Result<S3Store, StoreError> {
+    pub async fn store(&self, bucket: &str, s: &ClientSettings) -> Result<S3Store, StoreError> {
         let shared = self.shared(s).await?;
         let address = address::resolve(
             bucket,
@@ -141,45 +143,29 @@ impl Connector {
         Ok(S3Store::new(bucket, sdk, path, directory))
     }
 
-    async fn shared(&self, s: &Settings) -> Result<Shared, StoreError> {
-        let ca_bundle = Trust::bundle_path(s.ca_bundle());
-        let key = format!(
-            "{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}|{}",
-            role_key(s),
-            s.region,
-            s.endpoint_url.as_str(),
-            s.proxy.as_str(),
-            s.force_path_style,
-            s.profile,
-            ca_bundle,
-            s.connect_timeout,
-            s.read_timeout,
-            s.retry_max_attempts,
-            s.retry_mode
-        );
+    async fn shared(&self, s: &ClientSettings) -> Result<Shared, StoreError> {
         let mut built = self.built.lock().await;
-        if let Some(c) = built.clients.get(&key) {
+        if let Some(c) = built.clients.get(s) {
             return Ok(c.clone());
         }
         let shared = build(s, self.credentials.clone(), &mut built.roles).await?;
-        built.clients.insert(key, shared.clone());
+        built.clients.insert(s.clone(), shared.clone());
         Ok(shared)
     }
 }
 
-/// What identifies an assumed role's provider ("" for none).
-fn role_key(s: &Settings) -> String {
-    if !s.role_arn.is_set() {
-        return String::new();
-    }
-    format!(
-        "{}|{}|{}|{}|{}|{}",
-        s.role_arn,
-        s.external_id.expose(),
-        s.session_name,
+/// What identifies an assumed role's provider: the role, its external id, session name and
+/// duration, the STS endpoint and the profile the base credentials come from.
+type RoleKey = (RoleArn, Secret, String, HumanDuration, HttpUrl, String);
+
+fn role_key(s: &ClientSettings) -> RoleKey {
+    (
+        s.role_arn.clone(),
+        s.external_id.clone(),
+        s.session_name.clone(),
         s.duration,
-        s.sts_endpoint_url.as_str(),
-        s.profile
+        s.sts_endpoint_url.clone(),
+        s.profile.clone(),
     )
 }
 
@@ -188,7 +174,7 @@ async fn choose_lean(
     shared: &Shared,
     bucket: &str,
     address: Result<&Address, &String>,
-    s: &Settings,
+    s: &ClientSettings,
 ) -> Result<Route, String> {
     if s.request_path == RequestPathSetting::Sdk {
         return Err("request_path = \"sdk\"".to_string());
@@ -207,9 +193,9 @@ async fn choose_lean(
 }
 
 async fn build(
-    s: &Settings,
+    s: &ClientSettings,
     credentials: Option<Credentials>,
-    roles: &mut HashMap<String, SharedCredentialsProvider>,
+    roles: &mut HashMap<RoleKey, SharedCredentialsProvider>,
 ) -> Result<Shared, StoreError> {
     let trust = Trust::load(s.ca_bundle()).map_err(StoreError::connect)?;
     let proxies = Proxies::new(&s.proxy);
@@ -340,7 +326,7 @@ async fn build(
 
 /// The Glacier client of these settings: the same credentials, HTTP client, retries and timeouts,
 /// and `endpoint_url` (Glacier's, on a vault's target).
-fn glacier_client(shared: &Shared, s: &Settings) -> aws_sdk_glacier::Client {
+fn glacier_client(shared: &Shared, s: &ClientSettings) -> aws_sdk_glacier::Client {
     let mut conf = aws_sdk_glacier::config::Builder::from(&shared.sdk)
         .interceptor(shared.throttled.clone())
         .retry_partition(

@@ -11,7 +11,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider};
 
-use crate::config::Settings;
+use crate::config::ClientSettings;
 use crate::store::error::chain;
 
 /// Credentials are refreshed this long before they expire.
@@ -84,7 +84,7 @@ impl ProvideCredentials for Cached {
 /// The role of `s` (`role_arn`, `external_id`, `session_name`, `duration`), assumed with the
 /// credentials of `base` through its STS (`sts_endpoint_url`, else the region's), over the same
 /// HTTP client (so through the same proxy and trust store). Its failures name the role.
-pub(crate) async fn assume_role(base: &SdkConfig, s: &Settings) -> SharedCredentialsProvider {
+pub(crate) async fn assume_role(base: &SdkConfig, s: &ClientSettings) -> SharedCredentialsProvider {
     let conf = if s.sts_endpoint_url.is_set() {
         base.to_builder()
             .endpoint_url(s.sts_endpoint_url.as_str())

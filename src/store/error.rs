@@ -118,9 +118,19 @@ impl StoreError {
     }
 }
 
+/// The service a call was made to, for the permissions an error's hint names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Service {
+    /// S3 (buckets, access points, directory buckets).
+    S3,
+    /// S3 Glacier (vaults).
+    Glacier,
+}
+
 /// Our kind and a one-line message that says what to fix, for an error answer of the server.
 pub(super) fn service_error(
     operation: Operation,
+    service: Service,
     bucket: &str,
     status: u16,
     code: &str,
@@ -165,7 +175,7 @@ pub(super) fn service_error(
             Operation::GetBucketTagging => {
                 format!(" (discovery by tags needs s3:GetBucketTagging on {bucket:?})")
             }
-            _ if bucket.starts_with("vault:") => format!(
+            _ if service == Service::Glacier => format!(
                 " (the credentials lack glacier:ListMultipartUploads / glacier:ListParts / glacier:AbortMultipartUpload on {bucket:?}: see deploy/iam/)"
             ),
             _ => format!(
@@ -231,6 +241,7 @@ where
 /// Maps an SDK error to our kind and a one-line message that says what to fix.
 pub(super) fn classify<E>(
     operation: Operation,
+    service: Service,
     bucket: &str,
     e: SdkError<E, HttpResponse>,
 ) -> StoreError
@@ -251,7 +262,7 @@ where
                     .unwrap_or_else(|| chain(&e)),
                 (_, message) => message.unwrap_or("").to_string(),
             };
-            let mut error = service_error(operation, bucket, status, code, &text);
+            let mut error = service_error(operation, service, bucket, status, code, &text);
             let region = s.raw().headers().get("x-amz-bucket-region");
             error.message.push_str(&redirect_hint(status, region));
             return error;

@@ -8,7 +8,7 @@ use aws_sdk_glacier::Client;
 use aws_sdk_glacier::error::SdkError;
 use chrono::{DateTime, Utc};
 
-use super::error::classify;
+use super::error::{Service, classify};
 use super::sdk::{Answer, ThrottleCount};
 use super::{Aborted, Marker, Operation, Part, Parts, StoreError, Upload, UploadPage, UploadStore};
 
@@ -82,7 +82,7 @@ impl UploadStore for GlacierStore {
             .interceptor(answer.clone())
             .send()
             .await
-            .map_err(|e| classify(Operation::ListUploads, &self.label, e))?;
+            .map_err(|e| classify(Operation::ListUploads, Service::Glacier, &self.label, e))?;
         let (server_date, _) = answer.take();
         let mut page = UploadPage {
             next: out.marker().filter(|m| !m.is_empty()).map(|m| Marker {
@@ -131,7 +131,7 @@ impl UploadStore for GlacierStore {
             let out = match result {
                 Ok(out) => out,
                 Err(e) if not_found(&e) => return Ok(Parts::Gone),
-                Err(e) => return Err(classify(op, &self.label, e)),
+                Err(e) => return Err(classify(op, Service::Glacier, &self.label, e)),
             };
             let part_size = u64::try_from(out.part_size_in_bytes()).unwrap_or(0);
             for p in out.parts() {
@@ -193,7 +193,7 @@ impl UploadStore for GlacierStore {
         match result {
             Ok(_) => Ok(Aborted::Accepted),
             Err(e) if not_found(&e) => Ok(Aborted::NoSuchUpload),
-            Err(e) => Err(classify(Operation::Abort, &self.label, e)),
+            Err(e) => Err(classify(Operation::Abort, Service::Glacier, &self.label, e)),
         }
     }
 

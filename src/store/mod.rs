@@ -4,12 +4,20 @@
 //!
 //! - [`error`]: which call failed and why, classified into a small fixed set of kinds.
 //! - [`tls`]: the one trust store every HTTP client of the product is built from.
-//! - [`connect`]: builds and shares clients; chooses each store's request path, once.
-//! - `s3`: [`S3Store`], an S3 bucket; `sdk`: the calls made through aws-sdk-s3.
-//! - `lean`: the lean path, the same calls over hyper, signed by aws-sigv4.
+//! - [`proxy`]: which proxy each request goes through (`proxy`, else the environment's).
+//! - `credentials`: one credential cache per provider; assumed roles (STS AssumeRole).
+//! - [`connect`]: builds and shares clients by [`crate::config::ClientSettings`]; chooses each
+//!   store's request path, once.
+//! - `any`: [`AnyStore`], a store of any kind, the one value the sweep is given.
+//! - `s3`: [`S3Store`], an S3 bucket, access point or directory bucket, on either request path.
+//! - `sdk`: the calls made through aws-sdk-s3.
+//! - `lean`: the lean path, the same calls over hyper, signed by aws-sigv4 (`sign`, `transport`,
+//!   `retry`).
 //! - `xml`: the one strict reader of the answers' XML, for both request paths.
+//! - `glacier`: [`GlacierStore`], an S3 Glacier vault, through aws-sdk-glacier.
+//! - [`buckets`]: the account-level calls of discovery (ListBuckets, tags, regions).
 
-pub mod address;
+mod any;
 pub mod buckets;
 pub mod connect;
 mod credentials;
@@ -26,6 +34,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+pub use any::AnyStore;
 pub use connect::Connector;
 pub use error::{ErrorKind, Operation, StoreError};
 pub use glacier::GlacierStore;

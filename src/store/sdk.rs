@@ -1,5 +1,7 @@
-//! The calls made through aws-sdk-s3: ListMultipartUploads always (one request per 1,000 uploads),
-//! and ListParts and AbortMultipartUpload when the store was built with the SDK request path.
+//! The calls made through aws-sdk-s3: ListMultipartUploads, ListParts and AbortMultipartUpload when
+//! the store was built with the SDK request path (an endpoint that is not plain SigV4, or
+//! `request_path = "sdk"`); a directory bucket's conditional abort and the lifecycle rules on
+//! either path.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,12 +17,12 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use bytes::Bytes;
 
-use super::error::{classify, sdk_means_gone};
+use super::error::{Service, classify, sdk_means_gone};
 use super::{
     Aborted, Marker, Operation, PartsPage, StoreError, UploadPage, read_parts_page,
     read_uploads_page,
 };
-use crate::config::Settings;
+use crate::config::ClientSettings;
 use crate::lifecycle::Rule;
 
 /// One bucket on an SDK client, with the per-call options of its target.
@@ -38,7 +40,7 @@ impl SdkBucket {
         client: Client,
         throttled: ThrottleCount,
         bucket: &str,
-        s: &Settings,
+        s: &ClientSettings,
     ) -> Self {
         SdkBucket {
             client,
@@ -79,7 +81,7 @@ impl SdkBucket {
             .await;
         let (date, body) = answer.take();
         let Some(body) = body else {
-            result.map_err(|e| classify(op, &self.bucket, e))?;
+            result.map_err(|e| classify(op, Service::S3, &self.bucket, e))?;
             return Err(StoreError::protocol(op, "the SDK kept no answer to read"));
         };
         read_uploads_page(&body, date.as_deref())
@@ -110,7 +112,7 @@ impl SdkBucket {
         let body = match (answer.take().1, result) {
             (Some(body), _) => body,
             (None, Err(e)) if sdk_means_gone(op, &e) => return Ok(None),
-            (None, Err(e)) => return Err(classify(op, &self.bucket, e)),
+            (None, Err(e)) => return Err(classify(op, Service::S3, &self.bucket, e)),
             (None, Ok(_)) => {
                 return Err(StoreError::protocol(op, "the SDK kept no answer to read"));
             }
@@ -148,7 +150,7 @@ impl SdkBucket {
             {
                 Ok(Aborted::InitiatedTimeChanged)
             }
-            Err(e) => Err(classify(Operation::Abort, &self.bucket, e)),
+            Err(e) => Err(classify(Operation::Abort, Service::S3, &self.bucket, e)),
         }
     }
 }
@@ -171,7 +173,12 @@ impl SdkBucket {
             {
                 Ok(Vec::new())
             }
-            Err(e) => Err(classify(Operation::GetLifecycle, &self.bucket, e)),
+            Err(e) => Err(classify(
+                Operation::GetLifecycle,
+                Service::S3,
+                &self.bucket,
+                e,
+            )),
         }
     }
 }

@@ -59,7 +59,10 @@ async fn an_access_point_arn_and_an_alias_reach_the_access_points_host_on_both_p
             let host = format!("{stored}.s3.test:{port}");
             ep.reset_requests();
             let t = target(bucket, settings(&ep, path));
-            let store = connector().store(bucket, &t.settings).await.unwrap();
+            let store = connector()
+                .store(bucket, &t.settings.client())
+                .await
+                .unwrap();
             let expected = if path == RequestPathSetting::Sdk {
                 "sdk"
             } else {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mpu_janitor::config::{RequestPathSetting, Settings};
 use mpu_janitor::discover::Scope;
-use mpu_janitor::sweep::sweep_targets;
+use mpu_janitor::run::sweep_targets;
 use s3_mem::{Faults, Throttle};
 
 use crate::common::endpoint::{

@@ -6,7 +6,7 @@
 //! id kept, a straggler verified, path and virtual-hosted style, and the prefix rule.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use mpu_janitor::config::{HumanDuration, Settings, Target};
+use mpu_janitor::config::{HumanDuration, Kind, Settings, Target};
 use mpu_janitor::policy::KeepReason;
 use mpu_janitor::report::Outcome;
 use s3_mem::express::{DirFaults, DirectoryEndpoint};
@@ -27,8 +27,7 @@ fn target(endpoint_url: &str, prefix: &str) -> Target {
             older_than: HumanDuration::secs(86_400),
             ..Settings::default()
         },
-        discovery: None,
-        vault: None,
+        kind: Kind::Bucket,
     }
 }
 

@@ -4,7 +4,7 @@
 //! as given, and the exact requests.
 
 use chrono::{TimeDelta, Utc};
-use mpu_janitor::config::{Target, Vault};
+use mpu_janitor::config::{Kind, Target, Vault};
 use mpu_janitor::report::Outcome;
 use s3_mem::glacier::{GlacierEndpoint, GlacierFaults};
 
@@ -26,8 +26,7 @@ fn vault_target(ep: &GlacierEndpoint, name: &str, account_id: &str) -> Target {
             force_path_style: false,
             ..settings_at(&ep.url())
         },
-        discovery: None,
-        vault: Some(vault),
+        kind: Kind::Vault(vault),
     }
 }
 

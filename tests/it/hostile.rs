@@ -7,8 +7,9 @@ use std::time::Duration;
 use mpu_janitor::config::{HumanDuration, RequestPathSetting, Settings, Target};
 use mpu_janitor::policy::KeepReason;
 use mpu_janitor::report::{Outcome, RunReport, TargetReport, render_run_text};
+use mpu_janitor::run::connect_and_sweep;
 use mpu_janitor::store::{Connector, ErrorKind};
-use mpu_janitor::sweep::{SweepOptions, connect_and_sweep};
+use mpu_janitor::sweep::SweepOptions;
 
 use crate::common::hostile::{Answer, Hostile, Seen, listing, ok, parts, two_days_ago, upload_id};
 use crate::common::{settings_at, target};

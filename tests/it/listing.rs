@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use mpu_janitor::config::Target;
 use mpu_janitor::discover::Scope;
-use mpu_janitor::sweep::{SweepOptions, sweep_targets};
+use mpu_janitor::run::sweep_targets;
+use mpu_janitor::sweep::SweepOptions;
 
 use crate::common::endpoint::{TWO_PARTS, connector, endpoint, opts, seed_old, settings};
 use crate::common::garage::{list_all, seed, seed_many};
@@ -93,7 +94,7 @@ async fn odd_keys_are_aborted_exactly_on_both_request_paths() {
             if mode == "sdk" {
                 s.request_path = mpu_janitor::config::RequestPathSetting::Sdk;
             }
-            let store = g.connector().store(&bucket, &s).await.unwrap();
+            let store = g.connector().store(&bucket, &s.client()).await.unwrap();
             assert_eq!(store.request_path(), mode);
             let r = g.sweep_at(&target(&bucket, s), 8).await;
             assert_eq!(r.error, None, "{mode}: {r:?}");
@@ -171,7 +172,7 @@ async fn a_thousand_targets_in_one_run_share_one_client_and_a_global_cap() {
             .iter()
             .all(|t| t.aborted == 3 && t.error.is_none())
     );
-    assert_eq!(run.exit_code(), 0);
+    assert_eq!(run.exit_code(), mpu_janitor::exit::Exit::Clean);
     let after = fds();
     assert!(
         after < before + 400 && after < 900,

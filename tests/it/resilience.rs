@@ -141,7 +141,7 @@ async fn list_parts_and_abort_failures_are_retried_then_classified() {
         read_timeout: HumanDuration(Duration::from_millis(150)),
         ..settings(&ep)
     };
-    let store = connector().store("lean-bucket", &s).await.unwrap();
+    let store = connector().store("lean-bucket", &s.client()).await.unwrap();
     assert_eq!(store.request_path(), "lean");
     let snapshot = ep.uploads("lean-bucket").remove(0);
     let id = snapshot.upload_id.clone();

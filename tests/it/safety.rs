@@ -11,7 +11,8 @@ use mpu_janitor::config::{HumanDuration, Settings, Target};
 use mpu_janitor::discover::Scope;
 use mpu_janitor::policy::ClockSource;
 use mpu_janitor::report::Outcome;
-use mpu_janitor::sweep::{SweepOptions, sweep_targets};
+use mpu_janitor::run::sweep_targets;
+use mpu_janitor::sweep::SweepOptions;
 use s3_mem::Faults;
 use serde_json::Value;
 
@@ -274,7 +275,7 @@ async fn one_failing_target_never_stops_the_others() {
             .unwrap()
             .contains("NoSuchBucket")
     );
-    assert_eq!(run.exit_code(), 1);
+    assert_eq!(run.exit_code(), mpu_janitor::exit::Exit::Failed);
     assert_eq!(ep.upload_count("denied"), 10);
 }
 

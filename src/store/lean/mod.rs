@@ -2,7 +2,8 @@
 //! sends, over a plain hyper connection pool and signed with aws-sigv4 the way the
 //! SDK signs S3 requests ([`sign`]). The SDK's pipeline around the same request (interceptors,
 //! per-call config layering, endpoint rules, user-agent assembly, type-erased orchestration) costs
-//! more CPU than the request itself; scripts/bench.sh measures the difference.
+//! more CPU than the request itself: `scripts/bench.sh --paths` runs the same sweep on both paths
+//! from one build and prints the CPU per upload and the rate of each (bench/results.md).
 //!
 //! What the SDK would have done and the lean path does too: the SDK's own endpoint resolver, run
 //! once per bucket (an endpoint that is not plain SigV4 keeps the SDK path, see [`Route::resolve`]);
@@ -29,14 +30,14 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use self::retry::{Failure, with_retries};
 use self::sign::{EMPTY_SHA256, Signer};
 pub(crate) use self::transport::Transport;
-use super::address::Address;
-use super::error::{NETWORK_HINT, chain, means_gone, redirect_hint, service_error};
+use super::error::{NETWORK_HINT, Service, chain, means_gone, redirect_hint, service_error};
 use super::xml;
 use super::{
     Aborted, ErrorKind, Marker, Operation, PartsPage, StoreError, UploadPage, read_parts_page,
     read_uploads_page,
 };
-use crate::config::Settings;
+use crate::address::Address;
+use crate::config::ClientSettings;
 
 /// Characters of a key left as they are in the path: RFC 3986 unreserved, and `/`.
 const KEY: &AsciiSet = &NON_ALPHANUMERIC
@@ -85,7 +86,7 @@ impl Route {
         transport: Arc<Transport>,
         bucket: &str,
         address: &Address,
-        s: &Settings,
+        s: &ClientSettings,
     ) -> Result<Route, String> {
         if let Some(why) = address.not_plain_sigv4() {
             return Err(why);
@@ -279,7 +280,14 @@ impl Route {
         }
         // A refused clock is worth another attempt once the server's time is known.
         let skew_learnt = code == "RequestTimeTooSkewed" && t.learn_skew(date.as_ref());
-        let mut error = service_error(op, &self.bucket, status.as_u16(), &code, &message);
+        let mut error = service_error(
+            op,
+            Service::S3,
+            &self.bucket,
+            status.as_u16(),
+            &code,
+            &message,
+        );
         error.message.push_str(&redirect_hint(
             status.as_u16(),
             region.as_ref().and_then(|r| r.to_str().ok()),

@@ -14,7 +14,7 @@ use hyper::header::HeaderValue;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::config::Settings;
+use crate::config::ClientSettings;
 use crate::store::error::{chain, credentials_error};
 use crate::store::proxy::{Proxies, ProxyConnector};
 use crate::store::tls::Trust;
@@ -42,7 +42,7 @@ pub(crate) struct Transport {
 impl Transport {
     /// A transport for these settings and this trust.
     pub(crate) fn new(
-        s: &Settings,
+        s: &ClientSettings,
         provider: SharedCredentialsProvider,
         trust: &Trust,
         proxies: &Proxies,

@@ -7,8 +7,9 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use mpu_janitor::config::{HumanDuration, Settings, Target};
 use mpu_janitor::report::TargetReport;
+use mpu_janitor::run::connect_and_sweep;
 use mpu_janitor::store::Connector;
-use mpu_janitor::sweep::{SweepOptions, connect_and_sweep};
+use mpu_janitor::sweep::SweepOptions;
 use s3_mem::Endpoint;
 
 /// The endpoint's access key.

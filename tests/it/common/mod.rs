@@ -22,7 +22,7 @@ pub mod tls;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use mpu_janitor::config::{Settings, Target};
+use mpu_janitor::config::{Kind, Settings, Target};
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -71,7 +71,6 @@ pub fn target(bucket: &str, settings: Settings) -> Target {
         prefix: String::new(),
         exclude_prefixes: vec![],
         settings,
-        discovery: None,
-        vault: None,
+        kind: Kind::Bucket,
     }
 }

@@ -6,8 +6,9 @@ use aws_sdk_s3::config::{Credentials, Region};
 use chrono::Utc;
 use mpu_janitor::config::{HumanDuration, Settings, Target};
 use mpu_janitor::report::TargetReport;
+use mpu_janitor::run::connect_and_sweep;
 use mpu_janitor::store::Connector;
-use mpu_janitor::sweep::{SweepOptions, connect_and_sweep};
+use mpu_janitor::sweep::SweepOptions;
 
 use super::garage::garage;
 use super::rgw::rgw;

@@ -1,6 +1,6 @@
-//! The `run` daemon: one tokio-cron-scheduler job per target on its own schedule and time zone, never
-//! two sweeps of one target at once (a tick that finds the previous sweep running is skipped, logged
-//! and counted), metrics recorded after every sweep, and a shutdown that stops new aborts, lets the
+//! The `run` daemon: one tokio-cron-scheduler job per target on its own schedule and time zone, each
+//! tick a sweep on the run layer's route ([`Runner::sweep`], exported there), never two sweeps of
+//! one target at once (a tick that finds the previous sweep running is skipped, logged and counted), and a shutdown that stops new aborts, lets the
 //! ones in flight finish and be verified, and exits within a bounded grace period. SIGHUP reloads
 //! the configuration (loaded and validated as at startup; an invalid one is refused and the one in
 //! force kept), with sd_notify's RELOADING=1 / READY=1 around it.
@@ -13,16 +13,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use super::{Exporter, Runner};
 use crate::config::{Config, ConfigError, Schedule, Target};
 use crate::discover::Scope;
+use crate::exit::Exit;
 use crate::http::ReadyCheck;
 use crate::notify::Notifier;
 use crate::report::RunReport;
-use crate::runner::{Exporter, Runner};
 use crate::shutdown::Shutdown;
-use crate::sweep::sweep_targets;
 
 /// A daemon failure that stops it from starting.
 #[derive(Debug, thiserror::Error)]
@@ -76,11 +75,9 @@ pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// The daemon's shared state.
 pub struct Daemon {
-    runner: Runner,
-    exporter: Exporter,
+    runner: Arc<Runner>,
     /// The targets of the configuration in force; replaced whole by a reload.
     targets: parking_lot::RwLock<Arc<Vec<Arc<TargetState>>>>,
-    tracker: TaskTracker,
     notifier: Notifier,
 }
 
@@ -88,10 +85,8 @@ impl Daemon {
     /// A daemon for a validated configuration.
     pub fn new(config: &Config, exporter: Exporter, shutdown: Shutdown) -> Arc<Self> {
         let d = Daemon {
-            runner: Runner::new(config, shutdown),
-            exporter,
+            runner: Arc::new(Runner::new(config, shutdown, exporter)),
             targets: parking_lot::RwLock::default(),
-            tracker: TaskTracker::new(),
             notifier: Notifier::from_env(),
         };
         let targets = d.generation(config);
@@ -126,7 +121,7 @@ impl Daemon {
                 let key = (t.bucket.clone(), t.prefix.clone(), *n);
                 *n += 1;
                 if !t.discovers() {
-                    self.exporter.metrics.touch(&t.bucket);
+                    self.runner.exporter.metrics.touch(&t.bucket);
                 }
                 let slot = old.get(&key).cloned().unwrap_or_else(|| {
                     Arc::new(Slot {
@@ -189,18 +184,19 @@ impl Daemon {
         }
         if s.slot.running.swap(true, Ordering::AcqRel) {
             tracing::warn!(bucket = %s.target.bucket, "Previous sweep still running; skipping this tick");
-            self.exporter.metrics.sweep_skipped(&s.target.bucket);
+            self.runner.exporter.metrics.sweep_skipped(&s.target.bucket);
             return;
         }
         let (d, s) = (self.clone(), s.clone());
-        self.tracker.spawn(async move {
+        self.runner.spawn(async move {
             let run = d.sweep_target(&s).await;
             d.after_sweep(&s, &run);
             s.slot.running.store(false, Ordering::Release);
         });
     }
 
-    /// One sweep of the target: of its bucket, or of every bucket its discovery finds now.
+    /// One sweep of the target (of its bucket, or of every bucket its discovery finds now) on
+    /// the run layer's route, exported there.
     async fn sweep_target(&self, s: &TargetState) -> RunReport {
         let t = &s.target;
         let jitter = t.settings.start_jitter.0;
@@ -213,19 +209,15 @@ impl Daemon {
             }
         }
         let opts = self.runner.options(0);
-        sweep_targets(
-            std::slice::from_ref(t),
-            &self.runner.connector,
-            &opts,
-            self.runner.parallel_targets,
-            &s.scope,
-        )
-        .await
+        // A failed textfile write is logged by the exporter; the daemon goes on.
+        let (run, _exported) = self
+            .runner
+            .sweep(std::slice::from_ref(t), &s.scope, &opts)
+            .await;
+        run
     }
 
     fn after_sweep(&self, s: &TargetState, run: &RunReport) {
-        // A failed textfile write is logged by the exporter; the daemon goes on.
-        self.exporter.record_run(run);
         if let Ok(mut last) = s.slot.last_sweep.lock() {
             *last = Some(Utc::now());
         }
@@ -290,7 +282,7 @@ impl Daemon {
         for w in config.warnings() {
             tracing::warn!("{w}");
         }
-        let restart_only = restart_only_changes(in_force, &config);
+        let restart_only = in_force.restart_only_changes(&config);
         if !restart_only.is_empty() {
             tracing::warn!(
                 keys = %restart_only.join(", "),
@@ -322,14 +314,8 @@ impl Daemon {
             }
         }
         let (before, after) = (previous.len(), config.targets.len());
-        // What stays in force of the keys a reload does not apply, so the next reload compares
-        // against them.
-        let mut config = config;
-        config.metrics.listen = in_force.metrics.listen.clone();
-        config.metrics.textfile = in_force.metrics.textfile.clone();
-        config.daemon.shutdown_grace = in_force.daemon.shutdown_grace;
-        config.daemon.max_in_flight = in_force.daemon.max_in_flight;
-        *in_force = config;
+        // The keys a reload does not apply stay in force, so the next reload compares against them.
+        *in_force = in_force.reloaded(config);
         tracing::info!(
             targets = after,
             previous_targets = before,
@@ -339,25 +325,6 @@ impl Daemon {
             "READY=1\nSTATUS=Configuration reloaded: {after} targets"
         ));
     }
-}
-
-/// The keys a reload cannot apply to a running daemon (the listener, the export, the limits
-/// shared by sweeps in flight).
-fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    if old.metrics.listen != new.metrics.listen {
-        keys.push("metrics.listen");
-    }
-    if old.metrics.textfile != new.metrics.textfile {
-        keys.push("metrics.textfile");
-    }
-    if old.daemon.shutdown_grace != new.daemon.shutdown_grace {
-        keys.push("daemon.shutdown_grace");
-    }
-    if old.daemon.max_in_flight != new.daemon.max_in_flight {
-        keys.push("daemon.max_in_flight");
-    }
-    keys
 }
 
 /// The interval between two consecutive ticks of a schedule after `now`; `None` when it does not
@@ -370,12 +337,12 @@ fn schedule_period(schedule: &Schedule, now: DateTime<Utc>) -> Option<Duration> 
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (or `cancel`), then drains; reloads with `reload` on
-/// SIGHUP (without one, SIGHUP drains like SIGTERM). Returns the process exit code.
+/// SIGHUP (without one, SIGHUP drains like SIGTERM). Returns how the process exits.
 pub async fn run(
     config: Config,
     reload: Option<Reload>,
     cancel: CancellationToken,
-) -> Result<u8, DaemonError> {
+) -> Result<Exit, DaemonError> {
     let mut config = config;
     // Registered first: from here on SIGHUP no longer terminates the process.
     let mut hangups = match reload {
@@ -455,13 +422,12 @@ pub async fn run(
     let mut scheduler = scheduler;
     daemon.notifier.send("STOPPING=1");
     tracing::info!(
-        sweeps_in_flight = daemon.tracker.len(),
+        sweeps_in_flight = daemon.runner.in_flight(),
         grace_seconds = shutdown.grace().as_secs_f64(),
         "Shutting down: no new aborts; finishing the ones in flight"
     );
     let _ = scheduler.shutdown().await;
-    daemon.tracker.close();
-    let drained = shutdown.drain(daemon.tracker.wait()).await.is_some();
+    let drained = daemon.runner.drain().await;
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -471,9 +437,9 @@ pub async fn run(
     }
     if drained {
         tracing::info!("Shut down cleanly");
-        Ok(0)
+        Ok(Exit::Clean)
     } else {
-        Ok(1)
+        Ok(Exit::Failed)
     }
 }
 
@@ -546,20 +512,6 @@ mod tests {
             old[0].target.settings.older_than.0,
             Duration::from_secs(7 * 86_400)
         );
-    }
-
-    #[test]
-    fn only_process_wide_keys_need_a_restart() {
-        let old = config("[[targets]]\nbucket = \"a\"\n");
-        let new = config(
-            "[metrics]\nlisten = \"127.0.0.1:1\"\n[daemon]\nshutdown_grace = \"5s\"\n\
-             [defaults]\nschedule = \"0 * * * * *\"\n[[targets]]\nbucket = \"z\"\n",
-        );
-        assert_eq!(
-            restart_only_changes(&old, &new),
-            ["metrics.listen", "daemon.shutdown_grace"]
-        );
-        assert!(restart_only_changes(&old, &old).is_empty());
     }
 
     #[test]

@@ -93,19 +93,6 @@ pub struct Where<'a> {
     pub use_dual_stack: bool,
 }
 
-impl<'a> Where<'a> {
-    /// What a target's settings say (FIPS and dual-stack, which only the environment or a profile
-    /// can ask for, are left out: `check-config` shows the standard endpoint).
-    pub fn of(s: &'a crate::config::Settings) -> Self {
-        Where {
-            region: &s.region,
-            endpoint_url: Some(s.endpoint_url.as_str()).filter(|u| !u.is_empty()),
-            force_path_style: s.force_path_style,
-            ..Where::default()
-        }
-    }
-}
-
 /// Resolves `bucket`'s endpoint with the SDK's rules (no request is sent); `Err` carries the
 /// rules' own message (an ARN they cannot parse, path style with an ARN, a region mismatch...).
 pub fn resolve(bucket: &str, at: Where<'_>) -> Result<Address, String> {
@@ -125,7 +112,7 @@ pub fn resolve(bucket: &str, at: Where<'_>) -> Result<Address, String> {
         .ok_or("the endpoint resolver did not answer at once")?
         // The rules' messages may quote the custom endpoint, which may carry a secret.
         .map_err(|e| match at.endpoint_url {
-            Some(url) => e.to_string().replace(url, &crate::config::redact_url(url)),
+            Some(url) => e.to_string().replace(url, &crate::redact::redact_url(url)),
             None => e.to_string(),
         })?;
     let scheme = endpoint.auth_schemes().first();

@@ -1,0 +1,253 @@
+//! The run layer: the one route from a configuration's targets to their exported figures, for
+//! every command. `once`, `plan`, the `run` daemon's ticks and `demo` all go through
+//! [`Runner::sweep`]:
+//!
+//! ```text
+//! targets -> discovery -> connect -> sweep -> collect -> export
+//! (config)   (discover)   (store)   (sweep)  (targets)   (export)
+//! ```
+//!
+//! Every sweep is spawned on the runner's task tracker, so a shutdown has one drain
+//! ([`Runner::drain`]) whoever started the sweep, and every report is marked interrupted the same
+//! way. The daemon ([`daemon`]), the progress display ([`progress`]) and the export ([`export`])
+//! each have their own file.
+
+pub mod daemon;
+pub mod export;
+pub mod progress;
+mod targets;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, Target};
+use crate::discover::Scope;
+use crate::exit::Exit;
+use crate::report::RunReport;
+use crate::shutdown::Shutdown;
+use crate::store::Connector;
+use crate::sweep::SweepOptions;
+
+pub use export::Exporter;
+pub use progress::{Show, log_writer};
+pub use targets::{connect_and_sweep, sweep_targets};
+
+/// What every sweep of a process shares besides its targets.
+pub struct Runner {
+    /// Builds and shares the clients.
+    pub connector: Connector,
+    /// The shutdown the sweeps watch.
+    pub shutdown: Shutdown,
+    /// Uploads in flight across every target at once (`[daemon] max_in_flight`).
+    pub global_limit: Arc<Semaphore>,
+    /// Targets swept at the same time (`[daemon] parallel_targets`).
+    pub parallel_targets: usize,
+    /// Where each run's figures go.
+    pub exporter: Exporter,
+    /// Every sweep in flight, for the drain.
+    tracker: TaskTracker,
+}
+
+impl Runner {
+    /// A runner with the limits of `config`, the default credential chain and `exporter`.
+    pub fn new(config: &Config, shutdown: Shutdown, exporter: Exporter) -> Self {
+        Self::with_connector(
+            Connector::new(),
+            shutdown,
+            in_flight_cap(config.daemon.max_in_flight),
+            config.daemon.parallel_targets,
+            exporter,
+        )
+    }
+
+    /// A runner on `connector` with these limits (the demo, tests).
+    pub fn with_connector(
+        connector: Connector,
+        shutdown: Shutdown,
+        max_in_flight: usize,
+        parallel_targets: usize,
+        exporter: Exporter,
+    ) -> Self {
+        Runner {
+            connector,
+            shutdown,
+            global_limit: Arc::new(Semaphore::new(max_in_flight)),
+            parallel_targets,
+            exporter,
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// The options of a sweep starting now under this runner.
+    pub fn options(&self, max_listed: usize) -> SweepOptions {
+        SweepOptions {
+            max_listed,
+            cancel: self.shutdown.token(),
+            global_limit: Some(self.global_limit.clone()),
+            ..SweepOptions::default()
+        }
+    }
+
+    /// The route of every command: discovery, connect, sweep and collect each target (see the
+    /// module doc), the report marked interrupted if a shutdown cut any target short, then the
+    /// export. Returns the report and whether the export succeeded.
+    pub async fn sweep(
+        &self,
+        targets: &[Target],
+        scope: &Scope,
+        opts: &SweepOptions,
+    ) -> (RunReport, bool) {
+        let mut run =
+            sweep_targets(targets, &self.connector, opts, self.parallel_targets, scope).await;
+        run.mark_interrupted();
+        let exported = self.exporter.export(&run).await;
+        (run, exported)
+    }
+
+    /// Spawns `work` on the runner's tracker: the drain waits for it.
+    pub fn spawn<F>(&self, work: F) -> JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(work)
+    }
+
+    /// Spawns one sweep of `targets` ([`Runner::sweep`]).
+    pub fn start(
+        self: &Arc<Self>,
+        targets: Arc<[Target]>,
+        scope: Arc<Scope>,
+        opts: SweepOptions,
+    ) -> JoinHandle<(RunReport, bool)> {
+        let runner = self.clone();
+        self.spawn(async move { runner.sweep(&targets, &scope, &opts).await })
+    }
+
+    /// Stops taking sweeps and waits for those in flight within the shutdown's grace; false
+    /// (logged) when the grace ran out.
+    pub async fn drain(&self) -> bool {
+        self.tracker.close();
+        self.shutdown.drain(self.tracker.wait()).await.is_some()
+    }
+
+    /// Sweeps in flight.
+    pub fn in_flight(&self) -> usize {
+        self.tracker.len()
+    }
+
+    /// A command's sweep of `targets` to its end, its progress shown on stderr as `show` says; a
+    /// shutdown signal drains it ([`Runner::drain`]). `None` when the drain ran out.
+    pub async fn sweep_all(
+        self: &Arc<Self>,
+        targets: Arc<[Target]>,
+        scope: Arc<Scope>,
+        opts: SweepOptions,
+        show: Show,
+    ) -> Option<(RunReport, bool)> {
+        let _display = progress::Display::start(opts.progress.clone(), show);
+        let mut sweep = self.start(targets, scope, opts);
+        let done = tokio::select! {
+            done = &mut sweep => Some(done),
+            () = self.shutdown.signalled() => {
+                tracing::warn!(grace_seconds = self.shutdown.grace().as_secs_f64(),
+                    "Stopping: no new aborts; finishing and verifying the ones in flight");
+                if self.drain().await { Some(sweep.await) } else { None }
+            }
+        };
+        match done? {
+            Ok(done) => Some(done),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
+        }
+    }
+}
+
+/// `[daemon] max_in_flight`, within half the open-file limit (raised to its hard limit first): each
+/// upload in flight may hold a connection, and the rest is left to everything else.
+fn in_flight_cap(max_in_flight: usize) -> usize {
+    let (soft, _) = crate::http::raise_descriptor_limit();
+    let cap = usize::try_from(soft / 2).unwrap_or(usize::MAX).max(16);
+    if max_in_flight > cap {
+        tracing::warn!(
+            max_in_flight,
+            open_files = soft,
+            cap,
+            "The open-file limit caps the uploads in flight: raise it (LimitNOFILE, ulimit -n) to allow more"
+        );
+    }
+    max_in_flight.min(cap)
+}
+
+/// What `once` or `plan` did: its report (none when the shutdown's grace ran out) and its exit.
+pub struct Outcome {
+    /// The report.
+    pub report: Option<RunReport>,
+    /// How the command ends: the report's exit, or [`Exit::Failed`] when an export failed or the
+    /// drain ran out.
+    pub exit: Exit,
+}
+
+/// `once`: one sweep of every target, exported to the textfile and the Pushgateway.
+pub async fn once(config: &Config, max_listed: usize, show: Show) -> Outcome {
+    let exporter = match Exporter::new(config, true) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot set up the metrics export");
+            return Outcome {
+                report: None,
+                exit: Exit::Failed,
+            };
+        }
+    };
+    command(config, exporter, max_listed, show).await
+}
+
+/// `plan`: a dry run of every target (the configuration says `dry_run`), nothing exported.
+pub async fn plan(config: &Config, show: Show) -> Outcome {
+    command(config, Exporter::in_memory(), usize::MAX, show).await
+}
+
+async fn command(config: &Config, exporter: Exporter, max_listed: usize, show: Show) -> Outcome {
+    let shutdown = Shutdown::new(config.daemon.shutdown_grace.0);
+    let runner = Arc::new(Runner::new(config, shutdown, exporter));
+    let opts = runner.options(max_listed);
+    let targets: Arc<[Target]> = config.targets.clone().into();
+    let scope = Arc::new(Scope::of(config));
+    let Some((report, exported)) = runner.sweep_all(targets, scope, opts, show).await else {
+        return Outcome {
+            report: None,
+            exit: Exit::Failed,
+        };
+    };
+    let mut exit = report.exit_code();
+    if report.interrupted {
+        tracing::warn!(
+            exit_code = exit.code(),
+            "Interrupted by a shutdown signal: not every target was swept to its end; run again to finish"
+        );
+    }
+    if !exported {
+        exit = exit.worst(Exit::Failed);
+    }
+    Outcome {
+        report: Some(report),
+        exit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_in_flight_are_capped_by_the_open_file_limit() {
+        let (soft, _) = crate::http::raise_descriptor_limit();
+        let half = usize::try_from(soft / 2).unwrap().max(16);
+        assert_eq!(in_flight_cap(8), 8);
+        assert_eq!(in_flight_cap(usize::MAX), half);
+    }
+}
