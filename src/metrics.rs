@@ -21,7 +21,9 @@ pub struct Metrics {
     uploads_aborted: IntCounterVec,
     abort_attempts: IntCounterVec,
     uploads_unverified: IntCounterVec,
+    uploads_gone: IntCounterVec,
     errors: IntCounterVec,
+    export_errors: IntCounterVec,
     sweeps_skipped: IntCounterVec,
     stale_uploads: IntGaugeVec,
     stale_bytes: IntGaugeVec,
@@ -89,10 +91,20 @@ impl Metrics {
                 "Uploads still holding parts after max_abort_attempts.",
                 &["bucket"],
             ),
+            uploads_gone: counter(
+                "mpu_janitor_uploads_gone_before_abort_total",
+                "Stale uploads already gone at this process's first abort (aborted elsewhere, or completed): nothing reclaimed.",
+                &["bucket"],
+            ),
             errors: counter(
                 "mpu_janitor_errors_total",
                 "Failed S3 calls after retries.",
                 &["bucket", "operation", "kind"],
+            ),
+            export_errors: counter(
+                "mpu_janitor_export_errors_total",
+                "Failed exports of the metrics: textfile writes and Pushgateway pushes.",
+                &["sink"],
             ),
             sweeps_skipped: counter(
                 "mpu_janitor_sweeps_skipped_total",
@@ -186,18 +198,14 @@ impl Metrics {
         self.uploads_unverified
             .with_label_values(&b)
             .inc_by(r.unverified);
+        self.uploads_gone
+            .with_label_values(&b)
+            .inc_by(r.gone_before_abort);
         for e in &r.errors {
             self.errors
                 .with_label_values(&[&r.bucket, e.operation.as_str(), e.kind.as_str()])
                 .inc_by(e.count);
         }
-        self.stale_uploads.with_label_values(&b).set(r.stale as i64);
-        self.stale_bytes
-            .with_label_values(&b)
-            .set(r.stale_bytes as i64);
-        self.incomplete_uploads
-            .with_label_values(&b)
-            .set(r.uploads_seen as i64);
         self.sweep_duration
             .with_label_values(&b)
             .observe(r.duration_seconds);
@@ -209,16 +217,28 @@ impl Metrics {
         if !r.is_failure() {
             self.last_success.with_label_values(&b).set(end);
         }
-        match r.oldest_stale_age_seconds {
-            Some(age) => self.oldest_stale_age.with_label_values(&b).set(age as i64),
-            None => {
-                let _ = self.oldest_stale_age.remove_label_values(&b);
+        // What the bucket holds is known only from a listing that ran to its end: after a failed
+        // or cut-short one, the gauges keep their last known values rather than drop to what was
+        // seen (a failing bucket must not look clean on a dashboard).
+        if r.error.is_none() && !r.stopped_by_shutdown {
+            self.stale_uploads.with_label_values(&b).set(r.stale as i64);
+            self.stale_bytes
+                .with_label_values(&b)
+                .set(r.stale_bytes as i64);
+            self.incomplete_uploads
+                .with_label_values(&b)
+                .set(r.uploads_seen as i64);
+            match r.oldest_stale_age_seconds {
+                Some(age) => self.oldest_stale_age.with_label_values(&b).set(age as i64),
+                None => {
+                    let _ = self.oldest_stale_age.remove_label_values(&b);
+                }
             }
-        }
-        for (age, bytes) in r.stale_bytes_by_age.bands() {
-            self.stale_bytes_by_age
-                .with_label_values(&[&r.bucket, age])
-                .set(bytes as i64);
+            for (age, bytes) in r.stale_bytes_by_age.bands() {
+                self.stale_bytes_by_age
+                    .with_label_values(&[&r.bucket, age])
+                    .set(bytes as i64);
+            }
         }
         // Known to have none: the series goes; unknown (unreadable, or not audited): kept.
         match &r.lifecycle {
@@ -249,6 +269,11 @@ impl Metrics {
         }
     }
 
+    /// Counts a failed export to `sink` (`textfile`, `pushgateway`).
+    pub fn export_failed(&self, sink: &str) {
+        self.export_errors.with_label_values(&[sink]).inc();
+    }
+
     /// Counts a scheduled sweep skipped because the previous one still runs.
     pub fn sweep_skipped(&self, bucket: &str) {
         self.sweeps_skipped.with_label_values(&[bucket]).inc();
@@ -271,23 +296,18 @@ impl Metrics {
             };
             let labels = parse_labels(labels.trim_end_matches('}'));
             let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-            let counter = match name {
-                "mpu_janitor_reclaimed_bytes_total" => &self.reclaimed_bytes,
-                "mpu_janitor_uploads_aborted_total" => &self.uploads_aborted,
-                "mpu_janitor_abort_attempts_total" => &self.abort_attempts,
-                "mpu_janitor_uploads_unverified_total" => &self.uploads_unverified,
-                "mpu_janitor_sweeps_skipped_total" => &self.sweeps_skipped,
-                "mpu_janitor_errors_total" => &self.errors,
+            let (counter, keys): (&IntCounterVec, &[&str]) = match name {
+                "mpu_janitor_reclaimed_bytes_total" => (&self.reclaimed_bytes, &["bucket"]),
+                "mpu_janitor_uploads_aborted_total" => (&self.uploads_aborted, &["bucket"]),
+                "mpu_janitor_abort_attempts_total" => (&self.abort_attempts, &["bucket"]),
+                "mpu_janitor_uploads_unverified_total" => (&self.uploads_unverified, &["bucket"]),
+                "mpu_janitor_uploads_gone_before_abort_total" => (&self.uploads_gone, &["bucket"]),
+                "mpu_janitor_sweeps_skipped_total" => (&self.sweeps_skipped, &["bucket"]),
+                "mpu_janitor_errors_total" => (&self.errors, &["bucket", "operation", "kind"]),
+                "mpu_janitor_export_errors_total" => (&self.export_errors, &["sink"]),
                 _ => continue,
             };
-            let values: Option<Vec<&str>> = if name == "mpu_janitor_errors_total" {
-                ["bucket", "operation", "kind"]
-                    .iter()
-                    .map(|k| get(k))
-                    .collect()
-            } else {
-                get("bucket").map(|b| vec![b])
-            };
+            let values: Option<Vec<&str>> = keys.iter().map(|k| get(k)).collect();
             if let Some(values) = values.filter(|_| value >= 0.0 && value.is_finite()) {
                 counter.with_label_values(&values).inc_by(value as u64);
                 carried += 1;
@@ -303,6 +323,7 @@ impl Metrics {
         self.uploads_aborted.with_label_values(&b);
         self.abort_attempts.with_label_values(&b);
         self.uploads_unverified.with_label_values(&b);
+        self.uploads_gone.with_label_values(&b);
         self.sweeps_skipped.with_label_values(&b);
     }
 
@@ -517,8 +538,10 @@ mod tests {
             ..Default::default()
         };
         first.record(&r);
+        first.export_failed("pushgateway");
         let second = Metrics::new();
-        assert_eq!(second.carry_over(&first.render()), 5);
+        // reclaimed, aborted, attempts, unverified, gone before abort, errors, export errors.
+        assert_eq!(second.carry_over(&first.render()), 7);
         second.record(&r);
         let text = second.render();
         assert!(
@@ -531,6 +554,10 @@ mod tests {
         );
         assert!(
             text.contains("mpu_janitor_errors_total{bucket=\"b1\",kind=\"timeout\",operation=\"list_parts\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mpu_janitor_export_errors_total{sink=\"pushgateway\"} 1"),
             "{text}"
         );
         // Gauges describe the last sweep only: not carried.

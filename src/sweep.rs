@@ -198,6 +198,7 @@ pub async fn sweep<S: UploadStore>(
     report.vault = target.vault().is_some();
     report.prefix = target.prefix.clone();
     report.uploads_seen = listed.seen;
+    report.listing_repeats = listed.repeats;
     report.stopped_by_shutdown = listed.interrupted || report.interrupted > 0;
     report.concurrency_peak = ctx.limiter.peak() as u64;
     report.throttle_backoffs = ctx.limiter.cuts();
@@ -242,6 +243,8 @@ pub async fn sweep<S: UploadStore>(
 #[derive(Default)]
 struct Listed {
     seen: u64,
+    /// Entries skipped as repeats of an upload the listing had already given.
+    repeats: u64,
     error: Option<StoreError>,
     /// The clock the ages were measured on, once the first page told the store's.
     clock: Option<Now>,
@@ -307,6 +310,7 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
     let started = Instant::now();
     let mut marker: Option<Marker> = None;
     let bucket = ctx.store.bucket().to_string();
+    let mut repeats = Repeats::default();
     loop {
         let page = tokio::select! {
             biased;
@@ -376,7 +380,14 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
                 return listed;
             }
         }
+        repeats.next_page();
         for u in page.uploads {
+            if repeats.is_repeat(&u, marker.as_ref(), ctx.store.ordered_markers()) {
+                listed.repeats += 1;
+                tracing::warn!(bucket = %bucket, key = %u.key, upload_id = %u.upload_id,
+                    "The store's listing gave this upload again (an inclusive marker or a repeated page): processed once");
+                continue;
+            }
             listed.seen += 1;
             ctx.opts.progress.listed.fetch_add(1, Ordering::Relaxed);
             let item = match policy::screen(&u.key, u.initiated, now, &rules) {
@@ -416,6 +427,35 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
         }
     }
     listed
+}
+
+/// The uploads of the listing's current and previous pages, to process each upload once although
+/// a store repeats one: an inclusive key marker gives the last upload of a page again at the start
+/// of the next (scality backbeat #247), and a store that ignores the marker gives the same page
+/// again before the marker check stops the listing. Memory is two pages, whatever the bucket's
+/// size: on a listing ordered by key, an entry before the marker's key was given before and is a
+/// repeat however far back; an unordered listing (directory buckets, vaults) can only be checked
+/// against the previous page.
+#[derive(Default)]
+struct Repeats {
+    previous: std::collections::HashSet<(String, String)>,
+    current: std::collections::HashSet<(String, String)>,
+}
+
+impl Repeats {
+    /// A new page begins.
+    fn next_page(&mut self) {
+        self.previous = std::mem::take(&mut self.current);
+    }
+
+    /// Whether `u` was given before (and, if not, remembers it).
+    fn is_repeat(&mut self, u: &Upload, marker: Option<&Marker>, ordered: bool) -> bool {
+        if ordered && marker.is_some_and(|m| u.key < m.key) {
+            return true;
+        }
+        let id = (u.key.clone(), u.upload_id.clone());
+        self.previous.contains(&id) || !self.current.insert(id)
+    }
 }
 
 /// Why a next-page marker cannot be followed, if it cannot: it repeats the current one, or goes back
@@ -518,6 +558,12 @@ async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload, now: DateTime<Utc>) ->
             report.outcome = Outcome::Aborted;
             None
         }
+        Verification::GoneBeforeAbort => {
+            tracing::info!(bucket = %bucket, key = %key, upload_id = %id,
+                "Upload already gone at its abort (aborted elsewhere or completed): not counted as reclaimed");
+            report.outcome = Outcome::GoneBeforeAbort;
+            None
+        }
         Verification::Unverified { parts_left } => {
             report.outcome = Outcome::Unverified;
             report.parts_remaining = Some(parts_left.len() as u64);
@@ -563,6 +609,45 @@ mod tests {
             key: key.into(),
             upload_id: id.map(str::to_string),
         }
+    }
+
+    fn up(key: &str, id: &str) -> Upload {
+        Upload {
+            key: key.into(),
+            upload_id: id.into(),
+            initiated: None,
+            part_size: None,
+        }
+    }
+
+    #[test]
+    fn an_upload_given_again_by_the_listing_is_a_repeat_and_memory_is_two_pages() {
+        let mut r = Repeats::default();
+        r.next_page();
+        assert!(!r.is_repeat(&up("a", "1"), None, true));
+        assert!(!r.is_repeat(&up("b", "1"), None, true));
+        assert!(r.is_repeat(&up("b", "1"), None, true), "twice in one page");
+        // An inclusive marker: the next page starts again with the last upload.
+        let marker = m("b", Some("1"));
+        r.next_page();
+        assert!(r.is_repeat(&up("b", "1"), Some(&marker), true));
+        assert!(
+            !r.is_repeat(&up("b", "2"), Some(&marker), true),
+            "another upload of the same key"
+        );
+        assert!(
+            r.is_repeat(&up("a", "1"), Some(&marker), true),
+            "before the marker's key"
+        );
+        // Unordered (a vault): only the previous page is remembered.
+        assert!(!r.is_repeat(&up("a", "9"), Some(&marker), false));
+        r.next_page();
+        r.next_page();
+        assert!(
+            !r.is_repeat(&up("b", "2"), None, false),
+            "two pages back is forgotten"
+        );
+        assert_eq!(r.previous.len() + r.current.len(), 1);
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! still land, so one accepted abort proves nothing. Abort, then ListParts: the upload is verified
 //! once ListParts answers NoSuchUpload or no parts; while parts are still listed, abort again (with
 //! backoff), up to `max_abort_attempts` calls in all, then it is unverified with the parts left.
-//! NoSuchUpload on an abort (someone else finished or aborted it, or our earlier abort took
-//! effect) is checked with ListParts like any other answer. Every distinct part seen is counted
-//! once ([`SeenParts`]): those are the bytes a verified abort reclaimed.
+//! NoSuchUpload on an abort is checked with ListParts like any other answer; but when no abort of
+//! this process was ever accepted (the first answered NoSuchUpload: another process aborted it, or
+//! its writer completed it, since the janitor listed its parts), the storage was not reclaimed by
+//! this process: [`Verification::GoneBeforeAbort`], never counted as reclaimed. Every distinct
+//! part seen is counted once ([`SeenParts`]): those are the bytes a verified abort reclaimed.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -44,8 +46,11 @@ impl SeenParts {
 /// How the abort loop ended.
 #[derive(Debug)]
 pub enum Verification {
-    /// ListParts answered NoSuchUpload or no parts after an abort.
+    /// ListParts answered NoSuchUpload or no parts after an abort this process made.
     Verified,
+    /// Gone, but not by this process: every abort answered NoSuchUpload (another process aborted
+    /// it, or its writer completed it, after its parts were listed). Nothing reclaimed here.
+    GoneBeforeAbort,
     /// Parts were still listed after the last allowed abort.
     Unverified {
         /// What the last ListParts still listed.
@@ -83,6 +88,9 @@ pub async fn abort_until_empty<S: UploadStore>(
 ) -> Verified {
     let bucket = store.bucket();
     let mut parts_left = Vec::new();
+    // Whether an abort of this process was ever accepted: only then is the upload's storage ours
+    // to count.
+    let mut accepted = false;
     for attempt in 1..=max_attempts {
         if attempt > 1 {
             tokio::time::sleep(backoff(base, attempt)).await;
@@ -93,6 +101,7 @@ pub async fn abort_until_empty<S: UploadStore>(
         };
         match store.abort(key, upload_id, initiated).await {
             Ok(Aborted::Accepted) => {
+                accepted = true;
                 tracing::debug!(bucket = %bucket, key = %key, upload_id = %upload_id, attempt, "Aborted upload")
             }
             Ok(Aborted::NoSuchUpload) => {
@@ -107,9 +116,14 @@ pub async fn abort_until_empty<S: UploadStore>(
                 return done(Verification::Failed(e));
             }
         }
+        let gone = if accepted {
+            Verification::Verified
+        } else {
+            Verification::GoneBeforeAbort
+        };
         match store.list_parts(key, upload_id).await {
-            Ok(Parts::Gone) => return done(Verification::Verified),
-            Ok(Parts::Listed(p)) if p.is_empty() => return done(Verification::Verified),
+            Ok(Parts::Gone) => return done(gone),
+            Ok(Parts::Listed(p)) if p.is_empty() => return done(gone),
             Ok(Parts::Listed(p)) => {
                 tracing::debug!(bucket = %bucket, key = %key, upload_id = %upload_id, attempt, parts = p.len(), "Parts still listed after abort");
                 seen.add(&p);
@@ -272,16 +286,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_such_upload_on_the_first_abort_is_checked_then_verified() {
+    async fn no_such_upload_on_the_first_abort_is_gone_before_abort_unless_parts_remain() {
+        // Gone before this process's abort (aborted elsewhere, or completed): not ours to count.
         let fake = Fake::default();
         fake.abort_script
             .lock()
             .push_back(Ok(Aborted::NoSuchUpload));
         fake.list_script.lock().push_back(Ok(Parts::Gone));
         let (v, _) = run(&fake, 5).await;
-        assert!(matches!(v.verification, Verification::Verified), "{v:?}");
+        assert!(
+            matches!(v.verification, Verification::GoneBeforeAbort),
+            "{v:?}"
+        );
         assert_eq!(v.attempts, 1);
-        // NoSuchUpload on the abort, but ListParts still lists a part: abort again.
+        // NoSuchUpload on the abort, but ListParts still lists a part: abort again; that abort is
+        // accepted, so the upload is this process's to count.
         let fake = Fake::default();
         fake.abort_script
             .lock()

@@ -514,7 +514,7 @@ pub async fn run(opts: DemoOptions) -> Result<Exit, String> {
         2,
         Exporter::in_memory(),
     ));
-    let Some((plan, _)) = planner
+    let Some(plan) = planner
         .sweep_all(
             dry,
             scope.clone(),
@@ -556,7 +556,7 @@ pub async fn run(opts: DemoOptions) -> Result<Exit, String> {
         Show::Nothing
     };
     let swept: Arc<[Target]> = targets.clone().into();
-    let Some((run, _)) = runner.sweep_all(swept, scope, sweep_opts, show).await else {
+    let Some(run) = runner.sweep_all(swept, scope, sweep_opts, show).await else {
         return Err("interrupted".into());
     };
     ep.set_faults(Faults::default());

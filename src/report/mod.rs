@@ -35,6 +35,10 @@ pub enum Outcome {
     /// Stale by listing, but gone by the time its parts were listed (completed or aborted
     /// elsewhere). Counted in `vanished`, never listed.
     Vanished,
+    /// Stale, but its first abort by this process answered NoSuchUpload (and ListParts agreed it
+    /// is gone): another process aborted it or its writer completed it after its parts were
+    /// listed. Nothing reclaimed by this process; counted in `gone_before_abort`.
+    GoneBeforeAbort,
 }
 
 impl Outcome {
@@ -207,6 +211,12 @@ pub struct TargetReport {
     pub skipped_suspicious: u64,
     /// Stale by listing, but gone by the time its parts were listed (completed or aborted elsewhere).
     pub vanished: u64,
+    /// Stale uploads whose first abort by this process found them already gone (another process
+    /// aborted them, or their writers completed them): nothing reclaimed here.
+    pub gone_before_abort: u64,
+    /// Listing entries skipped because the listing had already given the same upload (a store
+    /// whose marker is inclusive, or that repeats a page): each upload is processed once.
+    pub listing_repeats: u64,
     /// Would be aborted (dry run / plan).
     pub would_abort: u64,
     /// Stale but left alone because `max_aborts_per_run` was reached.
@@ -281,6 +291,10 @@ impl TargetReport {
                 self.vanished += 1;
                 return false;
             }
+            (Outcome::GoneBeforeAbort, _) => {
+                self.gone_before_abort += 1;
+                return true;
+            }
             (Outcome::Kept, Some(KeepReason::Fresh)) => {
                 self.skipped_fresh += 1;
                 return false;
@@ -317,7 +331,7 @@ impl TargetReport {
                 self.cap_reached = true;
             }
             Outcome::Interrupted => self.interrupted += 1,
-            Outcome::Kept | Outcome::Vanished => {}
+            Outcome::Kept | Outcome::Vanished | Outcome::GoneBeforeAbort => {}
         }
         true
     }
@@ -358,6 +372,10 @@ pub struct RunReport {
     /// What each discovery target (`bucket = "*"`) found; absent when there is none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub discovery: Vec<DiscoveryReport>,
+    /// Exports of the run's metrics that failed (the textfile, the Pushgateway), each saying
+    /// where and why; absent when none did. A failed export fails the run (exit 1).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub export_errors: Vec<String>,
 }
 
 /// What one discovery rule found in one run.
@@ -418,6 +436,7 @@ impl RunReport {
     pub fn exit_code(&self) -> Exit {
         if self.targets.iter().any(TargetReport::is_failure)
             || self.discovery.iter().any(|d| d.error.is_some())
+            || !self.export_errors.is_empty()
         {
             Exit::Failed
         } else if self.interrupted {
@@ -570,6 +589,7 @@ mod tests {
             targets,
             interrupted: false,
             discovery: Vec::new(),
+            export_errors: Vec::new(),
         };
         assert_eq!(run(vec![ok.clone()]).exit_code(), Exit::Clean);
         assert_eq!(

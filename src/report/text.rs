@@ -140,6 +140,12 @@ pub fn render_plan_text(run: &RunReport) -> String {
             );
         }
     }
+    for e in &run.export_errors {
+        let _ = writeln!(
+            out,
+            "EXPORT FAILED: {e} (the sweep's figures above still stand; the exit code is 1)"
+        );
+    }
     if run.interrupted {
         out.push_str(INTERRUPTED_LINE);
     }
@@ -180,12 +186,13 @@ pub fn render_run_text(run: &RunReport) -> String {
         );
         let _ = writeln!(
             out,
-            "  kept: fresh {}  excluded {}  idle {}  suspicious {}  vanished {}  capped {}{}  interrupted {}",
+            "  kept: fresh {}  excluded {}  idle {}  suspicious {}  vanished {}  gone-before-abort {}  capped {}{}  interrupted {}",
             t.skipped_fresh,
             t.skipped_excluded,
             t.skipped_idle,
             t.skipped_suspicious,
             t.vanished,
+            t.gone_before_abort,
             t.capped,
             if t.cap_reached {
                 " (max_aborts_per_run reached)"
@@ -196,6 +203,13 @@ pub fn render_run_text(run: &RunReport) -> String {
         );
         if let Some(e) = &t.error {
             let _ = writeln!(out, "  error: {e}");
+        }
+        if t.listing_repeats > 0 {
+            let _ = writeln!(
+                out,
+                "  the store's listing gave {} more than once (an inclusive marker or a repeated page): each was processed once",
+                plural(t.listing_repeats, "upload")
+            );
         }
         if let Some(line) = discovered_line(t) {
             let _ = writeln!(out, "  {line}");
@@ -258,6 +272,12 @@ pub fn render_run_text(run: &RunReport) -> String {
             ""
         }
     );
+    for e in &run.export_errors {
+        let _ = writeln!(
+            out,
+            "EXPORT FAILED: {e} (the sweep's figures above still stand; the exit code is 1)"
+        );
+    }
     if run.interrupted {
         out.push_str(INTERRUPTED_LINE);
     }
@@ -346,6 +366,7 @@ fn outcome_word(o: Outcome) -> &'static str {
         Outcome::Interrupted => "interrupted",
         Outcome::Kept => "kept",
         Outcome::Vanished => "vanished",
+        Outcome::GoneBeforeAbort => "gone-before-abort",
     }
 }
 

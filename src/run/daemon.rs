@@ -209,12 +209,10 @@ impl Daemon {
             }
         }
         let opts = self.runner.options(0);
-        // A failed textfile write is logged by the exporter; the daemon goes on.
-        let (run, _exported) = self
-            .runner
+        // A failed textfile write is logged and counted by the export; the daemon goes on.
+        self.runner
             .sweep(std::slice::from_ref(t), &s.scope, &opts)
-            .await;
-        run
+            .await
     }
 
     fn after_sweep(&self, s: &TargetState, run: &RunReport) {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::report::{RunReport, TargetReport};
+use crate::report::RunReport;
 use crate::store::proxy::Proxies;
 use crate::store::tls::Trust;
 
@@ -59,45 +59,37 @@ impl Exporter {
         }
     }
 
-    /// Records one target's sweep and rewrites the textfile; false (logged) when writing failed.
-    pub fn record(&self, r: &TargetReport) -> bool {
-        self.metrics.record(r);
-        self.write_textfile()
-    }
-
-    /// Exports a whole run: records it, rewrites the textfile once and pushes it when a
-    /// Pushgateway is configured. False (logged) when any of them failed.
-    pub async fn export(&self, run: &RunReport) -> bool {
-        let recorded = self.record_run(run);
-        self.push().await && recorded
-    }
-
-    /// Records a whole run and rewrites the textfile once.
-    pub fn record_run(&self, run: &RunReport) -> bool {
+    /// Exports a whole run: records it, rewrites the textfile once and pushes the registry when
+    /// a Pushgateway is configured. A failure is logged, counted on
+    /// `mpu_janitor_export_errors_total{sink}` and said in the report's `export_errors`.
+    pub async fn export(&self, run: &mut RunReport) {
         run.targets.iter().for_each(|t| self.metrics.record(t));
         run.discovery
             .iter()
             .for_each(|d| self.metrics.record_discovery(d));
-        self.write_textfile()
-    }
-
-    fn write_textfile(&self) -> bool {
-        let Some(path) = &self.textfile else {
-            return true;
-        };
-        match self.metrics.write_textfile(path) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "Writing the metrics textfile failed");
-                false
-            }
+        if let Err(e) = self.write_textfile() {
+            run.export_errors.push(e);
+        }
+        if let Err(e) = self.push().await {
+            run.export_errors.push(e);
         }
     }
 
-    /// Pushes the registry to the Pushgateway, if one is configured; false (logged) on failure.
-    pub async fn push(&self) -> bool {
+    fn write_textfile(&self) -> Result<(), String> {
+        let Some(path) = &self.textfile else {
+            return Ok(());
+        };
+        self.metrics.write_textfile(path).map_err(|e| {
+            tracing::error!(path = %path.display(), error = %e, "Writing the metrics textfile failed");
+            self.metrics.export_failed("textfile");
+            format!("textfile {}: {e}", path.display())
+        })
+    }
+
+    /// Pushes the registry to the Pushgateway, if one is configured.
+    async fn push(&self) -> Result<(), String> {
         let Some((url, via)) = &self.push else {
-            return true;
+            return Ok(());
         };
         let redacted = crate::redact::redact_url(url.as_str());
         match crate::metrics::push(self.metrics.render(), url, &crate::metrics::hostname(), via)
@@ -105,11 +97,12 @@ impl Exporter {
         {
             Ok(()) => {
                 tracing::info!(url = %redacted, "Pushed metrics");
-                true
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(error = %e, "Pushing metrics failed; the sweep itself still counts");
-                false
+                self.metrics.export_failed("pushgateway");
+                Err(format!("pushgateway {redacted}: {e}"))
             }
         }
     }

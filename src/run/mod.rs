@@ -93,18 +93,13 @@ impl Runner {
 
     /// The route of every command: discovery, connect, sweep and collect each target (see the
     /// module doc), the report marked interrupted if a shutdown cut any target short, then the
-    /// export. Returns the report and whether the export succeeded.
-    pub async fn sweep(
-        &self,
-        targets: &[Target],
-        scope: &Scope,
-        opts: &SweepOptions,
-    ) -> (RunReport, bool) {
+    /// export (a failed one is in the report's `export_errors`).
+    pub async fn sweep(&self, targets: &[Target], scope: &Scope, opts: &SweepOptions) -> RunReport {
         let mut run =
             sweep_targets(targets, &self.connector, opts, self.parallel_targets, scope).await;
         run.mark_interrupted();
-        let exported = self.exporter.export(&run).await;
-        (run, exported)
+        self.exporter.export(&mut run).await;
+        run
     }
 
     /// Spawns `work` on the runner's tracker: the drain waits for it.
@@ -122,7 +117,7 @@ impl Runner {
         targets: Arc<[Target]>,
         scope: Arc<Scope>,
         opts: SweepOptions,
-    ) -> JoinHandle<(RunReport, bool)> {
+    ) -> JoinHandle<RunReport> {
         let runner = self.clone();
         self.spawn(async move { runner.sweep(&targets, &scope, &opts).await })
     }
@@ -147,7 +142,7 @@ impl Runner {
         scope: Arc<Scope>,
         opts: SweepOptions,
         show: Show,
-    ) -> Option<(RunReport, bool)> {
+    ) -> Option<RunReport> {
         let _display = progress::Display::start(opts.progress.clone(), show);
         let mut sweep = self.start(targets, scope, opts);
         let done = tokio::select! {
@@ -186,8 +181,7 @@ fn in_flight_cap(max_in_flight: usize) -> usize {
 pub struct Outcome {
     /// The report.
     pub report: Option<RunReport>,
-    /// How the command ends: the report's exit, or [`Exit::Failed`] when an export failed or the
-    /// drain ran out.
+    /// How the command ends: the report's exit, or [`Exit::Failed`] when the drain ran out.
     pub exit: Exit,
 }
 
@@ -217,21 +211,18 @@ async fn command(config: &Config, exporter: Exporter, max_listed: usize, show: S
     let opts = runner.options(max_listed);
     let targets: Arc<[Target]> = config.targets.clone().into();
     let scope = Arc::new(Scope::of(config));
-    let Some((report, exported)) = runner.sweep_all(targets, scope, opts, show).await else {
+    let Some(report) = runner.sweep_all(targets, scope, opts, show).await else {
         return Outcome {
             report: None,
             exit: Exit::Failed,
         };
     };
-    let mut exit = report.exit_code();
+    let exit = report.exit_code();
     if report.interrupted {
         tracing::warn!(
             exit_code = exit.code(),
             "Interrupted by a shutdown signal: not every target was swept to its end; run again to finish"
         );
-    }
-    if !exported {
-        exit = exit.worst(Exit::Failed);
     }
     Outcome {
         report: Some(report),

@@ -100,5 +100,6 @@ pub async fn sweep_targets(
         targets: reports.into_iter().map(|(_, r)| r).collect(),
         interrupted: false,
         discovery,
+        export_errors: Vec::new(),
     }
 }

@@ -38,6 +38,7 @@
 mod common;
 
 mod access_points;
+mod accounting;
 mod cli;
 mod concurrency;
 mod config;
