@@ -92,9 +92,8 @@ def check_config(rendered, binary, configmap=None):
            if not k.startswith("MPU_JANITOR_") and k != "JOB_COMPLETION_INDEX"}
     if ws:
         for e in janitor(ws[0]).get("env", []):
-            if "value" not in e:
-                continue   # fieldRef: set by Kubernetes
-            v = re.sub(r"\$\((\w+)\)", "0", e["value"])
+            # A fieldRef (the completion index) is set by Kubernetes: 0 here, like $(VAR) uses.
+            v = re.sub(r"\$\((\w+)\)", "0", e.get("value", "0"))
             # The textfile's directory is a hostPath on the node: a scratch directory here.
             v = v.replace("/var/lib/mpu-janitor/textfile", tmp)
             env[e["name"]] = v
@@ -262,7 +261,7 @@ def modes(rendered_dir):
             e.append(f"{name}: concurrencyPolicy {w['spec']['concurrencyPolicy']}")
         if name == "shards-schedule":
             tfp = env.get("MPU_JANITOR_METRICS__TEXTFILE", {}).get("value", "")
-            if "$(MPU_JANITOR_SHARD_INDEX)" not in tfp or list(env).index("MPU_JANITOR_SHARD_INDEX") > list(env).index("MPU_JANITOR_METRICS__TEXTFILE"):
+            if "$(JANITOR_SHARD_INDEX)" not in tfp or list(env).index("JANITOR_SHARD_INDEX") > list(env).index("MPU_JANITOR_METRICS__TEXTFILE"):
                 e.append(f"{name}: the textfile is not per shard: {tfp}")
     # helm test hooks: /healthz of the daemon's Service; check-config elsewhere.
     for name, want in (("daemon-default", "/healthz"), ("cronjob", "check-config"), ("shards", "check-config")):

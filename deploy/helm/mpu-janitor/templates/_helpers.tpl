@@ -118,12 +118,12 @@ the shard count, the existing Secret, extraEnv.
 {{- if and $batch .Values.metrics.textfile.enabled }}
 {{- if eq .Values.mode "shards" }}
 # One file per shard: the completion index, from the pod's annotation.
-- name: MPU_JANITOR_SHARD_INDEX
+- name: JANITOR_SHARD_INDEX
   valueFrom:
     fieldRef:
       fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']
 - name: MPU_JANITOR_METRICS__TEXTFILE
-  value: /var/lib/mpu-janitor/textfile/{{ trimSuffix ".prom" .Values.metrics.textfile.fileName }}_shard_$(MPU_JANITOR_SHARD_INDEX).prom
+  value: /var/lib/mpu-janitor/textfile/{{ trimSuffix ".prom" .Values.metrics.textfile.fileName }}_shard_$(JANITOR_SHARD_INDEX).prom
 {{- else }}
 - name: MPU_JANITOR_METRICS__TEXTFILE
   value: /var/lib/mpu-janitor/textfile/{{ .Values.metrics.textfile.fileName }}
