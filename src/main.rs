@@ -51,7 +51,7 @@ enum Command {
         /// Report format on stdout
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
-        /// Most aborted uploads listed per target in the JSON report (problems are always listed)
+        /// Most aborted uploads listed per target in the report, text or JSON (problems are always listed)
         #[arg(long, default_value_t = 1000, value_name = "N")]
         max_listed: usize,
         /// When stderr is not a terminal, a progress log line this often (0s: none)
@@ -168,12 +168,6 @@ fn main() -> ExitCode {
             progress_every,
             ..
         } => {
-            // The text report shows only the uploads that need attention: keep no others.
-            let max_listed = if output == Output::Text {
-                0
-            } else {
-                max_listed
-            };
             let show = Show::for_stderr(progress_every);
             let once = on_workers(&runtime, async move {
                 run::once(&config, max_listed, show).await

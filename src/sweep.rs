@@ -55,6 +55,15 @@ pub struct SweepOptions {
     pub global_limit: Option<Arc<Semaphore>>,
     /// Base delay before a re-abort; doubled each time, with jitter.
     pub reabort_backoff: Duration,
+    /// Told of every upload's outcome as it is decided (the run layer's audit trail).
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// What is told of each upload's outcome, as the sweep decides it, before the report's list is
+/// capped: the audit trail sees every upload.
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    /// One upload of `target` (its report name) has its outcome.
+    fn upload(&self, target: &str, upload: &UploadReport, dry_run: bool);
 }
 
 impl Default for SweepOptions {
@@ -66,6 +75,7 @@ impl Default for SweepOptions {
             progress: Arc::default(),
             global_limit: None,
             reabort_backoff: Duration::from_millis(100),
+            observer: None,
         }
     }
 }
@@ -181,7 +191,7 @@ pub async fn sweep<S: UploadStore>(
             })
             .buffer_unordered(width)
             .fold(
-                Tally::new(opts.max_listed),
+                Tally::new(opts, target),
                 |mut tally, processed| async move {
                     match processed {
                         Ok(p) => tally.record(p),
@@ -260,18 +270,27 @@ struct Tally {
     report: TargetReport,
     max_listed: usize,
     listed_ok: usize,
+    /// Told of each upload first, with the target's name and whether it is a dry run.
+    observer: Option<(Arc<dyn Observer>, String, bool)>,
 }
 
 impl Tally {
-    fn new(max_listed: usize) -> Self {
+    fn new(opts: &SweepOptions, target: &Target) -> Self {
         Tally {
             report: TargetReport::default(),
-            max_listed,
+            max_listed: opts.max_listed,
             listed_ok: 0,
+            observer: opts
+                .observer
+                .clone()
+                .map(|o| (o, target.bucket.clone(), target.settings.dry_run)),
         }
     }
 
     fn record(&mut self, p: Processed) {
+        if let Some((observer, target, dry_run)) = &self.observer {
+            observer.upload(target, &p.report, *dry_run);
+        }
         let report = &mut self.report;
         if let Some(e) = &p.error {
             report.count_error(e.operation, e.kind);

@@ -280,6 +280,16 @@ impl Default for MetricsConfig {
     }
 }
 
+/// `[audit]`: the record of every upload the janitor acts on or judges stale.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// File the records are appended to, one JSON line each, flushed before the run's report is
+    /// printed; reopened at every run, so logrotate can rotate it. "" = the INFO log events of
+    /// target `mpu_janitor::audit` only. Default "".
+    pub path: PathBuf,
+}
+
 /// The whole file as written.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,6 +306,9 @@ pub struct FileConfig {
     /// Splitting targets across processes.
     #[serde(default)]
     pub sharding: ShardingConfig,
+    /// The audit trail.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// What to sweep.
     #[serde(default)]
     pub targets: Vec<TargetFile>,
@@ -312,6 +325,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// `[sharding]` as resolved (index filled from `$JOB_COMPLETION_INDEX` when unset).
     pub sharding: ShardingConfig,
+    /// `[audit]` as resolved.
+    pub audit: AuditConfig,
     /// The targets of this shard, settings resolved.
     pub targets: Vec<Target>,
     /// The buckets every shard's targets name, as (endpoint, bucket): discovery leaves them to
@@ -449,6 +464,7 @@ impl Config {
             metrics: file.metrics,
             daemon: file.daemon,
             sharding,
+            audit: file.audit,
             targets,
             sources,
         };

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Config, DaemonConfig, MetricsConfig, Settings, ShardingConfig};
+use super::{AuditConfig, Config, DaemonConfig, MetricsConfig, Settings, ShardingConfig};
 use crate::redact::redact_url;
 
 /// The proxy variables the clients read where `proxy` is empty (upper case first).
@@ -28,6 +28,7 @@ pub fn render_effective(config: &Config) -> String {
         metrics: MetricsConfig,
         daemon: DaemonConfig,
         sharding: ShardingConfig,
+        audit: AuditConfig,
         targets: Vec<BTreeMap<String, toml::Value>>,
     }
     let targets = config
@@ -84,6 +85,7 @@ pub fn render_effective(config: &Config) -> String {
         metrics: config.metrics.clone(),
         daemon: config.daemon.clone(),
         sharding: config.sharding.clone(),
+        audit: config.audit.clone(),
         targets,
     };
     let mut text = String::new();
@@ -120,7 +122,7 @@ pub fn render_effective(config: &Config) -> String {
         .collect();
     text.push_str(&format!(
         "# A SIGHUP to `run` re-applies everything but {} (those need a restart)\n",
-        restart.join(" and ")
+        restart.join(", ")
     ));
     text.push_str(
         "# How each target is addressed (aws-sdk-s3's endpoint rules; Glacier's for a vault):\n",

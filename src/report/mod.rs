@@ -356,6 +356,9 @@ impl TargetReport {
 /// A whole run: every target.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RunReport {
+    /// The run's id, as in every record of its audit trail; empty outside the run layer.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
     /// Start.
     #[serde(serialize_with = "rfc3339")]
     pub started_at: DateTime<Utc>,
@@ -583,6 +586,7 @@ mod tests {
             ..Default::default()
         };
         let run = |targets: Vec<TargetReport>| RunReport {
+            run_id: String::new(),
             started_at: DateTime::UNIX_EPOCH,
             finished_at: DateTime::UNIX_EPOCH,
             dry_run: false,

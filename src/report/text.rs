@@ -255,6 +255,31 @@ pub fn render_run_text(run: &RunReport) -> String {
                 u.upload_id
             );
         }
+        // What the sweep did to each upload (as many as the report kept: --max-listed).
+        for u in t.uploads.iter().filter(|u| {
+            matches!(
+                u.outcome,
+                Outcome::Aborted | Outcome::GoneBeforeAbort | Outcome::WouldAbort
+            )
+        }) {
+            let _ = writeln!(
+                out,
+                "  {} {:?} upload {}: {}, {} after {}",
+                outcome_word(u.outcome),
+                u.key,
+                u.upload_id,
+                plural(u.parts, "part"),
+                human_bytes(u.bytes),
+                plural(u64::from(u.abort_attempts), "abort")
+            );
+        }
+        if t.uploads_omitted > 0 {
+            let _ = writeln!(
+                out,
+                "  ... and {} more not listed (--max-listed; every one is in the audit trail)",
+                plural(t.uploads_omitted, "upload")
+            );
+        }
     }
     let total = run.totals();
     let _ = writeln!(

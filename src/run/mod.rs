@@ -12,6 +12,7 @@
 //! way. The daemon ([`daemon`]), the progress display ([`progress`]) and the export ([`export`])
 //! each have their own file.
 
+pub mod audit;
 pub mod daemon;
 pub mod export;
 pub mod progress;
@@ -31,6 +32,7 @@ use crate::shutdown::Shutdown;
 use crate::store::Connector;
 use crate::sweep::SweepOptions;
 
+pub use audit::AuditTrail;
 pub use export::Exporter;
 pub use progress::{Show, log_writer};
 pub use targets::{connect_and_sweep, sweep_targets};
@@ -47,20 +49,25 @@ pub struct Runner {
     pub parallel_targets: usize,
     /// Where each run's figures go.
     pub exporter: Exporter,
+    /// Where each run's records of uploads go.
+    pub audit: AuditTrail,
     /// Every sweep in flight, for the drain.
     tracker: TaskTracker,
 }
 
 impl Runner {
-    /// A runner with the limits of `config`, the default credential chain and `exporter`.
+    /// A runner with the limits and the audit trail of `config`, the default credential chain and
+    /// `exporter`.
     pub fn new(config: &Config, shutdown: Shutdown, exporter: Exporter) -> Self {
-        Self::with_connector(
+        let mut runner = Self::with_connector(
             Connector::new(),
             shutdown,
             in_flight_cap(config.daemon.max_in_flight),
             config.daemon.parallel_targets,
             exporter,
-        )
+        );
+        runner.audit = AuditTrail::new(&config.audit);
+        runner
     }
 
     /// A runner on `connector` with these limits (the demo, tests).
@@ -77,6 +84,7 @@ impl Runner {
             global_limit: Arc::new(Semaphore::new(max_in_flight)),
             parallel_targets,
             exporter,
+            audit: AuditTrail::default(),
             tracker: TaskTracker::new(),
         }
     }
@@ -92,12 +100,23 @@ impl Runner {
     }
 
     /// The route of every command: discovery, connect, sweep and collect each target (see the
-    /// module doc), the report marked interrupted if a shutdown cut any target short, then the
-    /// export (a failed one is in the report's `export_errors`).
+    /// module doc), each upload's record in the audit trail as it is decided, the report marked
+    /// interrupted if a shutdown cut any target short, then the export (a failed one, or a failed
+    /// audit file, is in the report's `export_errors`).
     pub async fn sweep(&self, targets: &[Target], scope: &Scope, opts: &SweepOptions) -> RunReport {
+        let audit = Arc::new(self.audit.run());
+        let opts = SweepOptions {
+            observer: Some(audit.clone()),
+            ..opts.clone()
+        };
         let mut run =
-            sweep_targets(targets, &self.connector, opts, self.parallel_targets, scope).await;
+            sweep_targets(targets, &self.connector, &opts, self.parallel_targets, scope).await;
+        run.run_id = audit.run_id().to_string();
         run.mark_interrupted();
+        if let Some(e) = audit.finish() {
+            self.exporter.metrics.export_failed("audit");
+            run.export_errors.push(e);
+        }
         self.exporter.export(&mut run).await;
         run
     }

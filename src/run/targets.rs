@@ -94,6 +94,7 @@ pub async fn sweep_targets(
         .await;
     reports.sort_by_key(|(i, _)| *i);
     RunReport {
+        run_id: String::new(),
         started_at,
         finished_at: Utc::now(),
         dry_run: !targets.is_empty() && targets.iter().all(|t| t.settings.dry_run),
