@@ -1,0 +1,121 @@
+//! What the directory-bucket endpoint's handle takes and hands out: its fault plan,
+//! counters, upload snapshots and request records.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::DEFAULT_SESSION_TTL;
+#[allow(unused_imports)] // doc links
+use super::DirectoryEndpoint;
+
+/// Fault plan applied to requests; change it at runtime with [`DirectoryEndpoint::set_faults`].
+///
+/// The default plan injects nothing (sessions last [`DEFAULT_SESSION_TTL`]).
+#[derive(Clone, Debug)]
+pub struct DirFaults {
+    /// Straggling uploads, by exact key: for an upload with that key, the first `N`
+    /// `AbortMultipartUpload` calls answer 204 but leave the upload listed with one new part
+    /// (a part that landed after the abort: a new number, a new `ETag`); abort number `N + 1`
+    /// really removes it. The count is kept per upload.
+    pub stragglers: HashMap<String, u32>,
+    /// Keys whose uploads never go away: every abort answers 204 and a new part lands.
+    pub never_empty: HashSet<String>,
+    /// Keys whose upload is replaced by a newer one under the same id at its first
+    /// `ListParts`: its initiation time moves one hour forward (as
+    /// [`DirectoryEndpoint::replace_upload`] does) before the parts are answered, so an abort
+    /// carrying the listed time gets `412 PreconditionFailed`.
+    pub replace_on_list_parts: HashSet<String>,
+    /// Largest `ListMultipartUploads` page, whatever `max-uploads` asks (0 counts as 1).
+    pub page_size: Option<usize>,
+    /// Lifetime of the sessions created from now on.
+    pub session_ttl: Duration,
+    /// Delay added before every request is handled (rejected ones included).
+    pub latency: Duration,
+}
+
+impl Default for DirFaults {
+    fn default() -> Self {
+        DirFaults {
+            stragglers: HashMap::new(),
+            never_empty: HashSet::new(),
+            replace_on_list_parts: HashSet::new(),
+            page_size: None,
+            session_ttl: DEFAULT_SESSION_TTL,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+/// Counters for assertions; see [`DirectoryEndpoint::stats`].
+///
+/// Operation counters count every call that passed authentication and reached its operation,
+/// whether it succeeded or not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirStats {
+    /// HTTP requests received, rejected ones included.
+    pub requests: u64,
+    /// Requests refused by authentication: signatures (missing, malformed, expired, wrong,
+    /// unknown keys) and sessions (none, unknown, forged token, another bucket's, expired).
+    pub rejected: u64,
+    /// Of `rejected`, those refused `ExpiredToken` (a session past its expiration).
+    pub expired_session_rejections: u64,
+    /// `CreateSession` calls answered with credentials.
+    pub sessions_created: u64,
+    /// `ListMultipartUploads` calls (one per page).
+    pub list_multipart_uploads: u64,
+    /// `ListParts` calls (one per page).
+    pub list_parts: u64,
+    /// `AbortMultipartUpload` calls (including ones answered `NoSuchUpload` or 412).
+    pub abort_multipart_upload: u64,
+    /// Aborts that really removed an upload.
+    pub aborts_removed: u64,
+    /// Aborts that answered 204 but kept the upload (stragglers, never-empty keys).
+    pub aborts_swallowed: u64,
+    /// Aborts refused `412 PreconditionFailed` (`If-Match-Initiated-Time` not the upload's).
+    pub aborts_precondition_failed: u64,
+}
+
+/// One multipart upload of a directory bucket as currently stored; see
+/// [`DirectoryEndpoint::uploads`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirUploadSnapshot {
+    pub key: String,
+    pub upload_id: String,
+    /// Initiation time (what `Initiated` lists).
+    pub initiated: DateTime<Utc>,
+    /// Number of parts.
+    pub parts: u32,
+    /// Sum of the parts' sizes.
+    pub bytes: u64,
+}
+
+/// One request as received; see [`DirectoryEndpoint::requests`].
+///
+/// Fields are filled from the request as far as it could be read, rejected requests included;
+/// strings are empty where absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirRequest {
+    pub method: String,
+    /// The `Host` header as sent (the target's authority if there was none).
+    pub host: String,
+    /// The request target as sent: path and query, or the absolute URI.
+    pub target: String,
+    /// Whether the bucket came from the path (not from the host).
+    pub path_style: bool,
+    pub bucket: String,
+    /// `CreateSession`, `ListMultipartUploads`, `ListParts`, `AbortMultipartUpload`,
+    /// `GetBucketLifecycleConfiguration` or `Unknown`.
+    pub operation: &'static str,
+    /// From the `Authorization` header's credential scope.
+    pub access_key: String,
+    pub region: String,
+    pub service: String,
+    /// The `x-amz-s3session-token` header.
+    pub session_token: Option<String>,
+    /// The `x-amz-if-match-initiated-time` header as sent.
+    pub if_match_initiated_time: Option<String>,
+    /// Status answered (0 while the request is in flight).
+    pub status: u16,
+}
