@@ -1,0 +1,78 @@
+//! What the Glacier endpoint's handle takes and hands out: its fault plan, counters and
+//! upload snapshots.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+#[allow(unused_imports)] // doc links
+use super::GlacierEndpoint;
+
+/// Fault plan applied to requests; change it at runtime with [`GlacierEndpoint::set_faults`].
+///
+/// The default plan injects nothing.
+#[derive(Clone, Debug, Default)]
+pub struct GlacierFaults {
+    /// Straggling uploads, by exact archive description: for an upload with that description,
+    /// the first `N` `AbortMultipartUpload` calls answer 204 but leave the upload listed with
+    /// all its parts (as if a part had landed after the abort); abort number `N + 1` really
+    /// removes it. The count is kept per upload.
+    pub stragglers: HashMap<String, u32>,
+    /// Archive descriptions whose uploads never go away: every abort answers 204 and removes
+    /// nothing.
+    pub never_empty: HashSet<String>,
+    /// Delay added before every request is handled (rejected ones included).
+    pub latency: Duration,
+}
+
+/// Counters for assertions; see [`GlacierEndpoint::stats`].
+///
+/// Operation counters count every call that passed authentication and reached its operation,
+/// whether it succeeded or not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GlacierStats {
+    /// HTTP requests received, rejected ones included.
+    pub requests: u64,
+    /// Requests refused by authentication (missing, malformed, expired or wrong signatures,
+    /// unknown access keys).
+    pub rejected: u64,
+    /// `ListMultipartUploads` calls (one per page).
+    pub list_multipart_uploads: u64,
+    /// `ListParts` calls (one per page).
+    pub list_parts: u64,
+    /// `AbortMultipartUpload` calls (including ones answered `ResourceNotFoundException`).
+    pub abort_multipart_upload: u64,
+    /// Aborts that really removed an upload.
+    pub aborts_removed: u64,
+    /// Aborts that answered 204 but kept the upload (stragglers, never-empty descriptions).
+    pub aborts_swallowed: u64,
+    /// `AbortMultipartUpload` calls by upload id.
+    pub aborts_by_upload_id: HashMap<String, u64>,
+}
+
+impl GlacierStats {
+    /// Number of `AbortMultipartUpload` calls made for `upload_id`.
+    #[must_use]
+    pub fn aborts_for_upload(&self, upload_id: &str) -> u64 {
+        self.aborts_by_upload_id
+            .get(upload_id)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// One multipart upload of a vault as currently stored; see [`GlacierEndpoint::uploads`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultUploadSnapshot {
+    /// Upload id (92 URL-safe characters).
+    pub upload_id: String,
+    /// Archive description given when the upload was created.
+    pub description: String,
+    /// Creation date.
+    pub created: DateTime<Utc>,
+    /// Size of every part in bytes.
+    pub part_size: u64,
+    /// Number of parts uploaded (each a full `part_size` range).
+    pub parts: u32,
+}
