@@ -11,11 +11,14 @@
 //! - [`express`]: directory buckets ([`express::DirectoryEndpoint`]): sessions, opaque
 //!   listing markers, conditional aborts;
 //! - [`glacier`]: Glacier vaults ([`glacier::GlacierEndpoint`]);
+//! - [`faults`]: the fault vocabulary the three share ([`faults::FaultPlan`]), one meaning
+//!   a word;
 //! - `serve`: the accept loop and graceful shutdown all three share, and the helpers the
 //!   hand-written two render with;
 //! - `sigv4`: the `SigV4` verifier of the hand-written two.
 
 pub mod express;
+pub mod faults;
 pub mod glacier;
 pub mod s3;
 mod serve;

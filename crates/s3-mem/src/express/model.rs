@@ -9,19 +9,21 @@ use chrono::{DateTime, Utc};
 use super::DEFAULT_SESSION_TTL;
 #[allow(unused_imports)] // doc links
 use super::DirectoryEndpoint;
+use crate::faults::{AbortFate, FaultPlan, swallows};
 
 /// Fault plan applied to requests; change it at runtime with [`DirectoryEndpoint::set_faults`].
 ///
 /// The default plan injects nothing (sessions last [`DEFAULT_SESSION_TTL`]).
 #[derive(Clone, Debug)]
 pub struct DirFaults {
-    /// Straggling uploads, by exact key: for an upload with that key, the first `N`
-    /// `AbortMultipartUpload` calls answer 204 but leave the upload listed with one new part
-    /// (a part that landed after the abort: a new number, a new `ETag`); abort number `N + 1`
-    /// really removes it. The count is kept per upload.
-    pub stragglers: HashMap<String, u32>,
-    /// Keys whose uploads never go away: every abort answers 204 and a new part lands.
-    pub never_empty: HashSet<String>,
+    /// Uploads a writer keeps adding to, by exact key: the first `N` `AbortMultipartUpload`
+    /// calls of an upload with that key answer 204 and a new part lands after each (a new
+    /// number, a new `ETag`); abort `N + 1` removes it (the shared `late_parts`, see
+    /// [`crate::faults`]).
+    pub late_parts: HashMap<String, u32>,
+    /// Keys whose uploads never go away: every abort answers 204 and a new part lands (the
+    /// shared `endless_late_parts`).
+    pub endless_late_parts: HashSet<String>,
     /// Keys whose upload is replaced by a newer one under the same id at its first
     /// `ListParts`: its initiation time moves one hour forward (as
     /// [`DirectoryEndpoint::replace_upload`] does) before the parts are answered, so an abort
@@ -38,12 +40,26 @@ pub struct DirFaults {
 impl Default for DirFaults {
     fn default() -> Self {
         DirFaults {
-            stragglers: HashMap::new(),
-            never_empty: HashSet::new(),
+            late_parts: HashMap::new(),
+            endless_late_parts: HashSet::new(),
             replace_on_list_parts: HashSet::new(),
             page_size: None,
             session_ttl: DEFAULT_SESSION_TTL,
             latency: Duration::ZERO,
+        }
+    }
+}
+
+impl FaultPlan for DirFaults {
+    fn latency(&self) -> Duration {
+        self.latency
+    }
+
+    fn abort_fate(&self, name: &str, swallowed: u32) -> AbortFate {
+        if swallows(&self.late_parts, &self.endless_late_parts, name, swallowed) {
+            AbortFate::LatePart
+        } else {
+            AbortFate::Remove
         }
     }
 }
@@ -71,7 +87,7 @@ pub struct DirStats {
     pub abort_multipart_upload: u64,
     /// Aborts that really removed an upload.
     pub aborts_removed: u64,
-    /// Aborts that answered 204 but kept the upload (stragglers, never-empty keys).
+    /// Aborts that answered 204 but kept the upload (late parts).
     pub aborts_swallowed: u64,
     /// Aborts refused `412 PreconditionFailed` (`If-Match-Initiated-Time` not the upload's).
     pub aborts_precondition_failed: u64,

@@ -13,6 +13,7 @@ use hyper::{Response, StatusCode};
 use super::errors::{S3Error, document, element, xml_response};
 use super::state::{PartRec, Position, SessionRec, Shared, etag, position, replace_initiated};
 use super::{EXPIRED_SESSION_MEMORY, LATE_PART_SIZE, MAX_PAGE, STORAGE_CLASS, TOKEN_ALPHABET};
+use crate::faults::{AbortFate, FaultPlan as _};
 use crate::serve::{HttpResponse, clamp_time, iso8601};
 use crate::sigv4::{aws_encode, hex, unhex};
 
@@ -303,15 +304,8 @@ pub(super) fn abort_multipart_upload(
         ));
     }
     // Lock order: state, then faults (nothing takes them the other way round).
-    let keep = {
-        let faults = shared.faults.lock();
-        faults.never_empty.contains(key)
-            || faults
-                .stragglers
-                .get(key)
-                .is_some_and(|&n| up.swallowed_aborts < n)
-    };
-    if keep {
+    let fate = (shared.faults.lock()).abort_fate(key, up.swallowed_aborts);
+    if fate == AbortFate::LatePart {
         // A part that landed after the abort: the next number, a new ETag.
         up.swallowed_aborts += 1;
         let (number, size) = up

@@ -321,8 +321,8 @@ async fn list_parts_and_conditional_aborts_follow_initiation_times_and_faults() 
     );
 
     ep.update_faults(|f| {
-        f.stragglers.insert("logs/late".to_owned(), 1);
-        f.never_empty.insert("logs/stuck".to_owned());
+        f.late_parts.insert("logs/late".to_owned(), 1);
+        f.endless_late_parts.insert("logs/stuck".to_owned());
         f.replace_on_list_parts.insert("logs/moved".to_owned());
     });
     let late = ep.seed_upload(BUCKET, "logs/late", t0, &[(1, MIB)]);

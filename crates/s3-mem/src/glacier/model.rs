@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::faults::{AbortFate, FaultPlan, swallows};
+
 #[allow(unused_imports)] // doc links
 use super::GlacierEndpoint;
 
@@ -14,16 +16,30 @@ use super::GlacierEndpoint;
 /// The default plan injects nothing.
 #[derive(Clone, Debug, Default)]
 pub struct GlacierFaults {
-    /// Straggling uploads, by exact archive description: for an upload with that description,
-    /// the first `N` `AbortMultipartUpload` calls answer 204 but leave the upload listed with
-    /// all its parts (as if a part had landed after the abort); abort number `N + 1` really
-    /// removes it. The count is kept per upload.
+    /// Straggling uploads, by exact archive description: the first `N`
+    /// `AbortMultipartUpload` calls of an upload with that description answer 204 but leave it
+    /// listed with all its parts; abort `N + 1` removes it (the shared `stragglers`, see
+    /// [`crate::faults`]).
     pub stragglers: HashMap<String, u32>,
     /// Archive descriptions whose uploads never go away: every abort answers 204 and removes
-    /// nothing.
+    /// nothing (the shared `never_empty`).
     pub never_empty: HashSet<String>,
     /// Delay added before every request is handled (rejected ones included).
     pub latency: Duration,
+}
+
+impl FaultPlan for GlacierFaults {
+    fn latency(&self) -> Duration {
+        self.latency
+    }
+
+    fn abort_fate(&self, name: &str, swallowed: u32) -> AbortFate {
+        if swallows(&self.stragglers, &self.never_empty, name, swallowed) {
+            AbortFate::Swallow
+        } else {
+            AbortFate::Remove
+        }
+    }
 }
 
 /// Counters for assertions; see [`GlacierEndpoint::stats`].

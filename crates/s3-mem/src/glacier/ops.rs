@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::errors::{ApiError, json_response};
 use super::state::{Shared, parse_part_marker, parse_upload_marker, part_marker, upload_marker};
 use super::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::faults::{AbortFate, FaultPlan as _};
 use crate::serve::{HttpResponse, iso8601};
 use crate::sigv4::{hex, normalize_path, percent_decode, sha256};
 
@@ -209,21 +210,14 @@ pub(super) fn abort_multipart_upload(
         .get_mut(&id)
         .ok_or_else(|| upload_not_found(upload_id))?;
     // Lock order: state, then faults (nothing takes them the other way round).
-    let keep = {
-        let faults = shared.faults.lock();
-        faults.never_empty.contains(&up.description)
-            || faults
-                .stragglers
-                .get(&up.description)
-                .is_some_and(|&n| up.swallowed_aborts < n)
-    };
-    if keep {
-        up.swallowed_aborts += 1;
-        st.stats.aborts_swallowed += 1;
-    } else {
+    let fate = (shared.faults.lock()).abort_fate(&up.description, up.swallowed_aborts);
+    if fate == AbortFate::Remove {
         vault.uploads.remove(&id);
         vault.created_by_id.remove(upload_id);
         st.stats.aborts_removed += 1;
+    } else {
+        up.swallowed_aborts += 1;
+        st.stats.aborts_swallowed += 1;
     }
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::NO_CONTENT;

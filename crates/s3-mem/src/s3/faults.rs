@@ -11,6 +11,7 @@ use super::addressing::bucket_of;
 use super::state::Shared;
 #[allow(unused_imports)] // doc links
 use super::{Endpoint, Stats};
+use crate::faults::{AbortFate, FaultPlan, swallows};
 
 /// Fault plan applied to requests; change it at runtime with [`Endpoint::set_faults`].
 ///
@@ -18,13 +19,12 @@ use super::{Endpoint, Stats};
 /// scene first and then sets the plan.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
-    /// Straggling uploads, by exact object key: for an upload with that key, the first
-    /// `N` `AbortMultipartUpload` calls answer 204 but leave the upload listed with all
-    /// its parts (as if a racing part upload had landed); abort number `N + 1` really
-    /// removes it. The count is kept per upload, over the aborts it has swallowed so far.
+    /// Straggling uploads, by exact object key: the first `N` `AbortMultipartUpload` calls of
+    /// an upload with that key answer 204 but leave it listed with all its parts; abort
+    /// `N + 1` removes it (the shared `stragglers`, see [`crate::faults`]).
     pub stragglers: HashMap<String, u32>,
-    /// Object keys whose uploads never go away: every abort answers 204 and removes
-    /// nothing.
+    /// Object keys whose uploads never go away: every abort answers 204 and removes nothing
+    /// (the shared `never_empty`).
     pub never_empty: HashSet<String>,
     /// Fraction (0.0..=1.0) of all HTTP requests answered `503 SlowDown` before anything
     /// else is done (no authentication, no state change).
@@ -72,6 +72,20 @@ pub struct Throttle {
     pub rate: f64,
     /// Requests a partition takes at once after being idle.
     pub burst: f64,
+}
+
+impl FaultPlan for Faults {
+    fn latency(&self) -> Duration {
+        self.latency
+    }
+
+    fn abort_fate(&self, name: &str, swallowed: u32) -> AbortFate {
+        if swallows(&self.stragglers, &self.never_empty, name, swallowed) {
+            AbortFate::Swallow
+        } else {
+            AbortFate::Remove
+        }
+    }
 }
 
 impl Shared {

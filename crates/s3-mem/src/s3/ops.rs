@@ -15,6 +15,8 @@ use std::fmt::Write as _;
 
 #[allow(unused_imports)] // doc links
 use super::Faults;
+use crate::faults::{AbortFate, FaultPlan as _};
+
 use super::state::{BucketRec, PartRec, Shared, UploadRec, digest16, hex, unhex};
 use super::{DEFAULT_REGION, MAX_BUCKETS, MAX_PAGE};
 
@@ -533,14 +535,6 @@ impl S3 for MemS3 {
             upload_id,
             ..
         } = req.input;
-        let (straggle, never_empty) = {
-            let f = self.shared.faults.lock();
-            (
-                f.stragglers.get(&key).copied(),
-                f.never_empty.contains(&key),
-            )
-        };
-
         let mut guard = self.shared.state.lock();
         let st = &mut *guard;
         *st.aborts_by_key.entry(key.clone()).or_default() += 1;
@@ -548,12 +542,14 @@ impl S3 for MemS3 {
         let rec = st.buckets.get_mut(&bucket).ok_or_else(no_such_bucket)?;
         let id = (key, upload_id);
         let upload = rec.uploads.get_mut(&id).ok_or_else(no_such_upload)?;
-        if never_empty || straggle.is_some_and(|n| upload.swallowed_aborts < n) {
-            upload.swallowed_aborts += 1;
-            Shared::bump(&counters.aborts_swallowed);
-        } else {
+        // Lock order: state, then faults (nothing takes them the other way round).
+        let fate = (self.shared.faults.lock()).abort_fate(&id.0, upload.swallowed_aborts);
+        if fate == AbortFate::Remove {
             rec.uploads.remove(&id);
             Shared::bump(&counters.aborts_removed);
+        } else {
+            upload.swallowed_aborts += 1;
+            Shared::bump(&counters.aborts_swallowed);
         }
         Ok(S3Response::new(dto::AbortMultipartUploadOutput::default()))
     }
