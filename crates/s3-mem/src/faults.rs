@@ -16,7 +16,7 @@
 //!
 //! The name is the upload's object key (S3, directory buckets) or archive description
 //! (Glacier). Each plan answers through [`FaultPlan`], so an abort is decided by one rule,
-//! [`swallows`], on every endpoint.
+//! `swallows`, on every endpoint.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;

@@ -13,6 +13,9 @@
 //! - [`glacier`]: Glacier vaults ([`glacier::GlacierEndpoint`]);
 //! - [`faults`]: the fault vocabulary the three share ([`faults::FaultPlan`]), one meaning
 //!   a word;
+//! - [`handle`]: the handle the three share ([`Handle`]: start, address, fault plan,
+//!   counters, request log, shutdown), each endpoint adding its own methods;
+//! - `stats`: the counters the three share ([`Stats`]), one meaning a word;
 //! - `serve`: the accept loop and graceful shutdown all three share, and the helpers the
 //!   hand-written two render with;
 //! - `sigv4`: the `SigV4` verifier of the hand-written two.
@@ -20,8 +23,12 @@
 pub mod express;
 pub mod faults;
 pub mod glacier;
+pub mod handle;
 pub mod s3;
 mod serve;
 mod sigv4;
+mod stats;
 
-pub use s3::{Endpoint, Faults, PartSnapshot, RequestRecord, Stats, Throttle, UploadSnapshot};
+pub use handle::Handle;
+pub use s3::{Endpoint, Faults, PartSnapshot, RequestRecord, Throttle, UploadSnapshot};
+pub use stats::Stats;

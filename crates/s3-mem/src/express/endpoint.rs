@@ -3,7 +3,7 @@
 //! counters, the request log).
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -13,49 +13,21 @@ use super::state::{PartRec, Shared, UploadRec, etag, position, replace_initiated
 use super::{
     BUCKET_SUFFIX, DirFaults, DirRequest, DirStats, DirUploadSnapshot, ID_ALPHABET, UPLOAD_ID_LEN,
 };
+use crate::Stats;
+use crate::handle::{Core, Handle};
 use crate::serve::{Server, clamp_time};
 
-/// Handle of a running in-memory directory-bucket endpoint.
-///
-/// Dropping the handle stops the endpoint in the background; [`DirectoryEndpoint::shutdown`]
-/// stops it and waits. All control methods take `&self`, so the handle can be shared in an
-/// `Arc`.
-pub struct DirectoryEndpoint {
-    server: Server,
-    shared: Arc<Shared>,
-}
+/// Handle of a running in-memory directory-bucket endpoint: the methods of the shared
+/// [`Handle`] (start, address, fault plan, counters, request log, shutdown) and the
+/// directory-bucket endpoint's own, below.
+pub type DirectoryEndpoint = Handle<Shared>;
 
-impl std::fmt::Debug for DirectoryEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DirectoryEndpoint")
-            .field("addr", &self.server.addr())
-            .finish_non_exhaustive()
-    }
-}
+impl Core for Shared {
+    type Faults = DirFaults;
+    type Request = DirRequest;
+    const NAME: &'static str = "DirectoryEndpoint";
 
-impl DirectoryEndpoint {
-    /// Starts an endpoint on `127.0.0.1` with an ephemeral port, accepting `CreateSession`
-    /// signed with this base access key / secret key pair (more keys:
-    /// [`DirectoryEndpoint::add_key`]).
-    ///
-    /// Must be called inside a tokio runtime; the server runs on spawned tasks.
-    ///
-    /// # Errors
-    /// Fails if the listener cannot be bound.
-    pub async fn start(access_key: &str, secret_key: &str) -> io::Result<DirectoryEndpoint> {
-        Self::start_on(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            access_key,
-            secret_key,
-        )
-        .await
-    }
-
-    /// Starts an endpoint listening on `addr` (port 0 picks a free port).
-    ///
-    /// # Errors
-    /// Fails if the listener cannot be bound.
-    pub async fn start_on(
+    async fn launch(
         addr: SocketAddr,
         access_key: &str,
         secret_key: &str,
@@ -73,19 +45,20 @@ impl DirectoryEndpoint {
         Ok(DirectoryEndpoint { server, shared })
     }
 
-    /// Address the endpoint listens on.
-    #[must_use]
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
+    fn with_faults<R>(&self, edit: impl FnOnce(&mut DirFaults) -> R) -> R {
+        edit(&mut self.faults.lock())
     }
 
-    /// Base URL for clients (`endpoint_url`), e.g. `http://127.0.0.1:40123`: with an IP the SDK
-    /// addresses directory buckets in path style.
-    #[must_use]
-    pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr())
+    fn stats(&self) -> Stats {
+        self.state.lock().stats.clone()
     }
 
+    fn requests(&self) -> Vec<DirRequest> {
+        self.state.lock().log.clone()
+    }
+}
+
+impl DirectoryEndpoint {
     /// Accepts requests signed with this base key pair too, from now on; replaces a known
     /// access key's secret.
     pub fn add_key(&self, access_key: &str, secret_key: &str) {
@@ -224,35 +197,6 @@ impl DirectoryEndpoint {
             .lifecycle_abort_days = days;
     }
 
-    /// Replaces the fault plan; `DirFaults::default()` turns every fault off.
-    pub fn set_faults(&self, faults: DirFaults) {
-        *self.shared.faults.lock() = faults;
-    }
-
-    /// Edits the fault plan in place.
-    pub fn update_faults(&self, edit: impl FnOnce(&mut DirFaults)) {
-        edit(&mut self.shared.faults.lock());
-    }
-
-    /// Current fault plan.
-    #[must_use]
-    pub fn faults(&self) -> DirFaults {
-        self.shared.faults.lock().clone()
-    }
-
-    /// Every request received since the start or [`DirectoryEndpoint::reset_requests`], in
-    /// arrival order, authenticated or not.
-    #[must_use]
-    pub fn requests(&self) -> Vec<DirRequest> {
-        self.shared.state.lock().log.clone()
-    }
-
-    /// Snapshot of the counters.
-    #[must_use]
-    pub fn stats(&self) -> DirStats {
-        self.shared.state.lock().stats.clone()
-    }
-
     /// Forgets the requests logged and sets every counter back to zero (buckets, uploads,
     /// sessions and faults are untouched).
     pub fn reset_requests(&self) {
@@ -260,12 +204,6 @@ impl DirectoryEndpoint {
         st.log_start += st.log.len();
         st.log.clear();
         st.stats = DirStats::default();
-    }
-
-    /// Stops accepting connections, lets in-flight requests finish (up to 2 s), closes every
-    /// connection and ends the accept loop.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
     }
 }
 

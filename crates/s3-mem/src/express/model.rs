@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::DEFAULT_SESSION_TTL;
 #[allow(unused_imports)] // doc links
 use super::DirectoryEndpoint;
+use crate::Stats;
 use crate::faults::{AbortFate, FaultPlan, swallows};
 
 /// Fault plan applied to requests; change it at runtime with [`DirectoryEndpoint::set_faults`].
@@ -64,34 +65,9 @@ impl FaultPlan for DirFaults {
     }
 }
 
-/// Counters for assertions; see [`DirectoryEndpoint::stats`].
-///
-/// Operation counters count every call that passed authentication and reached its operation,
-/// whether it succeeded or not.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DirStats {
-    /// HTTP requests received, rejected ones included.
-    pub requests: u64,
-    /// Requests refused by authentication: signatures (missing, malformed, expired, wrong,
-    /// unknown keys) and sessions (none, unknown, forged token, another bucket's, expired).
-    pub rejected: u64,
-    /// Of `rejected`, those refused `ExpiredToken` (a session past its expiration).
-    pub expired_session_rejections: u64,
-    /// `CreateSession` calls answered with credentials.
-    pub sessions_created: u64,
-    /// `ListMultipartUploads` calls (one per page).
-    pub list_multipart_uploads: u64,
-    /// `ListParts` calls (one per page).
-    pub list_parts: u64,
-    /// `AbortMultipartUpload` calls (including ones answered `NoSuchUpload` or 412).
-    pub abort_multipart_upload: u64,
-    /// Aborts that really removed an upload.
-    pub aborts_removed: u64,
-    /// Aborts that answered 204 but kept the upload (late parts).
-    pub aborts_swallowed: u64,
-    /// Aborts refused `412 PreconditionFailed` (`If-Match-Initiated-Time` not the upload's).
-    pub aborts_precondition_failed: u64,
-}
+/// The directory-bucket endpoint's counters: the shared [`Stats`], under the name its callers
+/// know.
+pub type DirStats = Stats;
 
 /// One multipart upload of a directory bucket as currently stored; see
 /// [`DirectoryEndpoint::uploads`].

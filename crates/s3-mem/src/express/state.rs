@@ -84,7 +84,7 @@ pub(super) struct State {
     pub(super) stats: DirStats,
 }
 
-pub(super) struct Shared {
+pub struct Shared {
     pub(super) state: Mutex<State>,
     /// Base keys: secrets by access key.
     pub(super) keys: Mutex<HashMap<String, String>>,

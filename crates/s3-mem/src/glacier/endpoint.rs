@@ -2,7 +2,7 @@
 //! inspects (keys, vaults, seeded uploads, the fault plan, counters, the request log).
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -10,49 +10,24 @@ use chrono::{DateTime, Utc};
 use super::http::handle;
 use super::state::{KeyRec, Shared, UploadRec, resolve_seed_account, vault_key};
 use super::{DEFAULT_ACCOUNT_ID, GlacierFaults, GlacierStats, VaultUploadSnapshot};
+use crate::Stats;
+use crate::handle::{Core, Handle};
 use crate::serve::{Server, clamp_time};
 
-/// Handle of a running in-memory Glacier endpoint.
+/// Handle of a running in-memory Glacier endpoint: the methods of the shared [`Handle`]
+/// (start, address, fault plan, counters, request log, shutdown) and the Glacier endpoint's
+/// own, below.
 ///
-/// Dropping the handle stops the endpoint in the background; [`GlacierEndpoint::shutdown`]
-/// stops it and waits. All control methods take `&self`, so the handle can be shared in an
-/// `Arc`.
-pub struct GlacierEndpoint {
-    server: Server,
-    shared: Arc<Shared>,
-}
+/// Its request log has every request as `METHOD PATH?QUERY`, with the path and query exactly
+/// as sent (percent-encoding untouched; no `?` without a query).
+pub type GlacierEndpoint = Handle<Shared>;
 
-impl std::fmt::Debug for GlacierEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GlacierEndpoint")
-            .field("addr", &self.server.addr())
-            .finish_non_exhaustive()
-    }
-}
+impl Core for Shared {
+    type Faults = GlacierFaults;
+    type Request = String;
+    const NAME: &'static str = "GlacierEndpoint";
 
-impl GlacierEndpoint {
-    /// Starts an endpoint on `127.0.0.1` with an ephemeral port, accepting requests signed with
-    /// this access key / secret key pair, of account [`DEFAULT_ACCOUNT_ID`] (more keys:
-    /// [`GlacierEndpoint::add_key`]).
-    ///
-    /// Must be called inside a tokio runtime; the server runs on spawned tasks.
-    ///
-    /// # Errors
-    /// Fails if the listener cannot be bound.
-    pub async fn start(access_key: &str, secret_key: &str) -> io::Result<GlacierEndpoint> {
-        Self::start_on(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            access_key,
-            secret_key,
-        )
-        .await
-    }
-
-    /// Starts an endpoint listening on `addr` (port 0 picks a free port).
-    ///
-    /// # Errors
-    /// Fails if the listener cannot be bound.
-    pub async fn start_on(
+    async fn launch(
         addr: SocketAddr,
         access_key: &str,
         secret_key: &str,
@@ -73,18 +48,20 @@ impl GlacierEndpoint {
         Ok(GlacierEndpoint { server, shared })
     }
 
-    /// Address the endpoint listens on.
-    #[must_use]
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
+    fn with_faults<R>(&self, edit: impl FnOnce(&mut GlacierFaults) -> R) -> R {
+        edit(&mut self.faults.lock())
     }
 
-    /// Base URL for clients (`endpoint_url`), e.g. `http://127.0.0.1:40123`.
-    #[must_use]
-    pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr())
+    fn stats(&self) -> Stats {
+        self.state.lock().stats.clone()
     }
 
+    fn requests(&self) -> Vec<String> {
+        self.state.lock().log.clone()
+    }
+}
+
+impl GlacierEndpoint {
     /// Accepts requests signed with this key pair too, from now on, as a key of `account_id`
     /// (what `-` in their paths means); replaces a known access key's secret and account.
     pub fn add_key(&self, access_key: &str, secret_key: &str, account_id: &str) {
@@ -186,47 +163,11 @@ impl GlacierEndpoint {
             .map_or(0, |v| v.uploads.len())
     }
 
-    /// Replaces the fault plan; `GlacierFaults::default()` turns every fault off.
-    pub fn set_faults(&self, faults: GlacierFaults) {
-        *self.shared.faults.lock() = faults;
-    }
-
-    /// Edits the fault plan in place.
-    pub fn update_faults(&self, edit: impl FnOnce(&mut GlacierFaults)) {
-        edit(&mut self.shared.faults.lock());
-    }
-
-    /// Current fault plan.
-    #[must_use]
-    pub fn faults(&self) -> GlacierFaults {
-        self.shared.faults.lock().clone()
-    }
-
-    /// Every request received since the start or [`GlacierEndpoint::reset_requests`], in
-    /// order, authenticated or not, as `METHOD PATH?QUERY` with the path and query exactly as
-    /// sent (percent-encoding untouched; no `?` without a query).
-    #[must_use]
-    pub fn requests(&self) -> Vec<String> {
-        self.shared.state.lock().log.clone()
-    }
-
-    /// Snapshot of the counters.
-    #[must_use]
-    pub fn stats(&self) -> GlacierStats {
-        self.shared.state.lock().stats.clone()
-    }
-
     /// Forgets the requests logged and sets every counter back to zero (vaults, uploads and
     /// faults are untouched).
     pub fn reset_requests(&self) {
         let mut st = self.shared.state.lock();
         st.log.clear();
         st.stats = GlacierStats::default();
-    }
-
-    /// Stops accepting connections, lets in-flight requests finish (up to 2 s), closes every
-    /// connection and ends the accept loop.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::Stats;
 use crate::faults::{AbortFate, FaultPlan, swallows};
 
 #[allow(unused_imports)] // doc links
@@ -42,41 +43,8 @@ impl FaultPlan for GlacierFaults {
     }
 }
 
-/// Counters for assertions; see [`GlacierEndpoint::stats`].
-///
-/// Operation counters count every call that passed authentication and reached its operation,
-/// whether it succeeded or not.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GlacierStats {
-    /// HTTP requests received, rejected ones included.
-    pub requests: u64,
-    /// Requests refused by authentication (missing, malformed, expired or wrong signatures,
-    /// unknown access keys).
-    pub rejected: u64,
-    /// `ListMultipartUploads` calls (one per page).
-    pub list_multipart_uploads: u64,
-    /// `ListParts` calls (one per page).
-    pub list_parts: u64,
-    /// `AbortMultipartUpload` calls (including ones answered `ResourceNotFoundException`).
-    pub abort_multipart_upload: u64,
-    /// Aborts that really removed an upload.
-    pub aborts_removed: u64,
-    /// Aborts that answered 204 but kept the upload (stragglers, never-empty descriptions).
-    pub aborts_swallowed: u64,
-    /// `AbortMultipartUpload` calls by upload id.
-    pub aborts_by_upload_id: HashMap<String, u64>,
-}
-
-impl GlacierStats {
-    /// Number of `AbortMultipartUpload` calls made for `upload_id`.
-    #[must_use]
-    pub fn aborts_for_upload(&self, upload_id: &str) -> u64 {
-        self.aborts_by_upload_id
-            .get(upload_id)
-            .copied()
-            .unwrap_or(0)
-    }
-}
+/// The Glacier endpoint's counters: the shared [`Stats`], under the name its callers know.
+pub type GlacierStats = Stats;
 
 /// One multipart upload of a vault as currently stored; see [`GlacierEndpoint::uploads`].
 #[derive(Clone, Debug, PartialEq, Eq)]

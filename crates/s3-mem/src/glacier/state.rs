@@ -42,7 +42,7 @@ pub(super) struct KeyRec {
     pub(super) account_id: String,
 }
 
-pub(super) struct Shared {
+pub struct Shared {
     pub(super) state: Mutex<State>,
     pub(super) keys: Mutex<HashMap<String, KeyRec>>,
     pub(super) faults: Mutex<GlacierFaults>,

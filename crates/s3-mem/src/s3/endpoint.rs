@@ -18,55 +18,61 @@ use super::state::{BucketRec, MemAuth, PartRec, Shared, UploadRec, clamp_time, h
 use super::{
     DEFAULT_REGION, Faults, MAX_OFFSET_MS, PartSnapshot, RequestRecord, Stats, UploadSnapshot,
 };
+use crate::handle::{Core, Handle};
 use crate::serve::Server;
 
-/// Handle of a running in-memory S3 endpoint.
-///
-/// Dropping the handle stops the endpoint in the background; [`Endpoint::shutdown`] stops it
-/// and waits. All control methods take `&self`, so the handle can be shared in an `Arc`.
-pub struct Endpoint {
-    shared: Arc<Shared>,
-    server: Server,
-}
+/// Handle of a running in-memory S3 endpoint: the methods of the shared [`Handle`] (start,
+/// address, fault plan, counters, request log, shutdown) and the S3 endpoint's own, below.
+pub type Endpoint = Handle<Shared>;
 
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("addr", &self.server.addr())
-            .finish_non_exhaustive()
+impl Core for Shared {
+    type Faults = Faults;
+    /// See [`Endpoint::record_requests`]: the S3 endpoint logs only while asked to.
+    type Request = RequestRecord;
+    const NAME: &'static str = "Endpoint";
+
+    async fn launch(addr: SocketAddr, access_key: &str, secret_key: &str) -> io::Result<Endpoint> {
+        Endpoint::launch_with(addr, access_key, secret_key, None).await
+    }
+
+    fn with_faults<R>(&self, edit: impl FnOnce(&mut Faults) -> R) -> R {
+        edit(&mut self.faults.lock())
+    }
+
+    fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let st = self.state.lock();
+        Stats {
+            requests: get(&c.requests),
+            create_multipart_upload: get(&c.create_multipart_upload),
+            upload_part: get(&c.upload_part),
+            list_multipart_uploads: get(&c.list_multipart_uploads),
+            list_parts: get(&c.list_parts),
+            abort_multipart_upload: get(&c.abort_multipart_upload),
+            aborts_removed: get(&c.aborts_removed),
+            aborts_swallowed: get(&c.aborts_swallowed),
+            aborts_by_key: st.aborts_by_key.clone(),
+            aborts_by_upload_id: st.aborts_by_upload_id.clone(),
+            slowdown_faults: get(&c.slowdown_faults),
+            reset_faults: get(&c.reset_faults),
+            access_denied_faults: get(&c.access_denied_faults),
+            skewed_faults: get(&c.skewed_faults),
+            throttled: get(&c.throttled),
+            throttle_admitted: get(&c.throttle_admitted),
+            list_buckets: get(&c.list_buckets),
+            get_bucket_tagging: get(&c.get_bucket_tagging),
+            requests_by_access_key: st.requests_by_access_key.clone(),
+            ..Stats::default()
+        }
+    }
+
+    fn requests(&self) -> Vec<RequestRecord> {
+        self.log.lock().records.clone()
     }
 }
 
 impl Endpoint {
-    /// Starts an endpoint on `127.0.0.1` with an ephemeral port, accepting requests signed
-    /// with this access key / secret key pair (more: [`Endpoint::add_key`],
-    /// [`Endpoint::set_key_lookup`]).
-    ///
-    /// Must be called inside a tokio runtime; the server runs on spawned tasks.
-    ///
-    /// # Errors
-    /// Fails if the listener cannot be bound.
-    pub async fn start(access_key: &str, secret_key: &str) -> io::Result<Endpoint> {
-        Self::start_on(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            access_key,
-            secret_key,
-        )
-        .await
-    }
-
-    /// Starts an endpoint listening on `addr` (port 0 picks a free port).
-    ///
-    /// # Errors
-    /// Fails if the listener cannot be bound.
-    pub async fn start_on(
-        addr: SocketAddr,
-        access_key: &str,
-        secret_key: &str,
-    ) -> io::Result<Endpoint> {
-        Self::launch(addr, access_key, secret_key, None).await
-    }
-
     /// Like [`Endpoint::start`], and also serves virtual-hosted-style requests under the base
     /// domain `domain` (e.g. `s3.test`): a request whose `Host` is
     /// `reports-123456789012.s3.test:PORT` addresses bucket `reports-123456789012` (the port,
@@ -104,10 +110,10 @@ impl Endpoint {
         secret_key: &str,
         domain: &str,
     ) -> io::Result<Endpoint> {
-        Self::launch(addr, access_key, secret_key, Some(domain)).await
+        Self::launch_with(addr, access_key, secret_key, Some(domain)).await
     }
 
-    async fn launch(
+    async fn launch_with(
         addr: SocketAddr,
         access_key: &str,
         secret_key: &str,
@@ -149,19 +155,6 @@ impl Endpoint {
         Ok(Endpoint { shared, server })
     }
 
-    /// Address the endpoint listens on.
-    #[must_use]
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// Base URL for clients, e.g. `http://127.0.0.1:40123` (use path-style addressing); for an
-    /// endpoint with a domain, also the proxy URL to reach [`Endpoint::domain_url`] through.
-    #[must_use]
-    pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr())
-    }
-
     /// Base domain of virtual-hosted-style requests (lowercase), for an endpoint started with
     /// [`Endpoint::start_with_domain`].
     #[must_use]
@@ -183,13 +176,6 @@ impl Endpoint {
     /// Turning it off keeps what was recorded.
     pub fn record_requests(&self, on: bool) {
         self.shared.recording.store(on, Ordering::Relaxed);
-    }
-
-    /// The recorded requests in arrival order, since the log was turned on or last
-    /// [`Endpoint::reset_requests`].
-    #[must_use]
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.shared.log.lock().records.clone()
     }
 
     /// Forgets the recorded requests (recording stays as it was; a request in flight is not
@@ -220,22 +206,6 @@ impl Endpoint {
     #[must_use]
     pub fn now(&self) -> DateTime<Utc> {
         self.shared.now()
-    }
-
-    /// Replaces the fault plan; `Faults::default()` turns every fault off.
-    pub fn set_faults(&self, faults: Faults) {
-        *self.shared.faults.lock() = faults;
-    }
-
-    /// Edits the fault plan in place.
-    pub fn update_faults(&self, edit: impl FnOnce(&mut Faults)) {
-        edit(&mut self.shared.faults.lock());
-    }
-
-    /// Current fault plan.
-    #[must_use]
-    pub fn faults(&self) -> Faults {
-        self.shared.faults.lock().clone()
     }
 
     /// Accepts requests signed with this key pair too, from now on (replaces the secret of a
@@ -349,35 +319,6 @@ impl Endpoint {
         upload_id
     }
 
-    /// Snapshot of the counters.
-    #[must_use]
-    pub fn stats(&self) -> Stats {
-        let c = &self.shared.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let st = self.shared.state.lock();
-        Stats {
-            requests: get(&c.requests),
-            create_multipart_upload: get(&c.create_multipart_upload),
-            upload_part: get(&c.upload_part),
-            list_multipart_uploads: get(&c.list_multipart_uploads),
-            list_parts: get(&c.list_parts),
-            abort_multipart_upload: get(&c.abort_multipart_upload),
-            aborts_removed: get(&c.aborts_removed),
-            aborts_swallowed: get(&c.aborts_swallowed),
-            aborts_by_key: st.aborts_by_key.clone(),
-            aborts_by_upload_id: st.aborts_by_upload_id.clone(),
-            slowdown_faults: get(&c.slowdown_faults),
-            reset_faults: get(&c.reset_faults),
-            access_denied_faults: get(&c.access_denied_faults),
-            skewed_faults: get(&c.skewed_faults),
-            throttled: get(&c.throttled),
-            throttle_admitted: get(&c.throttle_admitted),
-            list_buckets: get(&c.list_buckets),
-            get_bucket_tagging: get(&c.get_bucket_tagging),
-            requests_by_access_key: st.requests_by_access_key.clone(),
-        }
-    }
-
     /// Sets every counter back to zero and forgets the [`Endpoint::signing_regions`] seen
     /// (state and faults are untouched).
     pub fn reset_stats(&self) {
@@ -461,11 +402,5 @@ impl Endpoint {
         st.buckets
             .get(bucket)
             .map_or(0, |b| b.uploads.values().map(|u| u.parts.len()).sum())
-    }
-
-    /// Stops accepting connections, lets in-flight requests finish (up to 2 s), closes
-    /// every connection and ends the accept loop.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
     }
 }

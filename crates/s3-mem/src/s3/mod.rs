@@ -55,7 +55,9 @@ use std::sync::Arc;
 
 pub use endpoint::Endpoint;
 pub use faults::{Faults, Throttle};
-pub use model::{PartSnapshot, RequestRecord, Stats, UploadSnapshot};
+pub use model::{PartSnapshot, RequestRecord, UploadSnapshot};
+
+use crate::Stats;
 
 /// Largest page S3 returns for `ListMultipartUploads` and `ListParts`.
 const MAX_PAGE: i32 = 1000;

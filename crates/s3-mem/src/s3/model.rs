@@ -1,84 +1,10 @@
-//! What the S3 endpoint's handle hands out for assertions: counters, the request log's
-//! records and snapshots of the stored uploads.
-
-use std::collections::{BTreeMap, HashMap};
+//! What the S3 endpoint's handle hands out for assertions besides its counters: the request
+//! log's records and snapshots of the stored uploads.
 
 use chrono::{DateTime, Utc};
 
 #[allow(unused_imports)] // doc links
-use super::{Endpoint, Faults};
-
-/// Counters for assertions; see [`Endpoint::stats`].
-///
-/// Operation counters count every call that passed authentication and reached the
-/// handler, whether it succeeded or not.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// HTTP requests received, faulted ones included.
-    pub requests: u64,
-    /// `CreateMultipartUpload` calls.
-    pub create_multipart_upload: u64,
-    /// `UploadPart` calls.
-    pub upload_part: u64,
-    /// `ListMultipartUploads` calls.
-    pub list_multipart_uploads: u64,
-    /// `ListParts` calls.
-    pub list_parts: u64,
-    /// `AbortMultipartUpload` calls (including ones answered `NoSuchUpload`).
-    pub abort_multipart_upload: u64,
-    /// Aborts that really removed an upload.
-    pub aborts_removed: u64,
-    /// Aborts that answered 204 but kept the upload (stragglers, never-empty keys).
-    pub aborts_swallowed: u64,
-    /// `AbortMultipartUpload` calls by object key.
-    pub aborts_by_key: HashMap<String, u64>,
-    /// `AbortMultipartUpload` calls by upload id.
-    pub aborts_by_upload_id: HashMap<String, u64>,
-    /// Requests answered `503 SlowDown` by the fault plan.
-    pub slowdown_faults: u64,
-    /// Requests whose connection was reset by the fault plan.
-    pub reset_faults: u64,
-    /// Requests answered `403 AccessDenied` because of [`Faults::fail_buckets`].
-    pub access_denied_faults: u64,
-    /// Requests answered `403 RequestTimeTooSkewed` because of [`Faults::clock_ahead`].
-    pub skewed_faults: u64,
-    /// Requests answered `503 SlowDown` by [`Faults::throttle`].
-    pub throttled: u64,
-    /// Requests let through by [`Faults::throttle`] while it was set.
-    pub throttle_admitted: u64,
-    /// `ListBuckets` calls (one per page).
-    pub list_buckets: u64,
-    /// `GetBucketTagging` calls (denied ones and those answered `NoSuchTagSet` included).
-    pub get_bucket_tagging: u64,
-    /// Authenticated requests that reached an operation, by the access key that signed them.
-    pub requests_by_access_key: BTreeMap<String, u64>,
-}
-
-impl Stats {
-    /// Number of `AbortMultipartUpload` calls made for `key`.
-    #[must_use]
-    pub fn aborts_for_key(&self, key: &str) -> u64 {
-        self.aborts_by_key.get(key).copied().unwrap_or(0)
-    }
-
-    /// Number of `AbortMultipartUpload` calls made for `upload_id`.
-    #[must_use]
-    pub fn aborts_for_upload(&self, upload_id: &str) -> u64 {
-        self.aborts_by_upload_id
-            .get(upload_id)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Number of authenticated requests signed with `access_key` that reached an operation.
-    #[must_use]
-    pub fn requests_for_access_key(&self, access_key: &str) -> u64 {
-        self.requests_by_access_key
-            .get(access_key)
-            .copied()
-            .unwrap_or(0)
-    }
-}
+use super::Endpoint;
 
 /// One HTTP request as the endpoint received it; see [`Endpoint::requests`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -131,7 +131,7 @@ pub(super) struct Counters {
     pub(super) get_bucket_tagging: AtomicU64,
 }
 
-pub(super) struct Shared {
+pub struct Shared {
     pub(super) state: Mutex<State>,
     pub(super) keys: Arc<Keys>,
     pub(super) faults: Mutex<Faults>,
