@@ -45,14 +45,19 @@ pub trait FaultPlan: Clone + Debug + Default + Send + 'static {
     fn abort_fate(&self, name: &str, swallowed: u32) -> AbortFate;
 }
 
-/// Whether an abort of the upload named `name`, which has swallowed `swallowed` aborts so far,
-/// is swallowed: always for a name in `every`, for the first `N` for a name counted `N` in
-/// `first`.
-pub(crate) fn swallows(
+/// The fate of an abort of the upload named `name`, which has swallowed `swallowed` aborts so
+/// far, under a pair of abort faults: `swallowed_as` for every abort of a name in `every` and
+/// for the first `N` of a name counted `N` in `first`, else [`AbortFate::Remove`].
+pub(crate) fn fate(
     first: &HashMap<String, u32>,
     every: &HashSet<String>,
+    swallowed_as: AbortFate,
     name: &str,
     swallowed: u32,
-) -> bool {
-    every.contains(name) || first.get(name).is_some_and(|&n| swallowed < n)
+) -> AbortFate {
+    if every.contains(name) || first.get(name).is_some_and(|&n| swallowed < n) {
+        swallowed_as
+    } else {
+        AbortFate::Remove
+    }
 }

@@ -11,9 +11,12 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use hyper::Request;
+use hyper::body::Incoming;
+
 use crate::Stats;
 use crate::faults::FaultPlan;
-use crate::serve::Server;
+use crate::serve::{HttpResponse, Server};
 
 /// An endpoint's state, as its [`Handle`] reaches it.
 ///
@@ -135,6 +138,26 @@ impl<C: Core> Handle<C> {
     #[must_use]
     pub fn requests(&self) -> Vec<C::Request> {
         self.shared.requests()
+    }
+
+    /// Binds `addr` and serves every request with `handler`, given the endpoint's state: the
+    /// launch of the endpoints answered by one handler function (`name` labels the debug logs).
+    pub(crate) async fn serve<H, F>(
+        addr: SocketAddr,
+        name: &'static str,
+        shared: Arc<C>,
+        handler: H,
+    ) -> io::Result<Self>
+    where
+        H: Fn(Arc<C>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = HttpResponse> + Send + 'static,
+    {
+        let handler_shared = Arc::clone(&shared);
+        let server = Server::start(addr, name, move |req| {
+            handler(Arc::clone(&handler_shared), req)
+        })
+        .await?;
+        Ok(Handle { server, shared })
     }
 
     /// Stops accepting connections, lets in-flight requests finish (up to 2 s), closes every

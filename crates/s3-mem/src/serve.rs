@@ -4,6 +4,7 @@
 //! [`crate::express`]), beside `SigV4` ([`crate::sigv4`]), per-connection hyper HTTP/1.1 serving
 //! and the small helpers both render with (random ids, timestamps).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::BuildHasher;
@@ -23,6 +24,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+
+use crate::sigv4::form_decode;
 
 /// What every handler answers.
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
@@ -226,6 +229,19 @@ impl Rng {
     pub(crate) fn request_id(&self) -> String {
         format!("{:016X}{:016X}", self.next_u64(), self.next_u64())
     }
+}
+
+/// The parameters of a query string, decoded as a form (`+` is a space).
+pub(crate) fn parse_query(query: Option<&str>) -> HashMap<String, String> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
 }
 
 /// Keeps timestamps within what markers and ISO 8601 dates render (1970 to 9999).

@@ -15,11 +15,10 @@ use super::{
 };
 use crate::Stats;
 use crate::handle::{Core, Handle};
-use crate::serve::{Server, clamp_time};
+use crate::serve::clamp_time;
 
-/// Handle of a running in-memory directory-bucket endpoint: the methods of the shared
-/// [`Handle`] (start, address, fault plan, counters, request log, shutdown) and the
-/// directory-bucket endpoint's own, below.
+/// Handle of a running in-memory directory-bucket endpoint: a [`Handle`], with the
+/// directory-bucket methods below.
 pub type DirectoryEndpoint = Handle<Shared>;
 
 impl Core for Shared {
@@ -37,12 +36,7 @@ impl Core for Shared {
             .keys
             .lock()
             .insert(access_key.to_owned(), secret_key.to_owned());
-        let handler_shared = Arc::clone(&shared);
-        let server = Server::start(addr, "directory endpoint", move |req| {
-            handle(Arc::clone(&handler_shared), req)
-        })
-        .await?;
-        Ok(DirectoryEndpoint { server, shared })
+        Handle::serve(addr, "directory endpoint", shared, handle).await
     }
 
     fn with_faults<R>(&self, edit: impl FnOnce(&mut DirFaults) -> R) -> R {

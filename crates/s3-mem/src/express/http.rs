@@ -15,10 +15,10 @@ use super::errors::S3Error;
 use super::ops::{
     abort_multipart_upload, create_session, lifecycle, list_multipart_uploads, list_parts,
 };
-use super::route::{Operation, Target, parse_query};
+use super::route::{Operation, Target};
 use super::state::Shared;
 use super::{DirRequest, IF_MATCH_INITIATED_TIME, MAX_BODY, SESSION_TOKEN_HEADER};
-use crate::serve::HttpResponse;
+use crate::serve::{HttpResponse, parse_query};
 use crate::sigv4::{self, header_str};
 
 /// Reads, authenticates, routes and serves one request.

@@ -10,20 +10,18 @@ use super::DEFAULT_SESSION_TTL;
 #[allow(unused_imports)] // doc links
 use super::DirectoryEndpoint;
 use crate::Stats;
-use crate::faults::{AbortFate, FaultPlan, swallows};
+use crate::faults::{AbortFate, FaultPlan, fate};
 
 /// Fault plan applied to requests; change it at runtime with [`DirectoryEndpoint::set_faults`].
 ///
 /// The default plan injects nothing (sessions last [`DEFAULT_SESSION_TTL`]).
 #[derive(Clone, Debug)]
 pub struct DirFaults {
-    /// Uploads a writer keeps adding to, by exact key: the first `N` `AbortMultipartUpload`
-    /// calls of an upload with that key answer 204 and a new part lands after each (a new
-    /// number, a new `ETag`); abort `N + 1` removes it (the shared `late_parts`, see
-    /// [`crate::faults`]).
+    /// Object key → `N`: a new part lands on its upload after each of the first `N` aborts,
+    /// which are swallowed ([`crate::faults`]' `late_parts`).
     pub late_parts: HashMap<String, u32>,
-    /// Keys whose uploads never go away: every abort answers 204 and a new part lands (the
-    /// shared `endless_late_parts`).
+    /// Object keys whose uploads no abort removes, a new part landing after each
+    /// ([`crate::faults`]' `endless_late_parts`).
     pub endless_late_parts: HashSet<String>,
     /// Keys whose upload is replaced by a newer one under the same id at its first
     /// `ListParts`: its initiation time moves one hour forward (as
@@ -57,11 +55,13 @@ impl FaultPlan for DirFaults {
     }
 
     fn abort_fate(&self, name: &str, swallowed: u32) -> AbortFate {
-        if swallows(&self.late_parts, &self.endless_late_parts, name, swallowed) {
-            AbortFate::LatePart
-        } else {
-            AbortFate::Remove
-        }
+        fate(
+            &self.late_parts,
+            &self.endless_late_parts,
+            AbortFate::LatePart,
+            name,
+            swallowed,
+        )
     }
 }
 

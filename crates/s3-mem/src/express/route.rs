@@ -7,7 +7,7 @@ use hyper::header::HeaderMap;
 use hyper::{Method, Uri};
 
 use super::BUCKET_SUFFIX;
-use crate::sigv4::{form_decode, header_str, percent_decode};
+use crate::sigv4::{header_str, percent_decode};
 
 pub(super) struct Target {
     /// The `Host` header as sent, else the target's authority.
@@ -62,18 +62,6 @@ pub(super) fn virtual_bucket(host: &str) -> Option<&str> {
     };
     let label = name.split('.').next()?;
     (label.len() > BUCKET_SUFFIX.len() && label.ends_with(BUCKET_SUFFIX)).then_some(label)
-}
-
-pub(super) fn parse_query(query: Option<&str>) -> HashMap<String, String> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (form_decode(k), form_decode(v))
-        })
-        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

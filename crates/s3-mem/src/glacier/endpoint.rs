@@ -12,11 +12,10 @@ use super::state::{KeyRec, Shared, UploadRec, resolve_seed_account, vault_key};
 use super::{DEFAULT_ACCOUNT_ID, GlacierFaults, GlacierStats, VaultUploadSnapshot};
 use crate::Stats;
 use crate::handle::{Core, Handle};
-use crate::serve::{Server, clamp_time};
+use crate::serve::clamp_time;
 
-/// Handle of a running in-memory Glacier endpoint: the methods of the shared [`Handle`]
-/// (start, address, fault plan, counters, request log, shutdown) and the Glacier endpoint's
-/// own, below.
+/// Handle of a running in-memory Glacier endpoint: a [`Handle`], with the vault methods
+/// below.
 ///
 /// Its request log has every request as `METHOD PATH?QUERY`, with the path and query exactly
 /// as sent (percent-encoding untouched; no `?` without a query).
@@ -40,12 +39,7 @@ impl Core for Shared {
                 account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             },
         );
-        let handler_shared = Arc::clone(&shared);
-        let server = Server::start(addr, "glacier endpoint", move |req| {
-            handle(Arc::clone(&handler_shared), req)
-        })
-        .await?;
-        Ok(GlacierEndpoint { server, shared })
+        Handle::serve(addr, "glacier endpoint", shared, handle).await
     }
 
     fn with_faults<R>(&self, edit: impl FnOnce(&mut GlacierFaults) -> R) -> R {

@@ -1,7 +1,6 @@
 //! One Glacier request from arrival to answer: logged, delayed by the fault plan, read,
 //! authenticated, its API version checked, routed and served.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt as _, Limited};
@@ -16,8 +15,8 @@ use super::ops::{
 };
 use super::state::Shared;
 use super::{API_VERSION, MAX_BODY};
-use crate::serve::HttpResponse;
-use crate::sigv4::{form_decode, header_str};
+use crate::serve::{HttpResponse, parse_query};
+use crate::sigv4::header_str;
 
 /// Reads, authenticates, routes and serves one request.
 pub(super) async fn serve(
@@ -65,15 +64,7 @@ pub(super) async fn serve(
             )));
         }
     };
-    let query: HashMap<String, String> = query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (form_decode(k), form_decode(v))
-        })
-        .collect();
+    let query = parse_query(query);
     let arn = vault_arn(&caller.region, &account_id, &route.vault);
     let key = (account_id, route.vault);
     match route.operation {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::Stats;
-use crate::faults::{AbortFate, FaultPlan, swallows};
+use crate::faults::{AbortFate, FaultPlan, fate};
 
 #[allow(unused_imports)] // doc links
 use super::GlacierEndpoint;
@@ -17,13 +17,10 @@ use super::GlacierEndpoint;
 /// The default plan injects nothing.
 #[derive(Clone, Debug, Default)]
 pub struct GlacierFaults {
-    /// Straggling uploads, by exact archive description: the first `N`
-    /// `AbortMultipartUpload` calls of an upload with that description answer 204 but leave it
-    /// listed with all its parts; abort `N + 1` removes it (the shared `stragglers`, see
-    /// [`crate::faults`]).
+    /// Archive description → `N`: the first `N` aborts of its uploads are swallowed, the
+    /// upload left as it was ([`crate::faults`]' `stragglers`).
     pub stragglers: HashMap<String, u32>,
-    /// Archive descriptions whose uploads never go away: every abort answers 204 and removes
-    /// nothing (the shared `never_empty`).
+    /// Archive descriptions whose uploads no abort removes ([`crate::faults`]' `never_empty`).
     pub never_empty: HashSet<String>,
     /// Delay added before every request is handled (rejected ones included).
     pub latency: Duration,
@@ -35,11 +32,13 @@ impl FaultPlan for GlacierFaults {
     }
 
     fn abort_fate(&self, name: &str, swallowed: u32) -> AbortFate {
-        if swallows(&self.stragglers, &self.never_empty, name, swallowed) {
-            AbortFate::Swallow
-        } else {
-            AbortFate::Remove
-        }
+        fate(
+            &self.stragglers,
+            &self.never_empty,
+            AbortFate::Swallow,
+            name,
+            swallowed,
+        )
     }
 }
 

@@ -21,8 +21,7 @@ use super::{
 use crate::handle::{Core, Handle};
 use crate::serve::Server;
 
-/// Handle of a running in-memory S3 endpoint: the methods of the shared [`Handle`] (start,
-/// address, fault plan, counters, request log, shutdown) and the S3 endpoint's own, below.
+/// Handle of a running in-memory S3 endpoint: a [`Handle`], with the S3 methods below.
 pub type Endpoint = Handle<Shared>;
 
 impl Core for Shared {

@@ -11,7 +11,7 @@ use super::addressing::bucket_of;
 use super::state::Shared;
 #[allow(unused_imports)] // doc links
 use super::{Endpoint, Stats};
-use crate::faults::{AbortFate, FaultPlan, swallows};
+use crate::faults::{AbortFate, FaultPlan, fate};
 
 /// Fault plan applied to requests; change it at runtime with [`Endpoint::set_faults`].
 ///
@@ -19,12 +19,10 @@ use crate::faults::{AbortFate, FaultPlan, swallows};
 /// scene first and then sets the plan.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
-    /// Straggling uploads, by exact object key: the first `N` `AbortMultipartUpload` calls of
-    /// an upload with that key answer 204 but leave it listed with all its parts; abort
-    /// `N + 1` removes it (the shared `stragglers`, see [`crate::faults`]).
+    /// Object key → `N`: the first `N` aborts of its uploads are swallowed, the upload left
+    /// as it was ([`crate::faults`]' `stragglers`).
     pub stragglers: HashMap<String, u32>,
-    /// Object keys whose uploads never go away: every abort answers 204 and removes nothing
-    /// (the shared `never_empty`).
+    /// Object keys whose uploads no abort removes ([`crate::faults`]' `never_empty`).
     pub never_empty: HashSet<String>,
     /// Fraction (0.0..=1.0) of all HTTP requests answered `503 SlowDown` before anything
     /// else is done (no authentication, no state change).
@@ -80,11 +78,13 @@ impl FaultPlan for Faults {
     }
 
     fn abort_fate(&self, name: &str, swallowed: u32) -> AbortFate {
-        if swallows(&self.stragglers, &self.never_empty, name, swallowed) {
-            AbortFate::Swallow
-        } else {
-            AbortFate::Remove
-        }
+        fate(
+            &self.stragglers,
+            &self.never_empty,
+            AbortFate::Swallow,
+            name,
+            swallowed,
+        )
     }
 }
 
