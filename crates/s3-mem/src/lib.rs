@@ -16,6 +16,7 @@
 //! - [`handle`]: the handle the three share ([`Handle`]: start, address, fault plan,
 //!   counters, request log, shutdown), each endpoint adding its own methods;
 //! - `stats`: the counters the three share ([`Stats`]), one meaning a word;
+//! - `log`: the request log the three keep;
 //! - `serve`: the accept loop and graceful shutdown all three share, and the helpers the
 //!   hand-written two render with;
 //! - `sigv4`: the `SigV4` verifier of the hand-written two.
@@ -24,6 +25,7 @@ pub mod express;
 pub mod faults;
 pub mod glacier;
 pub mod handle;
+mod log;
 pub mod s3;
 mod serve;
 mod sigv4;

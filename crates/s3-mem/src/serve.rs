@@ -188,7 +188,7 @@ async fn serve_connection<H, F>(
 // Helpers the endpoints render with
 
 /// `SplitMix64` over an atomic counter, seeded from the clock: cheap, lock-free, good enough
-/// for ids, tokens and secrets of a test endpoint (not for real secrets).
+/// for ids, tokens, secrets and fault draws of a test endpoint (not for real secrets).
 pub(crate) struct Rng(AtomicU64);
 
 impl Rng {
@@ -206,6 +206,13 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub(crate) fn next_f64(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let v = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        v
     }
 
     /// `len` characters drawn from a 64-character alphabet.

@@ -48,7 +48,7 @@ impl Core for Shared {
     }
 
     fn requests(&self) -> Vec<DirRequest> {
-        self.state.lock().log.clone()
+        self.state.lock().log.records()
     }
 }
 
@@ -195,7 +195,6 @@ impl DirectoryEndpoint {
     /// sessions and faults are untouched).
     pub fn reset_requests(&self) {
         let mut st = self.shared.state.lock();
-        st.log_start += st.log.len();
         st.log.clear();
         st.stats = DirStats::default();
     }

@@ -89,11 +89,10 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
             .map(str::to_owned),
         status: 0,
     };
-    let seq = {
+    let slot = {
         let mut st = shared.state.lock();
         st.stats.requests += 1;
-        st.log.push(record);
-        st.log_start + st.log.len() - 1
+        st.log.push(record)
     };
     let latency = shared.faults.lock().latency;
     if !latency.is_zero() {
@@ -106,9 +105,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
     {
         let mut st = shared.state.lock();
         let status = resp.status().as_u16();
-        if let Some(index) = seq.checked_sub(st.log_start)
-            && let Some(entry) = st.log.get_mut(index)
-        {
+        if let Some(entry) = st.log.get_mut(slot) {
             entry.status = status;
         }
     }

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 #[allow(unused_imports)] // doc links
 use super::DirectoryEndpoint;
 use super::{DirFaults, DirRequest, DirStats};
+use crate::log::RequestLog;
 use crate::serve::{Rng, clamp_time};
 use crate::sigv4::{hex, sha256};
 
@@ -78,9 +79,7 @@ pub(super) struct State {
     pub(super) buckets: BTreeMap<String, BucketRec>,
     /// Sessions by their access key.
     pub(super) sessions: HashMap<String, SessionRec>,
-    pub(super) log: Vec<DirRequest>,
-    /// Requests forgotten by `reset_requests` (the sequence number of `log[0]`).
-    pub(super) log_start: usize,
+    pub(super) log: RequestLog<DirRequest>,
     pub(super) stats: DirStats,
 }
 

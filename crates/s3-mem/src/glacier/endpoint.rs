@@ -51,7 +51,7 @@ impl Core for Shared {
     }
 
     fn requests(&self) -> Vec<String> {
-        self.state.lock().log.clone()
+        self.state.lock().log.records()
     }
 }
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
 use super::{DEFAULT_ACCOUNT_ID, GlacierFaults, GlacierStats, ID_ALPHABET, UPLOAD_ID_LEN};
+use crate::log::RequestLog;
 use crate::serve::Rng;
 use crate::sigv4::{hex, unhex};
 
@@ -33,7 +34,7 @@ pub(super) struct VaultRec {
 pub(super) struct State {
     /// Keyed by (account id, vault name).
     pub(super) vaults: BTreeMap<(String, String), VaultRec>,
-    pub(super) log: Vec<String>,
+    pub(super) log: RequestLog<String>,
     pub(super) stats: GlacierStats,
 }
 

@@ -14,12 +14,12 @@ use tokio::net::TcpListener;
 use super::addressing::{VirtualHosts, base_domain};
 use super::http::serve_connection;
 use super::ops::MemS3;
-use super::state::{BucketRec, MemAuth, PartRec, Shared, UploadRec, clamp_time, hex, md5_of};
+use super::state::{BucketRec, MemAuth, PartRec, Shared, UploadRec, hex, md5_of};
 use super::{
     DEFAULT_REGION, Faults, MAX_OFFSET_MS, PartSnapshot, RequestRecord, Stats, UploadSnapshot,
 };
 use crate::handle::{Core, Handle};
-use crate::serve::Server;
+use crate::serve::{Server, clamp_time};
 
 /// Handle of a running in-memory S3 endpoint: a [`Handle`], with the S3 methods below.
 pub type Endpoint = Handle<Shared>;
@@ -67,7 +67,7 @@ impl Core for Shared {
     }
 
     fn requests(&self) -> Vec<RequestRecord> {
-        self.log.lock().records.clone()
+        self.log.lock().records()
     }
 }
 
@@ -180,9 +180,7 @@ impl Endpoint {
     /// Forgets the recorded requests (recording stays as it was; a request in flight is not
     /// recorded again when answered).
     pub fn reset_requests(&self) {
-        let mut log = self.shared.log.lock();
-        log.records = Vec::new();
-        log.epoch += 1;
+        self.shared.log.lock().clear();
     }
 
     /// Sets the offset added to the real clock when stamping `Initiated` and part

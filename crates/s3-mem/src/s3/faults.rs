@@ -117,7 +117,7 @@ impl Shared {
 
         let mut injected = Injected::None;
         if reset > 0.0 || slow > 0.0 {
-            let r = self.next_f64();
+            let r = self.rng.next_f64();
             if r < reset {
                 injected = Injected::Reset;
             } else if r < reset + slow {

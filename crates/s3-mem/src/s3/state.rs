@@ -1,12 +1,9 @@
 //! The S3 endpoint's state: buckets and their uploads behind one mutex, the keys it accepts,
-//! its counters, clock, random numbers and request log, and the byte helpers its records use.
+//! its counters, clock, random numbers and request log, and the digests its records use.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Write as _;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::SystemTime;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use md5::{Digest, Md5};
@@ -19,6 +16,10 @@ use s3s::s3_error;
 use super::Endpoint;
 use super::addressing::credential_scope;
 use super::{Faults, KeyLookup, RequestRecord};
+use crate::log::{RequestLog, Slot};
+use crate::serve::{Rng, clamp_time};
+use crate::sigv4;
+pub(super) use crate::sigv4::hex;
 
 pub(super) struct PartRec {
     pub(super) size: u64,
@@ -140,30 +141,17 @@ pub struct Shared {
     pub(super) counters: Counters,
     pub(super) clock_offset_ms: AtomicI64,
     pub(super) next_upload: AtomicU64,
-    pub(super) rng: AtomicU64,
+    pub(super) rng: Rng,
     /// Base domain of virtual-hosted-style requests (lowercase); see
     /// [`Endpoint::start_with_domain`].
     pub(super) domain: Option<String>,
     /// Whether requests are logged; see [`Endpoint::record_requests`].
     pub(super) recording: AtomicBool,
-    pub(super) log: Mutex<RequestLog>,
+    pub(super) log: Mutex<RequestLog<RequestRecord>>,
 }
-
-/// See [`Endpoint::requests`].
-#[derive(Default)]
-pub(super) struct RequestLog {
-    pub(super) records: Vec<RequestRecord>,
-    /// Bumped by [`Endpoint::reset_requests`], so a request in flight across a reset does
-    /// not fill in the status of another.
-    pub(super) epoch: u64,
-}
-
-/// Where a request in flight was recorded: the log's epoch and its index.
-pub(super) type LogSlot = (u64, usize);
 
 impl Shared {
     pub(super) fn new() -> Self {
-        let seed = std::collections::hash_map::RandomState::new().hash_one(SystemTime::now());
         Self {
             state: Mutex::new(State::default()),
             keys: Arc::new(Keys::default()),
@@ -172,7 +160,7 @@ impl Shared {
             counters: Counters::default(),
             clock_offset_ms: AtomicI64::new(0),
             next_upload: AtomicU64::new(1),
-            rng: AtomicU64::new(seed),
+            rng: Rng::new(),
             domain: None,
             recording: AtomicBool::new(false),
             log: Mutex::new(RequestLog::default()),
@@ -180,7 +168,7 @@ impl Shared {
     }
 
     /// Records a request on arrival (target as sent), with no status yet.
-    pub(super) fn log_arrival<B>(&self, req: &hyper::Request<B>) -> LogSlot {
+    pub(super) fn log_arrival<B>(&self, req: &hyper::Request<B>) -> Slot {
         let headers = req.headers();
         let text = |name: hyper::header::HeaderName| {
             headers
@@ -202,17 +190,12 @@ impl Shared {
             service: service.to_owned(),
             status: 0,
         };
-        let mut log = self.log.lock();
-        log.records.push(record);
-        (log.epoch, log.records.len() - 1)
+        self.log.lock().push(record)
     }
 
     /// Fills in the status of a request recorded by [`Shared::log_arrival`].
-    pub(super) fn log_status(&self, (epoch, index): LogSlot, status: u16) {
-        let mut log = self.log.lock();
-        if log.epoch == epoch
-            && let Some(record) = log.records.get_mut(index)
-        {
+    pub(super) fn log_status(&self, slot: Slot, status: u16) {
+        if let Some(record) = self.log.lock().get_mut(slot) {
             record.status = status;
         }
     }
@@ -224,42 +207,16 @@ impl Shared {
         clamp_time(shifted.unwrap_or(now))
     }
 
-    /// `SplitMix64` over an atomic counter: cheap, lock-free, good enough for sampling.
-    pub(super) fn next_u64(&self) -> u64 {
-        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut z = self
-            .rng
-            .fetch_add(GAMMA, Ordering::Relaxed)
-            .wrapping_add(GAMMA);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub(super) fn next_f64(&self) -> f64 {
-        #[allow(clippy::cast_precision_loss)]
-        let v = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        v
-    }
-
     /// 32 lowercase hex chars: a fixed-width creation counter then a random suffix, so
     /// ids are URL-safe, opaque, and sort in creation order.
     pub(super) fn new_upload_id(&self) -> String {
         let n = self.next_upload.fetch_add(1, Ordering::Relaxed);
-        format!("{n:016x}{:016x}", self.next_u64())
+        format!("{n:016x}{:016x}", self.rng.next_u64())
     }
 
     pub(super) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// Keeps timestamps within what every timestamp renderer accepts.
-pub(super) fn clamp_time(t: DateTime<Utc>) -> DateTime<Utc> {
-    let lo = DateTime::<Utc>::UNIX_EPOCH;
-    let hi = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(t); // 9999-12-31T23:59:59Z
-    t.clamp(lo, hi)
 }
 
 pub(super) fn md5_of(data: &[u8]) -> [u8; 16] {
@@ -277,22 +234,11 @@ pub(super) fn digest16(hasher: Md5) -> [u8; 16] {
     etag
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// The bytes of lowercase or uppercase hex `s`, as UTF-8; `None` if it is not that.
 pub(super) fn unhex(s: &str) -> Option<String> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // `sigv4::unhex` alone would take a sign (`+f`).
+    if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let bytes = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok()
+    String::from_utf8(sigv4::unhex(s)?).ok()
 }
