@@ -20,6 +20,13 @@
 //! - `serve`: the accept loop and graceful shutdown all three share, and the helpers the
 //!   hand-written two render with;
 //! - `sigv4`: the `SigV4` verifier of the hand-written two.
+//!
+//! Each endpoint's folder is cut the same way: `endpoint.rs` (its handle, a [`Handle`] with
+//! its own methods added), its fault plan and the types it hands out, `state.rs`, the
+//! operations (`ops.rs`), one request from arrival to answer (`http.rs`), and its tests beside
+//! them (`tests.rs`).
+
+#![warn(missing_docs)]
 
 pub mod express;
 pub mod faults;

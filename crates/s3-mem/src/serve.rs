@@ -1,8 +1,8 @@
 //! What the endpoints share: a tokio listener's accept loop with graceful shutdown (a grace
 //! period, stop on drop), used by all three ([`crate::Endpoint`] serves each connection itself,
 //! for its connection-level faults); for the hand-written ones ([`crate::glacier`],
-//! [`crate::express`]), beside `SigV4` ([`crate::sigv4`]), per-connection hyper HTTP/1.1 serving
-//! and the small helpers both render with (random ids, timestamps).
+//! [`crate::express`]), beside `SigV4` ([`crate::sigv4`]), per-connection hyper HTTP/1.1 serving;
+//! and the small helpers the endpoints use (random numbers and ids, timestamps, query strings).
 
 use std::collections::HashMap;
 use std::convert::Infallible;

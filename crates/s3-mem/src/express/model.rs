@@ -73,7 +73,9 @@ pub type DirStats = Stats;
 /// [`DirectoryEndpoint::uploads`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirUploadSnapshot {
+    /// Object key.
     pub key: String,
+    /// Upload id (64 URL-safe characters).
     pub upload_id: String,
     /// Initiation time (what `Initiated` lists).
     pub initiated: DateTime<Utc>,
@@ -89,6 +91,7 @@ pub struct DirUploadSnapshot {
 /// strings are empty where absent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DirRequest {
+    /// HTTP method, e.g. `GET`.
     pub method: String,
     /// The `Host` header as sent (the target's authority if there was none).
     pub host: String,
@@ -96,13 +99,16 @@ pub struct DirRequest {
     pub target: String,
     /// Whether the bucket came from the path (not from the host).
     pub path_style: bool,
+    /// The bucket addressed (from the host or the path).
     pub bucket: String,
     /// `CreateSession`, `ListMultipartUploads`, `ListParts`, `AbortMultipartUpload`,
     /// `GetBucketLifecycleConfiguration` or `Unknown`.
     pub operation: &'static str,
-    /// From the `Authorization` header's credential scope.
+    /// Access key of the `Authorization` header's credential scope.
     pub access_key: String,
+    /// Region of the credential scope.
     pub region: String,
+    /// Service of the credential scope (`s3express`).
     pub service: String,
     /// The `x-amz-s3session-token` header.
     pub session_token: Option<String>,
