@@ -50,8 +50,8 @@ async fn a_directory_bucket_is_swept_with_sessions_opaque_pages_and_conditional_
     ep.seed_upload(BUCKET, "tmp/fresh", Utc::now(), &[(1, 1_000)]);
     ep.seed_upload(BUCKET, "keep/other-prefix", old, &[(1, 1_000)]);
     ep.set_faults(DirFaults {
-        stragglers: [("tmp/straggler".to_string(), 1)].into(),
-        never_empty: ["tmp/stuck".to_string()].into(),
+        late_parts: [("tmp/straggler".to_string(), 1)].into(),
+        endless_late_parts: ["tmp/stuck".to_string()].into(),
         replace_on_list_parts: ["tmp/replaced".to_string()].into(),
         // The SDK renews a session 10 s before it expires: this one is renewed after about 1 s.
         session_ttl: std::time::Duration::from_secs(11),

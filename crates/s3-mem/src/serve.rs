@@ -1,9 +1,10 @@
 //! What the endpoints share: a tokio listener's accept loop with graceful shutdown (a grace
 //! period, stop on drop), used by all three ([`crate::Endpoint`] serves each connection itself,
 //! for its connection-level faults); for the hand-written ones ([`crate::glacier`],
-//! [`crate::express`]), beside `SigV4` ([`crate::sigv4`]), per-connection hyper HTTP/1.1 serving
-//! and the small helpers both render with (random ids, timestamps).
+//! [`crate::express`]), beside `SigV4` ([`crate::sigv4`]), per-connection hyper HTTP/1.1 serving;
+//! and the small helpers the endpoints use (random numbers and ids, timestamps, query strings).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::BuildHasher;
@@ -23,6 +24,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+
+use crate::sigv4::form_decode;
 
 /// What every handler answers.
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
@@ -185,7 +188,7 @@ async fn serve_connection<H, F>(
 // Helpers the endpoints render with
 
 /// `SplitMix64` over an atomic counter, seeded from the clock: cheap, lock-free, good enough
-/// for ids, tokens and secrets of a test endpoint (not for real secrets).
+/// for ids, tokens, secrets and fault draws of a test endpoint (not for real secrets).
 pub(crate) struct Rng(AtomicU64);
 
 impl Rng {
@@ -203,6 +206,13 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub(crate) fn next_f64(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let v = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        v
     }
 
     /// `len` characters drawn from a 64-character alphabet.
@@ -226,6 +236,19 @@ impl Rng {
     pub(crate) fn request_id(&self) -> String {
         format!("{:016X}{:016X}", self.next_u64(), self.next_u64())
     }
+}
+
+/// The parameters of a query string, decoded as a form (`+` is a space).
+pub(crate) fn parse_query(query: Option<&str>) -> HashMap<String, String> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
 }
 
 /// Keeps timestamps within what markers and ISO 8601 dates render (1970 to 9999).
