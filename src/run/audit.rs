@@ -209,7 +209,11 @@ mod tests {
             Outcome::Kept,
             Some(KeepReason::InitiatedTimeChanged)
         )));
-        for r in [KeepReason::Fresh, KeepReason::Excluded, KeepReason::RecentPart] {
+        for r in [
+            KeepReason::Fresh,
+            KeepReason::Excluded,
+            KeepReason::RecentPart,
+        ] {
             assert!(!audited(&upload(Outcome::Kept, Some(r))), "{r:?}");
         }
     }
@@ -222,7 +226,11 @@ mod tests {
         let trail = AuditTrail::new(&AuditConfig { path: path.clone() });
         let run = trail.run();
         run.upload("photos", &upload(Outcome::Aborted, None), false);
-        run.upload("photos", &upload(Outcome::Kept, Some(KeepReason::Fresh)), false);
+        run.upload(
+            "photos",
+            &upload(Outcome::Kept, Some(KeepReason::Fresh)),
+            false,
+        );
         run.upload("photos", &upload(Outcome::WouldAbort, None), true);
         assert_eq!(run.finish(), None);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -233,8 +241,19 @@ mod tests {
         assert_eq!(lines.len(), 3, "the earlier line kept, two records: {text}");
         let r = &lines[1];
         for key in [
-            "time", "run_id", "host", "bucket", "key", "upload_id", "initiated",
-            "age_seconds", "parts", "bytes", "abort_attempts", "outcome", "dry_run",
+            "time",
+            "run_id",
+            "host",
+            "bucket",
+            "key",
+            "upload_id",
+            "initiated",
+            "age_seconds",
+            "parts",
+            "bytes",
+            "abort_attempts",
+            "outcome",
+            "dry_run",
         ] {
             assert!(r.get(key).is_some(), "{key} in {r}");
         }

@@ -109,8 +109,14 @@ impl Runner {
             observer: Some(audit.clone()),
             ..opts.clone()
         };
-        let mut run =
-            sweep_targets(targets, &self.connector, &opts, self.parallel_targets, scope).await;
+        let mut run = sweep_targets(
+            targets,
+            &self.connector,
+            &opts,
+            self.parallel_targets,
+            scope,
+        )
+        .await;
         run.run_id = audit.run_id().to_string();
         run.mark_interrupted();
         if let Some(e) = audit.finish() {

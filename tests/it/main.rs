@@ -39,6 +39,7 @@ mod common;
 
 mod access_points;
 mod accounting;
+mod audit;
 mod cli;
 mod concurrency;
 mod config;
