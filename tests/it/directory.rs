@@ -1,5 +1,5 @@
 //! Directory buckets (S3 Express One Zone) on the embedded directory-bucket endpoint
-//! (crates/s3-mem/src/express.rs: real HTTP, SigV4 as `s3express` verified, session tokens
+//! (crates/s3-mem/src/express/: real HTTP, SigV4 as `s3express` verified, session tokens
 //! checked), swept by the real aws-sdk-s3 client with its own session authentication: a
 //! CreateSession before the first call and again when the session runs out mid-sweep, opaque and
 //! unsorted listing pages, `If-Match-Initiated-Time` on every abort, an upload replaced under its

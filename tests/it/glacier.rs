@@ -1,4 +1,4 @@
-//! S3 Glacier vaults on the embedded Glacier endpoint (crates/s3-mem/src/glacier.rs: real HTTP,
+//! S3 Glacier vaults on the embedded Glacier endpoint (crates/s3-mem/src/glacier/: real HTTP,
 //! SigV4 verified), swept by the real aws-sdk-glacier client: 2,500 uploads over 3 pages, a
 //! straggler verified after 2 aborts, a stuck upload unverified, bytes exact, the account id sent
 //! as given, and the exact requests.
