@@ -7,12 +7,15 @@
 //!   every numeric key.
 //! - `log_filter`: the `--log-level` check.
 //! - `render`: the effective configuration for `check-config`, secrets redacted.
+//! - `coordination`: `[coordination]`, the lease that elects one sweeper per target among replicas.
 
+mod coordination;
 mod log_filter;
 mod render;
 pub mod types;
 mod validate;
 
+pub use coordination::{CoordinationConfig, LeaseLocation, default_holder};
 pub use log_filter::check_log_filter;
 pub use render::{redact_url, render_effective};
 pub use types::{
@@ -290,6 +293,9 @@ pub struct FileConfig {
     /// Splitting targets across processes.
     #[serde(default)]
     pub sharding: ShardingConfig,
+    /// One sweeper per target among processes sharing this configuration (a lease).
+    #[serde(default)]
+    pub coordination: CoordinationConfig,
     /// What to sweep.
     #[serde(default)]
     pub targets: Vec<TargetFile>,
@@ -408,6 +414,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// `[sharding]` as resolved (index filled from `$JOB_COMPLETION_INDEX` when unset).
     pub sharding: ShardingConfig,
+    /// `[coordination]` as resolved.
+    pub coordination: CoordinationConfig,
     /// The targets of this shard, settings resolved.
     pub targets: Vec<Target>,
     /// The buckets every shard's targets name, as (endpoint, bucket): discovery leaves them to
@@ -545,6 +553,7 @@ impl Config {
             metrics: file.metrics,
             daemon: file.daemon,
             sharding,
+            coordination: file.coordination,
             targets,
             sources,
         };

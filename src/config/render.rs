@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Config, DaemonConfig, MetricsConfig, Settings, ShardingConfig};
+use super::{Config, CoordinationConfig, DaemonConfig, MetricsConfig, Settings, ShardingConfig};
 
 /// A URL safe to show: the user and password become `REDACTED`, and a query or fragment (where
 /// tokens live) becomes `?REDACTED`. A password holding an unencoded `/` (`https://u:pa/ss@host`)
@@ -53,6 +53,7 @@ pub fn render_effective(config: &Config) -> String {
         metrics: MetricsConfig,
         daemon: DaemonConfig,
         sharding: ShardingConfig,
+        coordination: CoordinationConfig,
         targets: Vec<BTreeMap<String, toml::Value>>,
     }
     let targets = config
@@ -109,6 +110,7 @@ pub fn render_effective(config: &Config) -> String {
         metrics: config.metrics.clone(),
         daemon: config.daemon.clone(),
         sharding: config.sharding.clone(),
+        coordination: config.coordination.clone(),
         targets,
     };
     let mut text = String::new();
