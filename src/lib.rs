@@ -17,6 +17,8 @@
 //!   how many days.
 //! - [`report`]: the run's figures, as text or JSON.
 //! - [`metrics`]: the Prometheus registry, recorded from reports; text, textfile, Pushgateway.
+//! - [`lease`]: one sweeper per target among replicas: a lease object taken and renewed with
+//!   conditional writes, expiry on the store's clock, a probe that a store enforces them.
 //! - [`runner`]: one runner for `once`, `plan`, `run` and `demo`: sweep the targets, then export.
 //! - [`shutdown`]: SIGTERM/SIGINT (and SIGHUP, except in `run`) -> cancel -> drain within `shutdown_grace`.
 //! - [`schedule`]: the `run` daemon: cron jobs per target, no overlap, reload on SIGHUP, drain on SIGTERM.
@@ -32,6 +34,7 @@ pub mod config;
 pub mod demo;
 pub mod discover;
 pub mod http;
+pub mod lease;
 pub mod lifecycle;
 pub mod limit;
 pub mod metrics;

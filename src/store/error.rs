@@ -25,6 +25,8 @@ pub enum Operation {
     ListBuckets,
     /// GetBucketTagging (discovery by tags)
     GetBucketTagging,
+    /// GetObject, PutObject or DeleteObject of a lease object (`[coordination]`, crate::lease)
+    Lease,
 }
 
 impl Operation {
@@ -38,6 +40,7 @@ impl Operation {
             Operation::GetLifecycle => "get_lifecycle",
             Operation::ListBuckets => "list_buckets",
             Operation::GetBucketTagging => "get_bucket_tagging",
+            Operation::Lease => "lease",
         }
     }
 }
@@ -165,6 +168,9 @@ pub(super) fn service_error(
             Operation::GetBucketTagging => {
                 format!(" (discovery by tags needs s3:GetBucketTagging on {bucket:?})")
             }
+            Operation::Lease => format!(
+                " (the lease needs s3:GetObject, s3:PutObject and s3:DeleteObject on its prefix in {bucket:?})"
+            ),
             _ if bucket.starts_with("vault:") => format!(
                 " (the credentials lack glacier:ListMultipartUploads / glacier:ListParts / glacier:AbortMultipartUpload on {bucket:?}: see deploy/iam/)"
             ),
@@ -229,7 +235,7 @@ where
 }
 
 /// Maps an SDK error to our kind and a one-line message that says what to fix.
-pub(super) fn classify<E>(
+pub(crate) fn classify<E>(
     operation: Operation,
     bucket: &str,
     e: SdkError<E, HttpResponse>,
