@@ -522,3 +522,47 @@ async fn rgw_honours_conditions_only_with_unquoted_etags_and_the_lease_elects_on
         matches!(a.claim(&id, period(10)).await.unwrap(), Claim::SweptBy { holder, .. } if holder == "replica-b")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_lease_bucket_is_an_error_and_the_next_probe_tries_again() {
+    // A wrong lease bucket is a configuration error to report, not a verdict on the store; once
+    // the bucket exists, the probe runs again (errors are not cached).
+    let moto = MotoS3::start();
+    let leases = Leases::new(
+        moto.client().await,
+        BUCKET,
+        PREFIX,
+        Duration::from_secs(60),
+        "replica-a",
+    );
+    let e = leases.probe().await.unwrap_err();
+    assert_eq!(e.kind, mpu_janitor::store::ErrorKind::NoSuchBucket, "{e}");
+    assert!(e.to_string().contains("lease"), "{e}");
+    assert!(leases.claim("uploads-0", period(10)).await.is_err());
+    moto.bucket(BUCKET).await;
+    assert_eq!(leases.probe().await.unwrap(), Support::Supported);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_that_is_not_a_lease_is_taken_over() {
+    // Something else wrote at the lease's key: nothing can hold it, so a claim replaces it
+    // (conditionally: If-Match its ETag).
+    let moto = MotoS3::start();
+    let (a, _) = replicas(&moto, Duration::from_secs(60)).await;
+    let id = target_id("", "uploads", "");
+    moto.client()
+        .await
+        .put_object()
+        .bucket(BUCKET)
+        .key(a.key(&id))
+        .body(b"not json".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.read(&id).await.unwrap().0, Current::Unreadable);
+    let lease = held(a.claim(&id, period(10)).await.unwrap());
+    assert!(matches!(
+        lease.renew().await.unwrap(),
+        Standing::Held { .. }
+    ));
+}
