@@ -29,8 +29,8 @@
 //! - [`notify`]: systemd's sd_notify protocol (READY, RELOADING, WATCHDOG, STATUS, STOPPING).
 //! - [`shutdown`]: SIGTERM/SIGINT (and SIGHUP, except in `run`) -> cancel -> drain within `shutdown_grace`.
 //! - [`run`]: the run layer, the one route of every command: targets -> discovery -> connect ->
-//!   sweep -> collect -> export; `once`, `plan`, the daemon ([`run::daemon`]), the progress
-//!   display and the export.
+//!   sweep -> collect -> export; `once`, `plan`, the daemon ([`run::daemon`]), the replicas'
+//!   lease ([`run::lease`]), the audit trail, the progress display and the export.
 //! - `demo` (feature `demo`, on by default): the `demo` command, on the in-memory S3 endpoint of the
 //!   `s3-mem` crate (crates/s3-mem, also the tests' fault-injecting endpoint).
 //!

@@ -7,8 +7,10 @@
 //!   every numeric key.
 //! - `log_filter`: the `--log-level` check.
 //! - `render`: the effective configuration for `check-config`, secrets redacted.
+//! - `coordination`: `[coordination]`, the lease that elects one sweeper per target among replicas.
 
 mod client;
+mod coordination;
 mod log_filter;
 mod reload;
 mod render;
@@ -18,6 +20,7 @@ mod validate;
 
 pub use crate::redact::redact_url;
 pub use client::ClientSettings;
+pub use coordination::{CoordinationConfig, LeaseLocation, default_holder};
 pub use log_filter::check_log_filter;
 pub use reload::RESTART_ONLY;
 pub use render::render_effective;
@@ -309,6 +312,9 @@ pub struct FileConfig {
     /// The audit trail.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// One sweeper per target among processes sharing this configuration (a lease).
+    #[serde(default)]
+    pub coordination: CoordinationConfig,
     /// What to sweep.
     #[serde(default)]
     pub targets: Vec<TargetFile>,
@@ -327,6 +333,8 @@ pub struct Config {
     pub sharding: ShardingConfig,
     /// `[audit]` as resolved.
     pub audit: AuditConfig,
+    /// `[coordination]` as resolved.
+    pub coordination: CoordinationConfig,
     /// The targets of this shard, settings resolved.
     pub targets: Vec<Target>,
     /// The buckets every shard's targets name, as (endpoint, bucket): discovery leaves them to
@@ -465,6 +473,7 @@ impl Config {
             daemon: file.daemon,
             sharding,
             audit: file.audit,
+            coordination: file.coordination,
             targets,
             sources,
         };

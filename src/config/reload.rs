@@ -1,21 +1,22 @@
 //! What a SIGHUP re-applies to a running `run` and what needs a restart, from one list: the
 //! sections that set up the process (the listener, the export, the limits every sweep in flight
-//! shares, the audit file) stay as they were at startup; every other key (`[defaults]`, `[sharding]`,
+//! shares, the audit file, the lease) stay as they were at startup; every other key (`[defaults]`, `[sharding]`,
 //! `[[targets]]`) takes effect from the next scheduled sweep.
 
 use super::Config;
 
 /// The sections a reload cannot re-apply.
-pub const RESTART_ONLY: [&str; 3] = ["metrics", "daemon", "audit"];
+pub const RESTART_ONLY: [&str; 4] = ["metrics", "daemon", "audit", "coordination"];
 
 /// The values of the sections of [`RESTART_ONLY`] in a configuration, in that order.
-fn restart_only(c: &Config) -> [(&'static str, toml::Value); 3] {
+fn restart_only(c: &Config) -> [(&'static str, toml::Value); 4] {
     let value = |v: Result<toml::Value, toml::ser::Error>| v.unwrap_or(toml::Value::Boolean(false));
-    let [metrics, daemon, audit] = RESTART_ONLY;
+    let [metrics, daemon, audit, coordination] = RESTART_ONLY;
     [
         (metrics, value(toml::Value::try_from(&c.metrics))),
         (daemon, value(toml::Value::try_from(&c.daemon))),
         (audit, value(toml::Value::try_from(&c.audit))),
+        (coordination, value(toml::Value::try_from(&c.coordination))),
     ]
 }
 
@@ -48,6 +49,7 @@ impl Config {
             metrics: self.metrics.clone(),
             daemon: self.daemon.clone(),
             audit: self.audit.clone(),
+            coordination: self.coordination.clone(),
             ..new
         }
     }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{AuditConfig, Config, DaemonConfig, MetricsConfig, Settings, ShardingConfig};
+use super::{
+    AuditConfig, Config, CoordinationConfig, DaemonConfig, MetricsConfig, Settings, ShardingConfig,
+};
 use crate::redact::redact_url;
 
 /// The proxy variables the clients read where `proxy` is empty (upper case first).
@@ -29,6 +31,7 @@ pub fn render_effective(config: &Config) -> String {
         daemon: DaemonConfig,
         sharding: ShardingConfig,
         audit: AuditConfig,
+        coordination: CoordinationConfig,
         targets: Vec<BTreeMap<String, toml::Value>>,
     }
     let targets = config
@@ -86,6 +89,7 @@ pub fn render_effective(config: &Config) -> String {
         daemon: config.daemon.clone(),
         sharding: config.sharding.clone(),
         audit: config.audit.clone(),
+        coordination: config.coordination.clone(),
         targets,
     };
     let mut text = String::new();

@@ -458,6 +458,7 @@ impl Config {
             ));
         }
         section("sharding", sharding);
+        section("coordination", self.coordination.problems());
         let m = &self.metrics;
         let mut metrics = Vec::new();
         if !m.listen.is_empty() {

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod daemon;
 pub mod export;
+pub mod lease;
 pub mod progress;
 mod targets;
 

@@ -25,6 +25,8 @@ pub enum Operation {
     ListBuckets,
     /// GetBucketTagging (discovery by tags)
     GetBucketTagging,
+    /// GetObject, PutObject or DeleteObject of a lease object (`[coordination]`, crate::lease)
+    Lease,
 }
 
 impl Operation {
@@ -38,6 +40,7 @@ impl Operation {
             Operation::GetLifecycle => "get_lifecycle",
             Operation::ListBuckets => "list_buckets",
             Operation::GetBucketTagging => "get_bucket_tagging",
+            Operation::Lease => "lease",
         }
     }
 }
@@ -120,7 +123,7 @@ impl StoreError {
 
 /// The service a call was made to, for the permissions an error's hint names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Service {
+pub(crate) enum Service {
     /// S3 (buckets, access points, directory buckets).
     S3,
     /// S3 Glacier (vaults).
@@ -175,6 +178,9 @@ pub(super) fn service_error(
             Operation::GetBucketTagging => {
                 format!(" (discovery by tags needs s3:GetBucketTagging on {bucket:?})")
             }
+            Operation::Lease => format!(
+                " (the lease needs s3:GetObject, s3:PutObject and s3:DeleteObject on its prefix in {bucket:?})"
+            ),
             _ if service == Service::Glacier => format!(
                 " (the credentials lack glacier:ListMultipartUploads / glacier:ListParts / glacier:AbortMultipartUpload on {bucket:?}: see deploy/iam/)"
             ),
@@ -239,7 +245,7 @@ where
 }
 
 /// Maps an SDK error to our kind and a one-line message that says what to fix.
-pub(super) fn classify<E>(
+pub(crate) fn classify<E>(
     operation: Operation,
     service: Service,
     bucket: &str,

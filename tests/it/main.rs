@@ -29,6 +29,8 @@
 //!   none; JSON, `plan`, the gauge).
 //! - `proxy`: every request through a real tinyproxy (forward and CONNECT, `proxy` and the
 //!   environment, `NO_PROXY`, a wrong proxy password never shown).
+//! - `lease`: the lease among replicas on moto's S3 (take, skip, take over on the store's clock,
+//!   renewal and loss, finish, a race), the probe on Garage (conditions ignored) and Ceph RGW.
 //! - `cli`: the binary as a user runs it, against Garage, the embedded endpoint (`demo`) and a TLS
 //!   proxy with a private CA.
 //!
@@ -48,6 +50,7 @@ mod directory;
 mod discovery;
 mod glacier;
 mod hostile;
+mod lease;
 mod lifecycle;
 mod listing;
 mod metrics;

@@ -3,8 +3,9 @@
 //! the real aws-sdk-s3 client), [`endpoint`] (the embedded s3-mem
 //! endpoint with its fault injection), [`janitor`] (running the binary with a hermetic AWS
 //! environment), [`http`] (plain GETs, Prometheus samples, the Prometheus servers), [`proxy`] (a
-//! real tinyproxy), [`tls`] (a private CA and a TLS proxy) and [`sts`] (a real STS: moto's server
-//! mode, whose temporary keys s3-mem verifies). Nothing here sets a process-wide environment variable: every test
+//! real tinyproxy), [`tls`] (a private CA and a TLS proxy), [`sts`] (a real STS: moto's server
+//! mode, whose temporary keys s3-mem verifies) and [`moto_s3`] (moto's S3, which enforces
+//! conditional writes, optionally with its clock set back). Nothing here sets a process-wide environment variable: every test
 //! shares this one process, so credentials go to the library explicitly and to the binary through
 //! its own `Command` environment.
 
@@ -13,6 +14,7 @@ pub mod garage;
 pub mod hostile;
 pub mod http;
 pub mod janitor;
+pub mod moto_s3;
 pub mod proxy;
 pub mod rgw;
 pub mod server;

@@ -1,0 +1,1235 @@
+//! The lease among replicas: processes sharing a configuration (sidecar replicas, an HA pair, a
+//! CronJob overlapping a manual `once`) elect one sweeper per target and schedule period, with no
+//! infrastructure beyond the store. Without it every replica sweeps every target, doubling the
+//! requests (and, before exact accounting, the figures).
+//!
+//! # Protocol
+//!
+//! One small JSON object per target, `{PREFIX}{target id}` in the lease bucket ([`Record`]: holder,
+//! period, expiry, when the period's sweep finished). It is taken with `PutObject If-None-Match: *`
+//! and renewed, taken over or finished with `PutObject If-Match: <its ETag>`, so two writers never
+//! both succeed: the loser gets 412 and reads who won. Expiry is judged on the store's clock only:
+//! every expiry written is the store's time (from the `Date` header of its latest answer, plus the
+//! time elapsed here since) plus the ttl, and a lease is expired when the `Date` of the answer that
+//! read it has reached its expiry. This host's clock never enters a comparison; only its monotonic
+//! clock measures elapsed time.
+//!
+//! The holder renews every third of the ttl. It treats the lease as lost (and cancels the token its
+//! sweep watches, so that no new abort starts) when a renewal is refused (another holder took it
+//! over), or when it could not renew before the moment another process could find it expired.
+//!
+//! A store that ignores the conditions (Garage 2.5.0 answers 200 to both) would let every replica
+//! believe it holds the lease: [`Leases::probe`] proves the store refuses a condition before any
+//! claim relies on it, and otherwise coordination is off for that store ([`Support::Unsupported`],
+//! a value the caller logs, reports and counts).
+//!
+//! The decision of a claim is a pure function ([`decide`]) with a table test; everything here that
+//! talks to the store goes through one aws-sdk-s3 client built by [`crate::store::Connector`].
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::store::error::{Service, classify};
+use crate::store::{ErrorKind, Operation, StoreError};
+
+/// How many times a claim reads and writes the lease before giving up, when every write finds it
+/// changed since the read (each round is a real change by another process).
+const CLAIM_ROUNDS: usize = 4;
+/// A wrong ETag for the probe's `If-Match` (no store makes an ETag of 32 zeros from a body).
+const WRONG_ETAG: &str = "\"00000000000000000000000000000000\"";
+
+/// Whether a store refuses a condition it cannot meet, as [`Leases::probe`] measured it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// The store answered 412 to both conditions: a lease there elects one holder.
+    Supported,
+    /// The store does not enforce conditional writes: coordination is off for it (every replica
+    /// sweeps; the exact accounting still keeps the sums right).
+    Unsupported {
+        /// What the store answered, in a sentence naming the ignored condition.
+        reason: String,
+    },
+}
+
+/// What a claim found.
+#[derive(Debug)]
+pub enum Claim {
+    /// This process holds the lease for the period: sweep the target, then [`Lease::finish`].
+    Held(Lease),
+    /// Another holder (or this one, earlier) already swept the target in this period (or a later
+    /// one): skip it.
+    SweptBy {
+        /// Who swept it.
+        holder: String,
+        /// When it finished, on the store's clock.
+        at: DateTime<Utc>,
+    },
+    /// Another holder holds the lease and it has not expired: skip the target.
+    HeldBy {
+        /// Who holds it.
+        holder: String,
+        /// Until when, on the store's clock, unless it renews.
+        until: DateTime<Utc>,
+    },
+    /// The store ignores conditional writes ([`Leases::probe`]): nothing was claimed and
+    /// coordination is off for it; sweep without a lease and say so.
+    Unsupported {
+        /// What the store answered.
+        reason: String,
+    },
+}
+
+/// The lease object's body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Who holds (or held) it, as configured (`[coordination] holder`, default `host:pid`).
+    pub holder: String,
+    /// A random id of the holding process: what "ours" means. The holder name alone cannot say
+    /// it: two replicas given the same `holder` must still exclude each other.
+    #[serde(default)]
+    pub token: String,
+    /// The start of the schedule period the sweep is for.
+    pub period: DateTime<Utc>,
+    /// When the lease lapses unless renewed, on the store's clock.
+    pub expires: DateTime<Utc>,
+    /// When the holder finished the period's sweep, on the store's clock; `None` while sweeping
+    /// (or when it gave the lease up without finishing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swept_at: Option<DateTime<Utc>>,
+}
+
+/// What a read of the lease object found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Current {
+    /// No lease object.
+    Absent,
+    /// An object that is not a lease record (taken over as if expired: nothing can hold it).
+    Unreadable,
+    /// A lease record.
+    Record(Record),
+}
+
+/// What a claim does after reading the lease: the pure part of [`Leases::claim`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// No lease: create it (`If-None-Match: *`).
+    Create,
+    /// Expired, released, ours or unreadable: overwrite it (`If-Match: <its ETag>`).
+    TakeOver,
+    /// Swept in this period or a later one: skip.
+    Swept {
+        /// Who swept it.
+        holder: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Held by another, not expired: skip.
+    Held {
+        /// Who holds it.
+        holder: String,
+        /// Until when.
+        until: DateTime<Utc>,
+    },
+}
+
+/// Decides a claim of `period` by the process `token` from what the read found, `store_now`
+/// being the `Date` of the answer that read it.
+///
+/// In order: no lease -> create; unreadable -> take over; swept for this period or a later one ->
+/// skip (whoever swept it, ourselves included); ours -> take over (rewrite for this period);
+/// finished (swept an earlier period) -> take over; not expired -> held by another; expired ->
+/// take over.
+pub fn decide(
+    current: &Current,
+    token: &str,
+    period: DateTime<Utc>,
+    store_now: DateTime<Utc>,
+) -> Decision {
+    let r = match current {
+        Current::Absent => return Decision::Create,
+        Current::Unreadable => return Decision::TakeOver,
+        Current::Record(r) => r,
+    };
+    match r.swept_at {
+        Some(at) if r.period >= period => Decision::Swept {
+            holder: r.holder.clone(),
+            at,
+        },
+        _ if r.token == token => Decision::TakeOver,
+        Some(_) => Decision::TakeOver,
+        None if store_now < r.expires => Decision::Held {
+            holder: r.holder.clone(),
+            until: r.expires,
+        },
+        None => Decision::TakeOver,
+    }
+}
+
+/// A stable, URL- and filesystem-safe name for a target's lease: a readable slug of the bucket and
+/// prefix (`[a-z0-9-]`, at most 48 characters) and 16 hex digits of FNV-1a over the endpoint,
+/// bucket and prefix (two stores may each have a bucket of the same name). Vaults and directory
+/// buckets pass their label as `bucket`.
+pub fn target_id(endpoint: &str, bucket: &str, prefix: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in endpoint
+        .bytes()
+        .chain([0])
+        .chain(bucket.bytes())
+        .chain([0])
+        .chain(prefix.bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut slug = String::new();
+    for c in bucket.chars().chain(['-']).chain(prefix.chars()) {
+        let c = c.to_ascii_lowercase();
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if !(c == '-' && (slug.is_empty() || slug.ends_with('-'))) {
+            slug.push(c);
+        }
+        if slug.len() >= 48 {
+            break;
+        }
+    }
+    format!("{}-{h:016x}", slug.trim_end_matches('-'))
+}
+
+/// The store's clock as read from an answer: its `Date`, and the moment here (monotonic) just
+/// before the request was sent, so that `date + elapsed since` never runs behind the store by more
+/// than the `Date` header's rounding (under one second).
+#[derive(Clone, Copy, Debug)]
+struct StoreClock {
+    date: DateTime<Utc>,
+    sent: Instant,
+}
+
+impl StoreClock {
+    /// The store's time at `t`, estimated from this answer.
+    fn at(&self, t: Instant) -> DateTime<Utc> {
+        self.date + delta(t.saturating_duration_since(self.sent))
+    }
+}
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+/// The last moment (here) at which a lease written at `written` with `ttl` is surely still ours:
+/// another process can find it expired once the store's clock reaches the expiry, which can come
+/// up to one second (the `Date` header's rounding) before `written + ttl`; a tenth of the ttl more
+/// covers the two clocks' rates and a late renewal's send.
+fn safe_until(written: Instant, ttl: Duration) -> Instant {
+    written + ttl.saturating_sub(Duration::from_secs(1) + ttl / 10)
+}
+
+/// Keeps the `Date` header of the last answer to the call it is attached to.
+#[derive(Clone, Debug, Default)]
+struct DateOf(Arc<parking_lot::Mutex<Option<String>>>);
+
+impl DateOf {
+    /// The store's clock of the answer, for a request sent at `sent`.
+    fn clock(&self, sent: Instant) -> Result<StoreClock, StoreError> {
+        let text = self.0.lock().clone();
+        let date = text
+            .as_deref()
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .map(DateTime::<Utc>::from)
+            .ok_or_else(|| {
+                StoreError::protocol(
+                    Operation::Lease,
+                    format!(
+                        "the store's answer had no readable Date header ({text:?}): a lease's expiry is judged on the store's clock only"
+                    ),
+                )
+            })?;
+        Ok(StoreClock { date, sent })
+    }
+}
+
+impl Intercept for DateOf {
+    fn name(&self) -> &'static str {
+        "LeaseDate"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        *self.0.lock() = context.response().headers().get("date").map(str::to_string);
+        Ok(())
+    }
+}
+
+/// A conditional write's condition.
+#[derive(Clone, Copy, Debug)]
+enum Cond<'a> {
+    /// Unconditional (the probe's first write).
+    None,
+    /// `If-None-Match: *`: only if no object exists.
+    Absent,
+    /// `If-Match: <etag>`: only if the object is this one.
+    Match(&'a str),
+}
+
+/// What a write answered.
+#[derive(Debug)]
+enum Put {
+    /// 200: written; its ETag and the store's clock of the answer.
+    Written { etag: String, clock: StoreClock },
+    /// The condition failed (412, 409 ConditionalRequestConflict, or 404 to an `If-Match` on a
+    /// deleted object): someone else wrote or removed it.
+    Refused { status: u16 },
+}
+
+/// What a read answered.
+struct Read {
+    current: Current,
+    etag: Option<String>,
+    clock: StoreClock,
+}
+
+/// The lease objects of one lease bucket and prefix, and this process's identity in them. Cheap to
+/// clone; build one per process and lease location, so the probe's verdict is cached once.
+#[derive(Clone)]
+pub struct Leases {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    ttl: Duration,
+    holder: String,
+    token: String,
+    probed: tokio::sync::OnceCell<Probed>,
+}
+
+/// The probe's findings: the verdict, and how the store wants an ETag in `If-Match`.
+#[derive(Clone, Debug)]
+struct Probed {
+    support: Support,
+    /// Send `If-Match` without the ETag's quotes: Ceph RGW 16 matches only that form (and refuses
+    /// the quoted one, its own ETag included), where AWS and moto match the quoted form.
+    unquoted: bool,
+}
+
+impl fmt::Debug for Leases {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leases")
+            .field("bucket", &self.inner.bucket)
+            .field("prefix", &self.inner.prefix)
+            .field("ttl", &self.inner.ttl)
+            .field("holder", &self.inner.holder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Leases {
+    /// The leases under `prefix` (written as is: give "" or one ending in `/`) in `bucket`, reached
+    /// through `client` (the `[defaults]` connection settings), held for `ttl` without renewal by
+    /// `holder`. A ttl under about 3 s leaves little room between renewals (every third of it) and
+    /// the `Date` header's one-second rounding; the configuration accepts 5s to 1h.
+    pub fn new(
+        client: Client,
+        bucket: impl Into<String>,
+        prefix: impl Into<String>,
+        ttl: Duration,
+        holder: impl Into<String>,
+    ) -> Self {
+        Leases {
+            inner: Arc::new(Inner {
+                client,
+                bucket: bucket.into(),
+                prefix: prefix.into(),
+                ttl,
+                holder: holder.into(),
+                token: format!("{:016x}", rand::random::<u64>()),
+                probed: tokio::sync::OnceCell::new(),
+            }),
+        }
+    }
+
+    /// This process's holder name.
+    pub fn holder(&self) -> &str {
+        &self.inner.holder
+    }
+
+    /// How long a lease holds without renewal.
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// The lease bucket.
+    pub fn bucket(&self) -> &str {
+        &self.inner.bucket
+    }
+
+    /// The key of a target's lease object.
+    pub fn key(&self, target_id: &str) -> String {
+        format!("{}{target_id}", self.inner.prefix)
+    }
+
+    /// Proves that the store refuses a condition it cannot meet, once per `Leases` (the verdict is
+    /// cached; an error is not, and the next call probes again). Writes a probe object of this
+    /// process (`{PREFIX}.probe-{token}`), then writes it again with `If-None-Match: *` (must be
+    /// refused), with `If-Match` of its own ETag (must succeed: quoted, as RFC 9110 writes an
+    /// ETag, or else unquoted, which is the only form Ceph RGW 16 matches; the form that succeeds
+    /// is the one every later `If-Match` uses) and with a wrong ETag in that form (must be
+    /// refused), and deletes it. A store that answers 200 to a condition it cannot meet, refuses
+    /// its own ETag in both forms, or refuses the headers (501 NotImplemented, 400) is
+    /// [`Support::Unsupported`]; a store that cannot be reached or denies the writes is an error.
+    pub async fn probe(&self) -> Result<Support, StoreError> {
+        self.inner
+            .probed
+            .get_or_try_init(|| self.run_probe())
+            .await
+            .map(|p| p.support.clone())
+    }
+
+    async fn run_probe(&self) -> Result<Probed, StoreError> {
+        let key = format!("{}.probe-{}", self.inner.prefix, self.inner.token);
+        let verdict = self.probe_steps(&key).await;
+        // The probe object is this process's alone: remove it whatever the verdict.
+        if let Err(e) = self
+            .inner
+            .client
+            .delete_object()
+            .bucket(&self.inner.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            let e = classify(Operation::Lease, Service::S3, &self.inner.bucket, e);
+            tracing::debug!(bucket = %self.inner.bucket, key = %key, error = %e, "Lease probe object not deleted");
+        }
+        if let Ok(Probed {
+            support: Support::Unsupported { reason },
+            ..
+        }) = &verdict
+        {
+            tracing::warn!(bucket = %self.inner.bucket, reason = %reason, "Coordination is off for this store");
+        }
+        verdict
+    }
+
+    /// The probe's writes on `key`, and the verdict.
+    async fn probe_steps(&self, key: &str) -> Result<Probed, StoreError> {
+        let body = format!(
+            "{{\"probe\":\"mpu-janitor lease\",\"holder\":{}}}",
+            serde_json::Value::from(self.inner.holder.as_str())
+        );
+        let unsupported = |what: &str, answered: String| Probed {
+            support: Support::Unsupported {
+                reason: format!(
+                    "the store answered {answered} to a PutObject with {what} (s3://{}/{key}): it does not enforce conditional writes, so a lease there cannot elect one sweeper",
+                    self.inner.bucket
+                ),
+            },
+            unquoted: false,
+        };
+        let put = |cond| self.put(key, body.clone().into_bytes(), cond);
+        // What a refusal or an error answer says about the store: `Ok(None)` = refused as it
+        // should be; `Ok(Some(answer))` = it does not enforce the condition.
+        let refused = |answer: Result<Put, StoreError>| -> Result<Option<String>, StoreError> {
+            match answer {
+                Ok(Put::Refused { status: 412 | 409 }) => Ok(None),
+                Ok(Put::Refused { status }) => Ok(Some(status.to_string())),
+                Ok(Put::Written { .. }) => Ok(Some("200".to_string())),
+                // The headers themselves refused (400, 501 NotImplemented): no conditions.
+                Err(e) if e.kind == ErrorKind::Client || e.message.contains("NotImplemented") => {
+                    Ok(Some(e.message))
+                }
+                Err(e) => Err(e),
+            }
+        };
+        let Put::Written { etag, .. } = put(Cond::None).await? else {
+            return Err(StoreError::protocol(
+                Operation::Lease,
+                "an unconditional PutObject was refused as if conditional",
+            ));
+        };
+        let what = "If-None-Match: * on an existing key";
+        if let Some(answer) = refused(put(Cond::Absent).await)? {
+            return Ok(unsupported(what, answer));
+        }
+        let bare = etag.trim_matches('"').to_string();
+        let mut unquoted = false;
+        for (form, value) in [(false, etag.as_str()), (true, bare.as_str())] {
+            match refused(put(Cond::Match(value)).await)? {
+                Some(answer) if answer == "200" => {
+                    unquoted = form;
+                    break;
+                }
+                Some(answer) => {
+                    return Ok(unsupported("If-Match of the object's own ETag", answer));
+                }
+                None if form => {
+                    return Ok(unsupported(
+                        "If-Match of the object's own ETag, quoted or not",
+                        "412 (it refused a condition that holds)".to_string(),
+                    ));
+                }
+                None => {}
+            }
+        }
+        let wrong = if unquoted {
+            WRONG_ETAG.trim_matches('"')
+        } else {
+            WRONG_ETAG
+        };
+        if let Some(answer) = refused(put(Cond::Match(wrong)).await)? {
+            return Ok(unsupported("a wrong If-Match ETag", answer));
+        }
+        Ok(Probed {
+            support: Support::Supported,
+            unquoted,
+        })
+    }
+
+    /// An ETag as this store wants it in `If-Match` (see [`Leases::probe`]).
+    fn if_match(&self, etag: &str) -> String {
+        match self.inner.probed.get() {
+            Some(p) if p.unquoted => etag.trim_matches('"').to_string(),
+            _ => etag.to_string(),
+        }
+    }
+
+    /// What the lease of a target says now (for `plan` and reports: who holds or held it), and the
+    /// store's time of the answer; `Current::Absent` when there is none.
+    pub async fn read(&self, target_id: &str) -> Result<(Current, DateTime<Utc>), StoreError> {
+        let read = self.get(&self.key(target_id)).await?;
+        Ok((read.current, read.clock.date))
+    }
+
+    /// Claims a target's lease for the schedule period starting at `period` (probing the store
+    /// first, once): [`Claim::Held`] when this process is to sweep it, else who swept or holds it.
+    /// A write that loses a race re-reads the lease and decides again, so two claimers racing
+    /// end with one [`Claim::Held`] and one [`Claim::HeldBy`].
+    pub async fn claim(&self, target_id: &str, period: DateTime<Utc>) -> Result<Claim, StoreError> {
+        if let Support::Unsupported { reason } = self.probe().await? {
+            return Ok(Claim::Unsupported { reason });
+        }
+        let key = self.key(target_id);
+        for _ in 0..CLAIM_ROUNDS {
+            let read = self.get(&key).await?;
+            let if_match;
+            let cond = match decide(&read.current, &self.inner.token, period, read.clock.date) {
+                Decision::Swept { holder, at } => return Ok(Claim::SweptBy { holder, at }),
+                Decision::Held { holder, until } => return Ok(Claim::HeldBy { holder, until }),
+                Decision::Create => Cond::Absent,
+                Decision::TakeOver => match &read.etag {
+                    Some(etag) => {
+                        if_match = self.if_match(etag);
+                        Cond::Match(&if_match)
+                    }
+                    None => {
+                        return Err(StoreError::protocol(
+                            Operation::Lease,
+                            format!(
+                                "GetObject of {key} answered no ETag: the lease cannot be taken over conditionally"
+                            ),
+                        ));
+                    }
+                },
+            };
+            let written = Instant::now();
+            let record = Record {
+                holder: self.inner.holder.clone(),
+                token: self.inner.token.clone(),
+                period,
+                expires: read.clock.at(written) + delta(self.inner.ttl),
+                swept_at: None,
+            };
+            match self.put(&key, to_body(&record), cond).await? {
+                Put::Written { etag, clock } => {
+                    tracing::info!(bucket = %self.inner.bucket, key = %key, holder = %record.holder, until = %record.expires, "Lease taken");
+                    return Ok(Claim::Held(Lease::new(
+                        self.clone(),
+                        key,
+                        State {
+                            etag,
+                            record,
+                            clock,
+                            written,
+                        },
+                    )));
+                }
+                // Someone wrote in between (or an earlier attempt of ours landed): read again.
+                Put::Refused { .. } => continue,
+            }
+        }
+        Err(StoreError::protocol(
+            Operation::Lease,
+            format!("the lease {key} changed under each of {CLAIM_ROUNDS} claims in a row"),
+        ))
+    }
+
+    async fn get(&self, key: &str) -> Result<Read, StoreError> {
+        let date = DateOf::default();
+        let sent = Instant::now();
+        let result = self
+            .inner
+            .client
+            .get_object()
+            .bucket(&self.inner.bucket)
+            .key(key)
+            .customize()
+            .interceptor(date.clone())
+            .send()
+            .await;
+        let (current, etag) = match result {
+            Ok(out) => {
+                let etag = out.e_tag().map(str::to_string);
+                let body = out.body.collect().await.map_err(|e| StoreError {
+                    operation: Operation::Lease,
+                    kind: ErrorKind::Network,
+                    message: format!("reading the lease {key}: {e}"),
+                })?;
+                let current = serde_json::from_slice::<Record>(&body.into_bytes())
+                    .map(Current::Record)
+                    .unwrap_or(Current::Unreadable);
+                (current, etag)
+            }
+            Err(e) if is_absent(&e) => (Current::Absent, None),
+            Err(e) => {
+                return Err(classify(
+                    Operation::Lease,
+                    Service::S3,
+                    &self.inner.bucket,
+                    e,
+                ));
+            }
+        };
+        Ok(Read {
+            current,
+            etag,
+            clock: date.clock(sent)?,
+        })
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, cond: Cond<'_>) -> Result<Put, StoreError> {
+        let date = DateOf::default();
+        let mut request = self
+            .inner
+            .client
+            .put_object()
+            .bucket(&self.inner.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(body.into());
+        request = match cond {
+            Cond::None => request,
+            Cond::Absent => request.if_none_match("*"),
+            Cond::Match(etag) => request.if_match(etag),
+        };
+        let sent = Instant::now();
+        match request.customize().interceptor(date.clone()).send().await {
+            Ok(out) => {
+                let etag = out.e_tag().map(str::to_string).ok_or_else(|| {
+                    StoreError::protocol(
+                        Operation::Lease,
+                        format!("PutObject of {key} answered no ETag: the lease cannot be renewed conditionally"),
+                    )
+                })?;
+                Ok(Put::Written {
+                    etag,
+                    clock: date.clock(sent)?,
+                })
+            }
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                match (status, cond) {
+                    (Some(s @ (412 | 409)), Cond::Absent | Cond::Match(_))
+                    | (Some(s @ 404), Cond::Match(_))
+                        if !matches!(code(&e), Some("NoSuchBucket")) =>
+                    {
+                        Ok(Put::Refused { status: s })
+                    }
+                    _ => Err(classify(
+                        Operation::Lease,
+                        Service::S3,
+                        &self.inner.bucket,
+                        e,
+                    )),
+                }
+            }
+        }
+    }
+}
+
+fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    e.as_service_error().and_then(|s| s.code())
+}
+
+/// Whether a GetObject error says there is no such object (NoSuchKey, or a bare 404).
+fn is_absent<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    match code(e) {
+        Some("NoSuchKey") => true,
+        Some("NoSuchBucket") => false,
+        _ => e.raw_response().is_some_and(|r| r.status().as_u16() == 404),
+    }
+}
+
+fn to_body(record: &Record) -> Vec<u8> {
+    serde_json::to_vec(record).expect("a lease record serializes")
+}
+
+/// The holder's view of its lease.
+#[derive(Debug)]
+struct State {
+    /// The ETag of the last write that succeeded.
+    etag: String,
+    /// What that write said.
+    record: Record,
+    /// The store's clock of the freshest answer.
+    clock: StoreClock,
+    /// When (here) that write's expiry was computed.
+    written: Instant,
+}
+
+/// How a renewal went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Renewed: held until then, on the store's clock.
+    Held {
+        /// The new expiry.
+        until: DateTime<Utc>,
+    },
+    /// Lost (now or earlier): another process may sweep the target.
+    Lost {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How [`Lease::finish`] went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// Recorded: the lease is released (expired for any later reader) and, when the sweep was
+    /// complete, marked swept at `at`, so that other replicas skip the target this period.
+    Recorded {
+        /// `swept_at` as written (the store's time now) when swept; else the expiry written.
+        at: DateTime<Utc>,
+    },
+    /// The lease had been lost before it could be finished: nothing was written.
+    Lost {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A lease this process holds on one target for one period. Renew it with [`Lease::keep_alive`]
+/// (or [`Lease::renew`]), watch [`Lease::lost_token`] while sweeping, and end with
+/// [`Lease::finish`]. Dropped without finishing, it stops renewing and lapses at its expiry.
+pub struct Lease {
+    held: Arc<Held>,
+    /// Stops the renewal task (on finish, and when the lease is dropped).
+    stop: CancellationToken,
+    _stop_on_drop: DropGuard,
+    renewer: parking_lot::Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Held {
+    leases: Leases,
+    key: String,
+    /// Cancelled when the lease is lost, never otherwise.
+    lost: CancellationToken,
+    reason: OnceLock<String>,
+    state: parking_lot::Mutex<State>,
+    /// One write at a time (a renewal and the finish never race each other's ETag).
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.held.state.lock();
+        f.debug_struct("Lease")
+            .field("key", &self.held.key)
+            .field("record", &st.record)
+            .field("lost", &self.held.reason.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lease {
+    fn new(leases: Leases, key: String, state: State) -> Lease {
+        let stop = CancellationToken::new();
+        Lease {
+            held: Arc::new(Held {
+                leases,
+                key,
+                lost: CancellationToken::new(),
+                reason: OnceLock::new(),
+                state: parking_lot::Mutex::new(state),
+                writing: tokio::sync::Mutex::new(()),
+            }),
+            _stop_on_drop: stop.clone().drop_guard(),
+            stop,
+            renewer: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// The lease object's key.
+    pub fn key(&self) -> &str {
+        &self.held.key
+    }
+
+    /// The holder name written in it.
+    pub fn holder(&self) -> &str {
+        self.held.leases.holder()
+    }
+
+    /// The period it was claimed for.
+    pub fn period(&self) -> DateTime<Utc> {
+        self.held.state.lock().record.period
+    }
+
+    /// Its current expiry, on the store's clock.
+    pub fn until(&self) -> DateTime<Utc> {
+        self.held.state.lock().record.expires
+    }
+
+    /// Cancelled when the lease is lost (taken over, or not renewed in time): the sweep starts no
+    /// new abort once it is. Never cancelled otherwise, finishing included.
+    pub fn lost_token(&self) -> CancellationToken {
+        self.held.lost.clone()
+    }
+
+    /// Why the lease was lost, once it is.
+    pub fn lost(&self) -> Option<String> {
+        self.held.reason.get().cloned()
+    }
+
+    /// Renews the lease every third of its ttl in a task, until [`Lease::finish`], the lease's
+    /// drop, or its loss; returns [`Lease::lost_token`]. A refused renewal loses the lease at once;
+    /// a failing one is retried until the moment another process could find it expired, and the
+    /// lease is lost then. Calling it again returns the same token and starts nothing more.
+    pub fn keep_alive(&self) -> CancellationToken {
+        let mut renewer = self.renewer.lock();
+        if renewer.is_none() {
+            let held = self.held.clone();
+            let stop = self.stop.clone();
+            *renewer = Some(tokio::spawn(async move { held.keep_alive(stop).await }));
+        }
+        self.held.lost.clone()
+    }
+
+    /// Renews the lease now: a new expiry (the store's time + ttl), written `If-Match` its ETag.
+    /// [`Standing::Lost`] when another process took it over (or it was deleted, or lost earlier);
+    /// an error when the store could not be asked (the lease stands until [`Lease::keep_alive`]'s
+    /// deadline).
+    pub async fn renew(&self) -> Result<Standing, StoreError> {
+        self.held.renew().await
+    }
+
+    /// Ends the lease: stops renewing, then writes its expiry as now (others may take it at
+    /// once) and, when `swept` (the period's sweep completed), `swept_at` too, so that the other
+    /// replicas skip the target for the rest of the period. The object is kept: it is what they
+    /// read. When the sweep failed or was interrupted, `swept = false` lets another replica retry
+    /// the period.
+    pub async fn finish(self, swept: bool) -> Result<Finished, StoreError> {
+        self.stop.cancel();
+        let renewer = self.renewer.lock().take();
+        if let Some(task) = renewer {
+            let _ = task.await;
+        }
+        self.held.finish(swept).await
+    }
+}
+
+impl Held {
+    fn ttl(&self) -> Duration {
+        self.leases.ttl()
+    }
+
+    fn lose(&self, reason: String) {
+        if self.reason.set(reason.clone()).is_ok() {
+            tracing::warn!(key = %self.key, holder = %self.leases.holder(), reason = %reason, "Lease lost");
+        }
+        self.lost.cancel();
+    }
+
+    /// The moment (here) after which the lease may be found expired by another process.
+    fn deadline(&self) -> Instant {
+        safe_until(self.state.lock().written, self.ttl())
+    }
+
+    async fn keep_alive(&self, stop: CancellationToken) {
+        let ttl = self.ttl();
+        let retry = (ttl / 10).max(Duration::from_millis(100));
+        let mut next = self.state.lock().written + ttl / 3;
+        loop {
+            let deadline = self.deadline();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep_until(next.min(deadline)) => {}
+            }
+            if self.lost.is_cancelled() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.lose(format!(
+                    "not renewed within its ttl ({}): another process may have taken it",
+                    humantime::format_duration(ttl)
+                ));
+                return;
+            }
+            match tokio::time::timeout_at(deadline, self.renew()).await {
+                Ok(Ok(Standing::Held { .. })) => next = self.state.lock().written + ttl / 3,
+                Ok(Ok(Standing::Lost { .. })) => return,
+                Ok(Err(e)) => {
+                    tracing::warn!(key = %self.key, error = %e, "Lease renewal failed; retrying");
+                    next = Instant::now() + retry;
+                }
+                Err(_) => {
+                    self.lose(format!(
+                        "the renewal got no answer before the lease could expire (ttl {})",
+                        humantime::format_duration(ttl)
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn renew(&self) -> Result<Standing, StoreError> {
+        let _writing = self.writing.lock().await;
+        if let Some(reason) = self.reason.get() {
+            return Ok(Standing::Lost {
+                reason: reason.clone(),
+            });
+        }
+        let ttl = delta(self.ttl());
+        match self
+            .rewrite(|record, now, _| record.expires = now + ttl)
+            .await?
+        {
+            Ok(record) => Ok(Standing::Held {
+                until: record.expires,
+            }),
+            Err(reason) => {
+                self.lose(reason.clone());
+                Ok(Standing::Lost { reason })
+            }
+        }
+    }
+
+    async fn finish(&self, swept: bool) -> Result<Finished, StoreError> {
+        let _writing = self.writing.lock().await;
+        if let Some(reason) = self.reason.get() {
+            return Ok(Finished::Lost {
+                reason: reason.clone(),
+            });
+        }
+        let written = self
+            // Expired for any later reader: the Date of an answer already received is never
+            // after the Date of a later one (the estimate of "now" could be, by its fraction).
+            .rewrite(|record, now, seen| {
+                record.expires = seen;
+                record.swept_at = swept.then_some(now);
+            })
+            .await?;
+        match written {
+            Ok(record) => {
+                tracing::info!(key = %self.key, holder = %record.holder, swept, "Lease released");
+                Ok(Finished::Recorded {
+                    at: record.swept_at.unwrap_or(record.expires),
+                })
+            }
+            Err(reason) => {
+                self.lose(reason.clone());
+                Ok(Finished::Lost { reason })
+            }
+        }
+    }
+
+    /// Writes the record changed by `change` (given the store's time now, estimated, and the
+    /// `Date` of its freshest answer) `If-Match` the last ETag. `Ok(Err(reason))` when the lease is no longer ours. A refused write whose re-read
+    /// shows our own token (an earlier write of ours landed though its answer was lost, or the
+    /// SDK retried one that had) adopts that ETag and writes again.
+    async fn rewrite(
+        &self,
+        change: impl Fn(&mut Record, DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Result<Record, String>, StoreError> {
+        for _ in 0..2 {
+            let (etag, mut record, clock) = {
+                let st = self.state.lock();
+                (st.etag.clone(), st.record.clone(), st.clock)
+            };
+            let written = Instant::now();
+            change(&mut record, clock.at(written), clock.date);
+            match self
+                .leases
+                .put(
+                    &self.key,
+                    to_body(&record),
+                    Cond::Match(&self.leases.if_match(&etag)),
+                )
+                .await?
+            {
+                Put::Written { etag, clock } => {
+                    *self.state.lock() = State {
+                        etag,
+                        record: record.clone(),
+                        clock,
+                        written,
+                    };
+                    return Ok(Ok(record));
+                }
+                Put::Refused { .. } => {}
+            }
+            let read = self.leases.get(&self.key).await?;
+            match (&read.current, read.etag) {
+                (Current::Record(r), Some(etag)) if r.token == self.leases.inner.token => {
+                    let mut st = self.state.lock();
+                    st.etag = etag;
+                    st.clock = read.clock;
+                }
+                (Current::Record(r), _) => {
+                    return Ok(Err(format!(
+                        "taken over by {} (period {}, until {})",
+                        r.holder, r.period, r.expires
+                    )));
+                }
+                (Current::Absent, _) => {
+                    return Ok(Err("the lease object was deleted".to_string()));
+                }
+                (Current::Unreadable, _) => {
+                    return Ok(Err(
+                        "the lease object was overwritten by something that is not a lease"
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+        Ok(Err(
+            "the lease object kept changing under this holder's writes".to_string(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn record(
+        holder: &str,
+        token: &str,
+        period: &str,
+        expires: &str,
+        swept: Option<&str>,
+    ) -> Current {
+        Current::Record(Record {
+            holder: holder.into(),
+            token: token.into(),
+            period: t(period),
+            expires: t(expires),
+            swept_at: swept.map(t),
+        })
+    }
+
+    #[test]
+    fn the_claim_decision_follows_the_table() {
+        const P: &str = "2026-12-06T10:00:00Z"; // the period claimed
+        const EARLIER: &str = "2026-12-06T09:00:00Z";
+        const LATER: &str = "2026-12-06T11:00:00Z";
+        const NOW: &str = "2026-12-06T10:05:00Z"; // the store's Date of the read
+        let take = Decision::TakeOver;
+        let held = |h: &str, until: &str| Decision::Held {
+            holder: h.into(),
+            until: t(until),
+        };
+        let swept = |h: &str, at: &str| Decision::Swept {
+            holder: h.into(),
+            at: t(at),
+        };
+        // (scenario, what the read found, expected decision of process "me")
+        let table = [
+            ("no lease yet", Current::Absent, Decision::Create),
+            ("garbage in the object", Current::Unreadable, take.clone()),
+            (
+                "another holder, not expired",
+                record("b", "tb", P, "2026-12-06T10:05:30Z", None),
+                held("b", "2026-12-06T10:05:30Z"),
+            ),
+            (
+                "another holder, expiring this very second: expired",
+                record("b", "tb", P, NOW, None),
+                take.clone(),
+            ),
+            (
+                "another holder, expired",
+                record("b", "tb", P, "2026-12-06T10:04:00Z", None),
+                take.clone(),
+            ),
+            (
+                "another holder swept this period",
+                record(
+                    "b",
+                    "tb",
+                    P,
+                    "2026-12-06T10:03:00Z",
+                    Some("2026-12-06T10:03:00Z"),
+                ),
+                swept("b", "2026-12-06T10:03:00Z"),
+            ),
+            (
+                "another holder swept a later period",
+                record(
+                    "b",
+                    "tb",
+                    LATER,
+                    "2026-12-06T11:01:00Z",
+                    Some("2026-12-06T11:01:00Z"),
+                ),
+                swept("b", "2026-12-06T11:01:00Z"),
+            ),
+            (
+                "another holder swept an earlier period and released it",
+                record(
+                    "b",
+                    "tb",
+                    EARLIER,
+                    "2026-12-06T10:10:00Z",
+                    Some("2026-12-06T09:01:00Z"),
+                ),
+                take.clone(),
+            ),
+            (
+                "another holder released without sweeping (expires = then)",
+                record("b", "tb", P, "2026-12-06T10:02:00Z", None),
+                take.clone(),
+            ),
+            (
+                "another holder still sweeping a later period",
+                record("b", "tb", LATER, "2026-12-06T10:06:00Z", None),
+                held("b", "2026-12-06T10:06:00Z"),
+            ),
+            (
+                "another holder, an earlier period, not expired (a long sweep)",
+                record("b", "tb", EARLIER, "2026-12-06T10:06:00Z", None),
+                held("b", "2026-12-06T10:06:00Z"),
+            ),
+            (
+                "ours, not expired (a restart of the claim)",
+                record("me", "tme", P, "2026-12-06T10:06:00Z", None),
+                take.clone(),
+            ),
+            (
+                "ours, swept this period",
+                record(
+                    "me",
+                    "tme",
+                    P,
+                    "2026-12-06T10:03:00Z",
+                    Some("2026-12-06T10:03:00Z"),
+                ),
+                swept("me", "2026-12-06T10:03:00Z"),
+            ),
+            (
+                "same holder name, another process: not ours",
+                record("me", "tother", P, "2026-12-06T10:06:00Z", None),
+                held("me", "2026-12-06T10:06:00Z"),
+            ),
+        ];
+        for (scenario, current, want) in table {
+            assert_eq!(decide(&current, "tme", t(P), t(NOW)), want, "{scenario}");
+        }
+    }
+
+    #[test]
+    fn a_record_round_trips_as_rfc3339_json_and_ignores_unknown_fields() {
+        let r = Record {
+            holder: "pod-a:7".into(),
+            token: "00ff".into(),
+            period: t("2026-12-06T10:00:00Z"),
+            expires: t("2026-12-06T10:01:00.250Z"),
+            swept_at: None,
+        };
+        let text = String::from_utf8(to_body(&r)).unwrap();
+        assert!(
+            text.contains("\"period\":\"2026-12-06T10:00:00Z\"")
+                && text.contains("\"expires\":\"2026-12-06T10:01:00.250Z\"")
+                && !text.contains("swept_at"),
+            "{text}"
+        );
+        let mut newer: serde_json::Value = serde_json::from_str(&text).unwrap();
+        newer["shard"] = 3.into();
+        assert_eq!(serde_json::from_value::<Record>(newer).unwrap(), r);
+    }
+
+    #[test]
+    fn target_ids_are_stable_safe_and_tell_stores_apart() {
+        let id = target_id("", "uploads", "tmp/");
+        assert_eq!(id, target_id("", "uploads", "tmp/"), "stable");
+        assert!(id.starts_with("uploads-tmp-"), "{id}");
+        assert_eq!(id.len(), "uploads-tmp-".len() + 16);
+        for other in [
+            target_id("https://s3.example", "uploads", "tmp/"),
+            target_id("", "uploads", "tmp"),
+            target_id("", "uploads", ""),
+            target_id("", "uploadstmp/", ""),
+        ] {
+            assert_ne!(id, other);
+        }
+        let odd = target_id("", "vault:-/Photos Été", &"x/".repeat(100));
+        assert!(
+            odd.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "{odd}"
+        );
+        assert!(odd.len() <= 48 + 17, "{odd}");
+    }
+
+    #[test]
+    fn the_holder_stops_trusting_its_lease_before_anyone_can_find_it_expired() {
+        let now = Instant::now();
+        // 60 s: renewed every 20 s, trusted for 53 s (1 s of Date rounding, 6 s of margin).
+        assert_eq!(
+            safe_until(now, Duration::from_secs(60)),
+            now + Duration::from_secs(53)
+        );
+        assert_eq!(
+            safe_until(now, Duration::from_secs(5)),
+            now + Duration::from_millis(3_500)
+        );
+        assert_eq!(
+            safe_until(now, Duration::from_millis(500)),
+            now,
+            "too short: never trusted"
+        );
+        // The store's time at a later moment adds the elapsed time to the answer's Date.
+        let clock = StoreClock {
+            date: t("2026-12-06T10:00:00Z"),
+            sent: now,
+        };
+        assert_eq!(
+            clock.at(now + Duration::from_millis(1_500)),
+            t("2026-12-06T10:00:01.500Z")
+        );
+    }
+}
