@@ -8,6 +8,7 @@
 //!
 //! - [`exit`]: the process's exit codes, one type.
 //! - [`redact`]: URLs shown without their credentials or tokens.
+//! - [`host`]: this host's name.
 //! - [`address`]: how a bucket name is addressed (aws-sdk-s3's endpoint rules, no request).
 //! - [`config`]: the schema, figment layers (defaults, file, `MPU_JANITOR_*` env, flags), typed
 //!   targets ([`config::Kind`]), the store's client settings, validation.
@@ -45,6 +46,7 @@ pub mod config;
 pub mod demo;
 pub mod discover;
 pub mod exit;
+pub mod host;
 pub mod http;
 pub mod lifecycle;
 pub mod limit;

@@ -24,6 +24,7 @@ pub struct Metrics {
     uploads_gone: IntCounterVec,
     errors: IntCounterVec,
     export_errors: IntCounterVec,
+    lease_claims: IntCounterVec,
     sweeps_skipped: IntCounterVec,
     stale_uploads: IntGaugeVec,
     stale_bytes: IntGaugeVec,
@@ -103,8 +104,13 @@ impl Metrics {
             ),
             export_errors: counter(
                 "mpu_janitor_export_errors_total",
-                "Failed exports of the metrics: textfile writes and Pushgateway pushes.",
+                "Failed exports: textfile writes, Pushgateway pushes, audit file writes.",
                 &["sink"],
+            ),
+            lease_claims: counter(
+                "mpu_janitor_lease_claims_total",
+                "What the replicas' lease said before a target's sweep: held, lost, swept_by_other, held_by_other, unsupported (coordination off: the store ignores conditional writes), error, free (plan).",
+                &["bucket", "result"],
             ),
             sweeps_skipped: counter(
                 "mpu_janitor_sweeps_skipped_total",
@@ -188,6 +194,15 @@ impl Metrics {
     /// Records one target's sweep.
     pub fn record(&self, r: &TargetReport) {
         let b = [r.bucket.as_str()];
+        if let Some(l) = &r.lease {
+            self.lease_claims
+                .with_label_values(&[&r.bucket, l.status.as_str()])
+                .inc();
+        }
+        // Another replica swept it: this process has no figure of it to record.
+        if r.swept_elsewhere() {
+            return;
+        }
         self.reclaimed_bytes
             .with_label_values(&b)
             .inc_by(r.reclaimed_bytes);
@@ -305,6 +320,7 @@ impl Metrics {
                 "mpu_janitor_sweeps_skipped_total" => (&self.sweeps_skipped, &["bucket"]),
                 "mpu_janitor_errors_total" => (&self.errors, &["bucket", "operation", "kind"]),
                 "mpu_janitor_export_errors_total" => (&self.export_errors, &["sink"]),
+                "mpu_janitor_lease_claims_total" => (&self.lease_claims, &["bucket", "result"]),
                 _ => continue,
             };
             let values: Option<Vec<&str>> = keys.iter().map(|k| get(k)).collect();
@@ -466,16 +482,6 @@ pub async fn push(
         "the Pushgateway at {redacted} answered {status}: {}",
         body.trim()
     ))
-}
-
-/// This host's name, for the Pushgateway's `instance` label.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]

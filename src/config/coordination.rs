@@ -107,7 +107,7 @@ impl CoordinationConfig {
 
 /// `HOST:PID`, the default holder: unique among processes of one host, and readable in a report.
 pub fn default_holder() -> String {
-    format!("{}:{}", crate::metrics::hostname(), std::process::id())
+    format!("{}:{}", crate::host::hostname(), std::process::id())
 }
 
 /// `""` -> `None`; `s3://BUCKET[/PREFIX]` -> its location; anything else -> why not.

@@ -266,12 +266,25 @@ pub struct TargetReport {
     /// A shutdown left work undone on this target: its listing stopped before the last page
     /// (uploads beyond it were not seen), or stale uploads were left `interrupted`. Set by the sweep.
     pub stopped_by_shutdown: bool,
+    /// What the replicas' lease said, when `[coordination]` is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseReport>,
 }
 
 impl TargetReport {
     /// True when the target needs attention: an error, a failed or an unverified upload.
     pub fn is_failure(&self) -> bool {
         self.error.is_some() || self.failed > 0 || self.unverified > 0
+    }
+
+    /// True when another holder of the lease swept (or sweeps) the target: this process did not.
+    pub fn swept_elsewhere(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| {
+            matches!(
+                l.status,
+                LeaseStatus::SweptByOther | LeaseStatus::HeldByOther
+            )
+        })
     }
 
     /// True when a shutdown left work undone on this target.
@@ -413,6 +426,61 @@ pub struct SkippedBucket {
     pub bucket: String,
     /// Why.
     pub reason: String,
+}
+
+/// What the replicas' lease (`[coordination]`) said for a target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeaseReport {
+    /// What it said.
+    pub status: LeaseStatus,
+    /// The holder it names: this process's when it held the lease, the other's when it did not.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub holder: String,
+    /// On the store's clock: until when the lease is held (`held`, `held_by_other`), or when the
+    /// other holder finished the period's sweep (`swept_by_other`).
+    #[serde(
+        serialize_with = "rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub at: Option<DateTime<Utc>>,
+    /// Why, for `lost`, `unsupported` and `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What the lease said for a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseStatus {
+    /// This process held it for the sweep (and released it after).
+    Held,
+    /// This process held it, and lost it mid-sweep: no new abort started after the loss.
+    Lost,
+    /// Another holder swept the target in this schedule period: skipped.
+    SweptByOther,
+    /// Another holder holds it now: skipped.
+    HeldByOther,
+    /// The lease store ignores conditional writes: coordination is off, swept without a lease.
+    Unsupported,
+    /// The lease could not be read or taken: swept without it.
+    Error,
+    /// `plan`: nobody holds it (plan only reads the lease).
+    Free,
+}
+
+impl LeaseStatus {
+    /// The snake_case name, as in the JSON and the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseStatus::Held => "held",
+            LeaseStatus::Lost => "lost",
+            LeaseStatus::SweptByOther => "swept_by_other",
+            LeaseStatus::HeldByOther => "held_by_other",
+            LeaseStatus::Unsupported => "unsupported",
+            LeaseStatus::Error => "error",
+            LeaseStatus::Free => "free",
+        }
+    }
 }
 
 /// A run's figures summed over its targets.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Outcome, RunReport, TargetReport, UploadReport};
+use super::{LeaseStatus, Outcome, RunReport, TargetReport, UploadReport};
 use crate::policy::{ClockSource, KeepReason};
 
 /// Human-readable byte count (binary units).
@@ -37,6 +37,14 @@ pub fn human_age(secs: u64) -> String {
 pub fn render_plan_text(run: &RunReport) -> String {
     let mut out = render_discovery(run);
     for t in &run.targets {
+        // A target that could not be listed is not an empty one: its headline says so.
+        if let Some(e) = &t.error
+            && t.uploads_seen == 0
+        {
+            let _ = writeln!(out, "{}: FAILED, nothing could be listed", target_name(t));
+            let _ = writeln!(out, "  ERROR: {e}");
+            continue;
+        }
         let _ = writeln!(
             out,
             "{}: {} stale of {} incomplete uploads, {} ({} kept: {} fresh, {} excluded, {} idle, {} suspicious)",
@@ -55,6 +63,9 @@ pub fn render_plan_text(run: &RunReport) -> String {
         }
         if let Some(line) = discovered_line(t) {
             let _ = writeln!(out, "  {line}");
+        }
+        if let Some(line) = lease_line(t) {
+            let _ = writeln!(out, "  lease: {line}");
         }
         if let Some(line) = clock_line(t) {
             let _ = writeln!(out, "  {line}");
@@ -156,6 +167,10 @@ pub fn render_plan_text(run: &RunReport) -> String {
 pub fn render_run_text(run: &RunReport) -> String {
     let mut out = render_discovery(run);
     for t in &run.targets {
+        if let Some(line) = skipped_line(t) {
+            let _ = writeln!(out, "{} [skipped] {line}", target_name(t));
+            continue;
+        }
         let status = if t.error.is_some() {
             "FAILED"
         } else if t.unverified > 0 || t.failed > 0 {
@@ -203,6 +218,9 @@ pub fn render_run_text(run: &RunReport) -> String {
         );
         if let Some(e) = &t.error {
             let _ = writeln!(out, "  error: {e}");
+        }
+        if let Some(line) = lease_line(t) {
+            let _ = writeln!(out, "  lease: {line}");
         }
         if t.listing_repeats > 0 {
             let _ = writeln!(
@@ -369,6 +387,45 @@ fn discovered_line(t: &TargetReport) -> Option<String> {
     } else {
         format!("discovered by {rule}")
     })
+}
+
+/// Why another replica's sweep stands for this target's, when it does.
+fn skipped_line(t: &TargetReport) -> Option<String> {
+    let l = t.lease.as_ref()?;
+    let at = l.at.map(super::timestamp).unwrap_or_default();
+    match l.status {
+        LeaseStatus::SweptByOther => Some(format!(
+            "swept by {} at {at} in this schedule period (the replicas' lease)",
+            l.holder
+        )),
+        LeaseStatus::HeldByOther => Some(format!(
+            "{} holds the replicas' lease until {at} and sweeps it",
+            l.holder
+        )),
+        _ => None,
+    }
+}
+
+/// What the lease said of a target this process swept, when there is something to say.
+fn lease_line(t: &TargetReport) -> Option<String> {
+    let l = t.lease.as_ref()?;
+    let at = l.at.map(super::timestamp).unwrap_or_default();
+    let detail = l.detail.as_deref().unwrap_or_default();
+    match l.status {
+        LeaseStatus::Held => Some(format!("held by {} (released)", l.holder)),
+        LeaseStatus::Lost => Some(format!(
+            "LOST mid-sweep ({detail}): no abort started after the loss; another replica finishes"
+        )),
+        LeaseStatus::Unsupported => Some(format!(
+            "COORDINATION OFF: {detail}; every replica sweeps this target (the figures stay exact)"
+        )),
+        LeaseStatus::Error => Some(format!("not used ({detail}); swept without it")),
+        LeaseStatus::Free if !l.holder.is_empty() => {
+            Some(format!("free; last held by {} {at}", l.holder))
+        }
+        LeaseStatus::HeldByOther => Some(format!("held by {} until {at}", l.holder)),
+        LeaseStatus::Free | LeaseStatus::SweptByOther => None,
+    }
 }
 
 fn target_name(t: &TargetReport) -> String {

@@ -34,7 +34,7 @@ impl AuditTrail {
     pub fn new(config: &AuditConfig) -> Self {
         AuditTrail {
             path: Some(config.path.clone()).filter(|p| !p.as_os_str().is_empty()),
-            host: crate::metrics::hostname(),
+            host: crate::host::hostname(),
         }
     }
 

@@ -92,8 +92,7 @@ impl Exporter {
             return Ok(());
         };
         let redacted = crate::redact::redact_url(url.as_str());
-        match crate::metrics::push(self.metrics.render(), url, &crate::metrics::hostname(), via)
-            .await
+        match crate::metrics::push(self.metrics.render(), url, &crate::host::hostname(), via).await
         {
             Ok(()) => {
                 tracing::info!(url = %redacted, "Pushed metrics");

@@ -13,6 +13,7 @@
 //! each have their own file.
 
 pub mod audit;
+pub mod coordinate;
 pub mod daemon;
 pub mod export;
 pub mod lease;
@@ -34,6 +35,7 @@ use crate::store::Connector;
 use crate::sweep::SweepOptions;
 
 pub use audit::AuditTrail;
+pub use coordinate::Coordinator;
 pub use export::Exporter;
 pub use progress::{Show, log_writer};
 pub use targets::{connect_and_sweep, sweep_targets};
@@ -52,6 +54,8 @@ pub struct Runner {
     pub exporter: Exporter,
     /// Where each run's records of uploads go.
     pub audit: AuditTrail,
+    /// The replicas' lease, when `[coordination]` is on.
+    pub coordinator: Coordinator,
     /// Every sweep in flight, for the drain.
     tracker: TaskTracker,
 }
@@ -68,6 +72,7 @@ impl Runner {
             exporter,
         );
         runner.audit = AuditTrail::new(&config.audit);
+        runner.coordinator = Coordinator::new(config);
         runner
     }
 
@@ -86,6 +91,7 @@ impl Runner {
             parallel_targets,
             exporter,
             audit: AuditTrail::default(),
+            coordinator: Coordinator::default(),
             tracker: TaskTracker::new(),
         }
     }
@@ -110,12 +116,13 @@ impl Runner {
             observer: Some(audit.clone()),
             ..opts.clone()
         };
-        let mut run = sweep_targets(
+        let mut run = targets::sweep_coordinated(
             targets,
             &self.connector,
             &opts,
             self.parallel_targets,
             scope,
+            &self.coordinator,
         )
         .await;
         run.run_id = audit.run_id().to_string();

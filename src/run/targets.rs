@@ -9,9 +9,10 @@ use std::sync::atomic::Ordering;
 use chrono::Utc;
 use futures::{FutureExt as _, StreamExt as _};
 
+use super::coordinate::{self, Coordinator, Turn};
 use crate::config::{Kind, Target};
 use crate::discover::{self, Scope};
-use crate::report::{RunReport, TargetReport};
+use crate::report::{LeaseReport, LeaseStatus, RunReport, TargetReport};
 use crate::store::{AnyStore, Connector, ErrorKind, StoreError};
 use crate::sweep::{SweepOptions, sweep};
 
@@ -29,6 +30,59 @@ async fn connect(target: &Target, connector: &Connector) -> Result<AnyStore, Sto
                 .await?,
         ),
     })
+}
+
+/// Sweeps `target` if the lease says it is this process's turn, holding the lease meanwhile; a
+/// target another replica swept (or sweeps) is reported as such.
+async fn in_turn(
+    target: &Target,
+    connector: &Connector,
+    opts: &SweepOptions,
+    coordinator: &Coordinator,
+) -> TargetReport {
+    match coordinator.claim(target, connector).await {
+        Turn::Skip(note) => {
+            opts.progress.targets_listed.fetch_add(1, Ordering::Relaxed);
+            TargetReport {
+                bucket: target.bucket.clone(),
+                vault: target.vault().is_some(),
+                prefix: target.prefix.clone(),
+                finished_at: Utc::now(),
+                lease: Some(note),
+                ..Default::default()
+            }
+        }
+        Turn::Sweep { lease: None, note } => {
+            let mut r = connect_and_sweep(target, connector, opts).await;
+            r.lease = note;
+            r
+        }
+        Turn::Sweep {
+            lease: Some(lease),
+            note,
+        } => {
+            // The lease's loss stops new aborts as a shutdown does, for this target only.
+            let cancel = opts.cancel.child_token();
+            let held = SweepOptions {
+                cancel: cancel.clone(),
+                ..opts.clone()
+            };
+            let sweep = connect_and_sweep(target, connector, &held);
+            let (mut r, loss) = coordinate::hold(lease, &cancel, sweep, |r: &TargetReport| {
+                r.error.is_none() && !r.is_interrupted()
+            })
+            .await;
+            r.lease = match (loss, note) {
+                (Some(why), Some(note)) => Some(LeaseReport {
+                    status: LeaseStatus::Lost,
+                    detail: Some(why),
+                    ..note
+                }),
+                (_, note) => note,
+            };
+            r
+        }
+    }
 }
 
 /// Builds (or reuses) the target's client and sweeps it. A client that cannot be built (bad CA
@@ -79,6 +133,19 @@ pub async fn sweep_targets(
     parallel_targets: usize,
     scope: &Scope,
 ) -> RunReport {
+    let off = Coordinator::default();
+    sweep_coordinated(targets, connector, opts, parallel_targets, scope, &off).await
+}
+
+/// [`sweep_targets`], each target in its turn as the replicas' lease says ([`Coordinator`]).
+pub(super) async fn sweep_coordinated(
+    targets: &[Target],
+    connector: &Connector,
+    opts: &SweepOptions,
+    parallel_targets: usize,
+    scope: &Scope,
+    coordinator: &Coordinator,
+) -> RunReport {
     let started_at = Utc::now();
     let (targets, discovery) = discover::expand(targets, connector, scope).await;
     opts.progress
@@ -88,7 +155,7 @@ pub async fn sweep_targets(
     // (rust-lang/rust#102211).
     let targets = &*targets;
     let mut reports: Vec<(usize, TargetReport)> = futures::stream::iter(0..targets.len())
-        .map(|i| connect_and_sweep(&targets[i], connector, opts).map(move |r| (i, r)))
+        .map(|i| in_turn(&targets[i], connector, opts, coordinator).map(move |r| (i, r)))
         .buffer_unordered(parallel_targets.max(1))
         .collect()
         .await;

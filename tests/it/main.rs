@@ -55,6 +55,7 @@ mod lifecycle;
 mod listing;
 mod metrics;
 mod proxy;
+mod replicas;
 mod resilience;
 mod roles;
 mod safety;
