@@ -124,6 +124,9 @@ SECTIONS = {
     "metrics": {"listen": str, "textfile": str, "pushgateway_url": str},
     "sharding": {"index": int, "count": int},
     "daemon": {"shutdown_grace": "duration", "parallel_targets": int, "max_in_flight": int},
+    # Round 3 (docs/contract.md): the audit trail and the replicas' lease.
+    "audit": {"path": str},
+    "coordination": {"lease": str, "lease_ttl": "duration", "holder": str},
 }
 METRICS = {
     "mpu_janitor_reclaimed_bytes_total", "mpu_janitor_uploads_aborted_total",
@@ -273,7 +276,9 @@ def iam(path):
                 "glacier:ListMultipartUploads": "vault", "glacier:ListParts": "vault",
                 "glacier:AbortMultipartUpload": "vault",
                 # Directory buckets: one session a bucket covers its calls (the SDK's CreateSession).
-                "s3express:CreateSession": "directory-bucket"}
+                "s3express:CreateSession": "directory-bucket",
+                # The replicas' lease: its objects only, under a prefix of their own.
+                "s3:GetObject": "lease", "s3:PutObject": "lease", "s3:DeleteObject": "lease"}
     # Access points: the three calls granted on the access point (and its objects) instead.
     access_point = r"arn:aws[a-z-]*:s3:[a-z0-9-]+:\d{12}:accesspoint/[a-z0-9-]+"
     if doc.get("Version") != "2012-10-17":
@@ -311,6 +316,10 @@ def iam(path):
                     tail = "/object/.+" if kind == "object" else ""
                     if not re.fullmatch(access_point + tail, r):
                         errors.append(f"{a} on {r}: not an access point ARN (arn:aws:s3:REGION:ACCOUNT:accesspoint/NAME{'/object/*' if tail else ''})")
+                    continue
+                if kind == "lease":
+                    if not re.fullmatch(r"arn:aws[a-z-]*:s3:::[a-z0-9.-]+/[^*]+/\*", r):
+                        errors.append(f"{a} on {r}: the lease's objects only (arn:aws:s3:::BUCKET/PREFIX/*), never a whole bucket")
                     continue
                 if kind == "bucket-glob":
                     if not r.startswith("arn:aws:s3:::") or "/" in r or r == "arn:aws:s3:::*":
