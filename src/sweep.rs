@@ -330,6 +330,8 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
     let mut marker: Option<Marker> = None;
     let bucket = ctx.store.bucket().to_string();
     let mut repeats = Repeats::default();
+    let mut markers = Markers::default();
+    let mut empty_pages = 0;
     loop {
         let page = tokio::select! {
             biased;
@@ -379,6 +381,7 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
                 }
             }
         };
+        let brought_nothing = page.uploads.is_empty() && page.unreadable.is_empty();
         for u in page.unreadable {
             listed.seen += 1;
             ctx.opts.progress.listed.fetch_add(1, Ordering::Relaxed);
@@ -433,9 +436,16 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
         match page.next {
             None => break,
             Some(next) => {
-                if let Some(problem) =
-                    not_advancing(marker.as_ref(), &next, ctx.store.ordered_markers())
-                {
+                empty_pages = if brought_nothing { empty_pages + 1 } else { 0 };
+                let problem = not_advancing(marker.as_ref(), &next, ctx.store.ordered_markers())
+                    .or_else(|| markers.cycle(&next))
+                    .or_else(|| {
+                        (empty_pages >= MAX_EMPTY_PAGES).then(|| format!(
+                            "the server answered {empty_pages} truncated pages in a row with no upload (last marker key {:?}): refusing to follow it further",
+                            next.key
+                        ))
+                    });
+                if let Some(problem) = problem {
                     let e = StoreError::protocol(Operation::ListUploads, problem);
                     tracing::error!(bucket = %bucket, error = %e, "Listing uploads stopped");
                     listed.error = Some(e);
@@ -474,6 +484,30 @@ impl Repeats {
         }
         let id = (u.key.clone(), u.upload_id.clone());
         self.previous.contains(&id) || !self.current.insert(id)
+    }
+}
+
+/// Truncated pages in a row that bring no upload before the listing is refused (seaweedfs#1407:
+/// an empty page marked truncated; a store that does it for ever would hold the target for ever).
+const MAX_EMPTY_PAGES: u32 = 10;
+
+/// The markers a listing has followed, by hash (8 bytes a page): a marker that comes back at any
+/// earlier point of the listing is a cycle, not only one that repeats the previous page's (a
+/// Glacier vault's opaque markers going A, B, A, B).
+#[derive(Default)]
+struct Markers(std::collections::HashSet<u64>);
+
+impl Markers {
+    /// Why following `next` would cycle, if it would; remembers it otherwise.
+    fn cycle(&mut self, next: &Marker) -> Option<String> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(next);
+        (!self.0.insert(h)).then(|| {
+            format!(
+                "the server's page marker (key {:?}, upload id {:?}) came back after other pages: the listing cycles; refusing to loop",
+                next.key, next.upload_id
+            )
+        })
     }
 }
 
@@ -667,6 +701,20 @@ mod tests {
             "two pages back is forgotten"
         );
         assert_eq!(r.previous.len() + r.current.len(), 1);
+    }
+
+    #[test]
+    fn a_marker_that_comes_back_after_other_pages_is_a_cycle() {
+        let mut seen = Markers::default();
+        assert_eq!(seen.cycle(&m("a", None)), None);
+        assert_eq!(seen.cycle(&m("b", None)), None);
+        let e = seen.cycle(&m("a", None)).expect("A, B, A cycles");
+        assert!(e.contains("came back after other pages"), "{e}");
+        assert_eq!(
+            seen.cycle(&m("a", Some("2"))),
+            None,
+            "another upload id is another marker"
+        );
     }
 
     #[test]

@@ -560,6 +560,19 @@ impl Leases {
             };
             match self.put(&key, to_body(&record), cond).await? {
                 Put::Written { etag, clock } => {
+                    // A store whose conditional write is not atomic (seen: moto under a loaded
+                    // host let two racing `If-None-Match: *` through) may have taken another
+                    // writer's too: read it back and hold it only if the record there is ours.
+                    // Should another write still land after this read, our next renewal is
+                    // refused and the loss stops our aborts.
+                    let back = self.get(&key).await?;
+                    let ours =
+                        matches!(&back.current, Current::Record(r) if r.token == self.inner.token);
+                    if !ours {
+                        tracing::warn!(bucket = %self.inner.bucket, key = %key,
+                            "The lease store accepted our conditional write and another one: the lease is not ours");
+                        continue;
+                    }
                     tracing::info!(bucket = %self.inner.bucket, key = %key, holder = %record.holder, until = %record.expires, "Lease taken");
                     return Ok(Claim::Held(Lease::new(
                         self.clone(),

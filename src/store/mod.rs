@@ -54,7 +54,7 @@ pub struct Upload {
 }
 
 /// Where the next ListMultipartUploads page starts, exactly as the server returned it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Marker {
     /// `NextKeyMarker`.
     pub key: String,
@@ -74,9 +74,14 @@ pub struct Unreadable {
     pub problem: String,
 }
 
-/// The most entries one ListMultipartUploads or ListParts page may hold (`max-uploads` and
+/// The most entries one ListMultipartUploads or ListParts page is asked for (`max-uploads` and
 /// `max-parts` cannot ask for more).
 pub const MAX_PAGE_ENTRIES: usize = 1_000;
+/// The most entries read from one page of a store that gives more than it was asked for (the
+/// JuiceFS gateway ignores `max-uploads` and `max-parts`: 1,521 uploads in one page, an upload's
+/// 1,100 parts in one): such a page is served as long as it fits this and the answer's byte bound,
+/// which is what protects memory. ListParts keeps the protocol's 10,000 parts an upload.
+pub const MAX_GENEROUS_PAGE: usize = 10_000;
 /// The most parts an upload can have, and the highest part number.
 pub const MAX_PARTS: usize = 10_000;
 

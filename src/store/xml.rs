@@ -13,7 +13,7 @@ use quick_xml::Reader;
 use quick_xml::escape::resolve_xml_entity;
 use quick_xml::events::Event;
 
-use super::{MAX_PAGE_ENTRIES, Part, PartsPage, Unreadable, Upload, to_chrono};
+use super::{MAX_GENEROUS_PAGE, Part, PartsPage, Unreadable, Upload, to_chrono};
 
 /// Deeper than any S3 answer (ListMultipartUploadsResult > Upload > Owner > ID is 4).
 const MAX_DEPTH: usize = 16;
@@ -67,13 +67,7 @@ impl Element {
 
     fn date(&self, name: &str) -> Result<Option<DateTime<Utc>>, String> {
         self.field(name)?
-            .map(|s| {
-                aws_smithy_types::DateTime::from_str(s, Format::DateTime)
-                    .ok()
-                    .as_ref()
-                    .and_then(to_chrono)
-                    .ok_or_else(|| format!("{name} is {s:?}, not a date"))
-            })
+            .map(|s| read_time(s).ok_or_else(|| format!("{name} is {s:?}, not a date")))
             .transpose()
     }
 
@@ -84,6 +78,21 @@ impl Element {
             Some(other) => Err(format!("{name} is {other:?}, not true or false")),
         }
     }
+}
+
+/// A time as S3 and the stores known to differ from it write one: ISO 8601 / RFC 3339 in UTC
+/// (`Z`) with or without fractional seconds, or with any offset (`+02:00`), which is kept as the
+/// instant it names.
+pub(super) fn read_time(s: &str) -> Option<DateTime<Utc>> {
+    aws_smithy_types::DateTime::from_str(s, Format::DateTime)
+        .ok()
+        .as_ref()
+        .and_then(to_chrono)
+        .or_else(|| {
+            DateTime::parse_from_rfc3339(s.trim())
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        })
 }
 
 /// Reads a whole document into its root element, refusing anything that is not well-formed.
@@ -221,9 +230,9 @@ pub(super) fn parse_list_uploads(body: &[u8]) -> Result<UploadsPage, String> {
     let doc = parse(body)?;
     let root = expect_root(&doc, "ListMultipartUploadsResult")?;
     let entries = root.children("Upload").count();
-    if entries > MAX_PAGE_ENTRIES {
+    if entries > MAX_GENEROUS_PAGE {
         return Err(format!(
-            "{entries} uploads in one page: the protocol allows at most {MAX_PAGE_ENTRIES}"
+            "{entries} uploads in one page: more than {MAX_GENEROUS_PAGE} (1,000 were asked for)"
         ));
     }
     let mut page = UploadsPage {
@@ -274,9 +283,9 @@ pub(super) fn parse_list_parts(body: &[u8]) -> Result<PartsPage, String> {
     let doc = parse(body)?;
     let root = expect_root(&doc, "ListPartsResult")?;
     let entries = root.children("Part").count();
-    if entries > MAX_PAGE_ENTRIES {
+    if entries > MAX_GENEROUS_PAGE {
         return Err(format!(
-            "{entries} parts in one page: the protocol allows at most {MAX_PAGE_ENTRIES}"
+            "{entries} parts in one page: more than the {MAX_GENEROUS_PAGE} an upload may have"
         ));
     }
     let mut page = PartsPage {
@@ -462,13 +471,35 @@ mod tests {
     }
 
     #[test]
-    fn a_page_longer_than_the_protocol_allows_is_refused() {
-        let entries = "<Upload><Key>k</Key><UploadId>u</UploadId></Upload>".repeat(1001);
+    fn times_are_read_with_any_offset_and_with_or_without_fractions() {
+        let at = |s: &str| read_time(s).map(|t| t.to_rfc3339());
+        let want = Some("2020-01-01T00:00:00+00:00".to_string());
+        assert_eq!(at("2020-01-01T00:00:00Z"), want);
+        assert_eq!(at("2020-01-01T00:00:00.000Z"), want);
+        assert_eq!(at("2020-01-01T02:00:00+02:00"), want);
+        assert_eq!(
+            at("2019-12-31T19:00:00.5-05:00"),
+            Some("2020-01-01T00:00:00.500+00:00".to_string())
+        );
+        assert_eq!(at("last tuesday"), None);
+        assert_eq!(at("2020-01-01 00:00:00"), None, "no zone: not an instant");
+    }
+
+    #[test]
+    fn a_generous_page_is_read_and_one_beyond_any_bound_is_refused() {
+        // The JuiceFS gateway ignores max-uploads: 1,521 uploads in one page are served.
+        let entries = "<Upload><Key>k</Key><UploadId>u</UploadId><Initiated>2020-01-01T00:00:00Z</Initiated></Upload>".repeat(1521);
+        let body = format!("<ListMultipartUploadsResult>{entries}</ListMultipartUploadsResult>");
+        assert_eq!(
+            parse_list_uploads(body.as_bytes()).unwrap().uploads.len(),
+            1521
+        );
+        let entries = "<Upload><Key>k</Key><UploadId>u</UploadId></Upload>".repeat(10_001);
         let body = format!("<ListMultipartUploadsResult>{entries}</ListMultipartUploadsResult>");
         let e = parse_list_uploads(body.as_bytes()).unwrap_err();
         assert_eq!(
             e,
-            "1001 uploads in one page: the protocol allows at most 1000"
+            "10001 uploads in one page: more than 10000 (1,000 were asked for)"
         );
     }
 

@@ -501,6 +501,7 @@ async fn rgw_honours_conditions_only_with_unquoted_etags_and_the_lease_elects_on
         lease.renew().await.unwrap(),
         Standing::Held { .. }
     ));
+    let renewed = Instant::now();
     for n in 0..10 {
         let id = target_id(&server.endpoint, &format!("bucket-{n}"), "");
         let (ca, cb) = tokio::join!(a.claim(&id, period(10)), b.claim(&id, period(10)));
@@ -511,8 +512,10 @@ async fn rgw_honours_conditions_only_with_unquoted_etags_and_the_lease_elects_on
         assert_eq!(held, 1, "target {n}: {ca:?} {cb:?}");
     }
     // Never renewed again, it lapses on RGW's clock; b takes it over, and a learns it lost.
-    let (new, waited) =
-        claim_when_free(&b, &id, period(10), "replica-a", Duration::from_secs(20)).await;
+    let (new, _) = claim_when_free(&b, &id, period(10), "replica-a", Duration::from_secs(20)).await;
+    // Counted from the renewal, not from the first try: the race above may take a while on a
+    // loaded host, and the lease must not have been taken while it was valid.
+    let waited = renewed.elapsed();
     assert!(waited >= Duration::from_millis(500), "{waited:?}");
     assert!(
         matches!(lease.renew().await.unwrap(), Standing::Lost { reason } if reason.contains("replica-b"))

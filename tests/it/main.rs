@@ -42,6 +42,7 @@ mod common;
 mod access_points;
 mod accounting;
 mod audit;
+mod bounds;
 mod cli;
 mod concurrency;
 mod config;

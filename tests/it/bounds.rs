@@ -1,0 +1,188 @@
+//! Every listing ends, and what a real server merely does differently is served: truncated empty
+//! pages for ever, page markers that come back after other pages, `Initiated` with an offset, a
+//! page of more uploads than were asked for (the JuiceFS gateway ignores `max-uploads`). Scripted
+//! answers of the hostile endpoint on both request paths; each asserts the exact requests sent.
+
+use std::time::Duration;
+
+use mpu_janitor::config::{HumanDuration, RequestPathSetting, Settings, Target};
+use mpu_janitor::report::TargetReport;
+use mpu_janitor::run::connect_and_sweep;
+use mpu_janitor::store::{Connector, ErrorKind};
+use mpu_janitor::sweep::SweepOptions;
+
+use crate::common::hostile::{Answer, Hostile, Seen, listing, ok, parts, two_days_ago, upload_id};
+use crate::common::{settings_at, target};
+
+const PATHS: [RequestPathSetting; 2] = [RequestPathSetting::Auto, RequestPathSetting::Sdk];
+
+fn on(h: &Hostile, path: RequestPathSetting) -> Target {
+    target(
+        "b",
+        Settings {
+            older_than: HumanDuration::secs(86_400),
+            read_timeout: HumanDuration::secs(2),
+            retry_max_attempts: 2,
+            request_path: path,
+            ..settings_at(&h.url)
+        },
+    )
+}
+
+async fn sweep(t: &Target) -> TargetReport {
+    let connector = Connector::with_static_credentials("AKHOSTILE", "secret");
+    let opts = SweepOptions {
+        reabort_backoff: Duration::from_millis(1),
+        ..Default::default()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        connect_and_sweep(t, &connector, &opts),
+    )
+    .await
+    .expect("the sweep ends on its own")
+}
+
+/// ListParts lists two parts until the upload is aborted, then NoSuchUpload; aborts answer 204.
+fn honest(req: &Seen, earlier: &[Seen]) -> Answer {
+    let aborted = earlier
+        .iter()
+        .any(|s| s.is_abort() && upload_id(s) == upload_id(req));
+    if req.is_abort() {
+        Answer::Body(204, vec![], String::new())
+    } else if aborted {
+        Answer::Body(
+            404,
+            vec![],
+            "<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>".into(),
+        )
+    } else {
+        ok(parts([1, 2], None))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncated_empty_pages_for_ever_stop_the_target_after_ten() {
+    // seaweedfs#1407 for ever: every page truncated, empty, its marker one further.
+    for path in PATHS {
+        let h = Hostile::start(|req, earlier| {
+            if req.is_listing() {
+                let n = earlier.iter().filter(|s| s.is_listing()).count();
+                ok(listing(&[], Some((&format!("k{n:08}"), "x"))))
+            } else {
+                honest(req, earlier)
+            }
+        })
+        .await;
+        let r = sweep(&on(&h, path)).await;
+        let e = r.error.as_deref().unwrap_or_default();
+        assert!(
+            e.contains("10 truncated pages in a row with no upload"),
+            "{path:?}: {e}"
+        );
+        assert!(r.errors.iter().any(|c| c.kind == ErrorKind::Protocol));
+        let seen = h.seen();
+        assert_eq!(
+            seen.len(),
+            10,
+            "{path:?}: ten listings, nothing else: {seen:?}"
+        );
+        assert!(seen.iter().all(Seen::is_listing));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_marker_that_comes_back_after_other_pages_stops_the_listing() {
+    // Markers u1, u2, u1 on one key (ids are opaque, so no order can be checked): a cycle.
+    for path in PATHS {
+        let old = two_days_ago();
+        let h = Hostile::start(move |req, earlier| {
+            if req.is_listing() {
+                let n = earlier.iter().filter(|s| s.is_listing()).count();
+                let id = if n % 2 == 0 { "u1" } else { "u2" };
+                let key = format!("k{n}");
+                ok(listing(&[(&key, &format!("up{n}"), &old)], Some(("k", id))))
+            } else {
+                honest(req, earlier)
+            }
+        })
+        .await;
+        let r = sweep(&on(&h, path)).await;
+        let e = r.error.as_deref().unwrap_or_default();
+        assert!(e.contains("came back after other pages"), "{path:?}: {e}");
+        let seen = h.seen();
+        assert_eq!(
+            seen.iter().filter(|s| s.is_listing()).count(),
+            3,
+            "{path:?}"
+        );
+        // The uploads of the three pages read are still swept, each once.
+        assert_eq!(r.aborted, 3, "{path:?}: {r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_initiated_time_with_an_offset_is_read_and_the_stale_upload_aborted() {
+    // 2020-01-01T02:00:00+02:00 is midnight UTC: stale.
+    for path in PATHS {
+        let h = Hostile::start(|req, earlier| {
+            if req.is_listing() {
+                ok(listing(
+                    &[
+                        ("offset", "u-offset", "2020-01-01T02:00:00+02:00"),
+                        ("fraction", "u-frac", "2020-01-01T00:00:00.123456Z"),
+                    ],
+                    None,
+                ))
+            } else {
+                honest(req, earlier)
+            }
+        })
+        .await;
+        let r = sweep(&on(&h, path)).await;
+        assert_eq!(r.error, None, "{path:?}");
+        assert_eq!((r.aborted, r.skipped_suspicious), (2, 0), "{path:?}: {r:?}");
+        let u = r
+            .uploads
+            .iter()
+            .find(|u| u.upload_id == "u-offset")
+            .unwrap();
+        assert_eq!(
+            u.initiated.map(|t| t.to_rfc3339()),
+            Some("2020-01-01T00:00:00+00:00".to_string())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_of_more_uploads_than_asked_for_is_served() {
+    // The JuiceFS gateway ignores max-uploads: 1,521 uploads in one page.
+    for path in PATHS {
+        let old = two_days_ago();
+        let entries: Vec<(String, String)> = (0..1521)
+            .map(|i| (format!("k/{i:05}"), format!("u{i}")))
+            .collect();
+        let body = {
+            let e: Vec<(&str, &str, &str)> = entries
+                .iter()
+                .map(|(k, u)| (k.as_str(), u.as_str(), old.as_str()))
+                .collect();
+            listing(&e, None)
+        };
+        let h = Hostile::start(move |req, earlier| {
+            if req.is_listing() {
+                ok(body.clone())
+            } else {
+                honest(req, earlier)
+            }
+        })
+        .await;
+        let r = sweep(&on(&h, path)).await;
+        assert_eq!(r.error, None, "{path:?}");
+        assert_eq!((r.uploads_seen, r.aborted), (1521, 1521), "{path:?}");
+        assert_eq!(r.reclaimed_bytes, 1521 * 2_000);
+        let seen = h.seen();
+        assert_eq!(seen.iter().filter(|s| s.is_listing()).count(), 1);
+        assert_eq!(seen.iter().filter(|s| s.is_abort()).count(), 1521);
+    }
+}
