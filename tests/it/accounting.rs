@@ -5,68 +5,13 @@
 //! (common::hostile), on both request paths; each asserts the exact requests sent.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use mpu_janitor::config::{HumanDuration, RequestPathSetting, Settings, Target};
-use mpu_janitor::report::{Outcome, TargetReport};
-use mpu_janitor::run::connect_and_sweep;
-use mpu_janitor::store::Connector;
-use mpu_janitor::sweep::SweepOptions;
+use mpu_janitor::report::Outcome;
 
-use crate::common::hostile::{Answer, Hostile, Seen, listing, ok, parts, two_days_ago, upload_id};
-use crate::common::{settings_at, target};
-
-/// The two request paths: the lean one (the default) and the SDK's.
-const PATHS: [RequestPathSetting; 2] = [RequestPathSetting::Auto, RequestPathSetting::Sdk];
-
-/// The target of bucket `b` on `h`, on request path `path`.
-fn on(h: &Hostile, path: RequestPathSetting) -> Target {
-    let settings = Settings {
-        older_than: HumanDuration::secs(86_400),
-        read_timeout: HumanDuration::secs(2),
-        retry_max_attempts: 2,
-        request_path: path,
-        ..settings_at(&h.url)
-    };
-    target("b", settings)
-}
-
-async fn sweep(t: &Target) -> TargetReport {
-    let connector = Connector::with_static_credentials("AKHOSTILE", "secret");
-    let opts = SweepOptions {
-        reabort_backoff: Duration::from_millis(1),
-        ..Default::default()
-    };
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        connect_and_sweep(t, &connector, &opts),
-    )
-    .await
-    .expect("the sweep ends on its own")
-}
-
-fn no_such_upload() -> Answer {
-    Answer::Body(
-        404,
-        vec![],
-        "<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>".into(),
-    )
-}
-
-/// ListParts lists two parts of 1,000 bytes until the upload is aborted, then NoSuchUpload; an
-/// abort answers 204.
-fn honest(req: &Seen, earlier: &[Seen]) -> Answer {
-    let aborted = earlier
-        .iter()
-        .any(|s| s.is_abort() && upload_id(s) == upload_id(req));
-    if req.is_abort() {
-        Answer::Body(204, vec![], String::new())
-    } else if aborted {
-        no_such_upload()
-    } else {
-        ok(parts([1, 2], None))
-    }
-}
+use crate::common::hostile::{
+    Hostile, PATHS, Seen, honest, listing, no_such_upload, ok, on, sweep_on, two_days_ago,
+    upload_id,
+};
 
 /// The DELETEs among `seen`, by upload id.
 fn aborts_by_id(seen: &[Seen]) -> HashMap<String, usize> {
@@ -103,7 +48,7 @@ async fn an_inclusive_marker_repeats_an_upload_that_is_still_aborted_and_counted
             }
         })
         .await;
-        let r = sweep(&on(&h, path)).await;
+        let r = sweep_on(&on(&h, path)).await;
         let seen = h.seen();
         let path = format!("{path:?}");
         assert_eq!(r.error, None, "{path}");
@@ -146,7 +91,7 @@ async fn a_repeated_page_is_not_processed_again_before_the_marker_check_stops_it
             }
         })
         .await;
-        let r = sweep(&on(&h, path)).await;
+        let r = sweep_on(&on(&h, path)).await;
         let seen = h.seen();
         let path = format!("{path:?}");
         let e = r.error.as_deref().unwrap_or_default();
@@ -185,7 +130,7 @@ async fn an_upload_completed_before_its_abort_is_gone_before_abort_and_reclaims_
             honest(req, earlier)
         })
         .await;
-        let r = sweep(&on(&h, path)).await;
+        let r = sweep_on(&on(&h, path)).await;
         let seen = h.seen();
         let path = format!("{path:?}");
         assert_eq!(r.error, None, "{path}");

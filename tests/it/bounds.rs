@@ -3,63 +3,11 @@
 //! page of more uploads than were asked for (the JuiceFS gateway ignores `max-uploads`). Scripted
 //! answers of the hostile endpoint on both request paths; each asserts the exact requests sent.
 
-use std::time::Duration;
+use mpu_janitor::store::ErrorKind;
 
-use mpu_janitor::config::{HumanDuration, RequestPathSetting, Settings, Target};
-use mpu_janitor::report::TargetReport;
-use mpu_janitor::run::connect_and_sweep;
-use mpu_janitor::store::{Connector, ErrorKind};
-use mpu_janitor::sweep::SweepOptions;
-
-use crate::common::hostile::{Answer, Hostile, Seen, listing, ok, parts, two_days_ago, upload_id};
-use crate::common::{settings_at, target};
-
-const PATHS: [RequestPathSetting; 2] = [RequestPathSetting::Auto, RequestPathSetting::Sdk];
-
-fn on(h: &Hostile, path: RequestPathSetting) -> Target {
-    target(
-        "b",
-        Settings {
-            older_than: HumanDuration::secs(86_400),
-            read_timeout: HumanDuration::secs(2),
-            retry_max_attempts: 2,
-            request_path: path,
-            ..settings_at(&h.url)
-        },
-    )
-}
-
-async fn sweep(t: &Target) -> TargetReport {
-    let connector = Connector::with_static_credentials("AKHOSTILE", "secret");
-    let opts = SweepOptions {
-        reabort_backoff: Duration::from_millis(1),
-        ..Default::default()
-    };
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        connect_and_sweep(t, &connector, &opts),
-    )
-    .await
-    .expect("the sweep ends on its own")
-}
-
-/// ListParts lists two parts until the upload is aborted, then NoSuchUpload; aborts answer 204.
-fn honest(req: &Seen, earlier: &[Seen]) -> Answer {
-    let aborted = earlier
-        .iter()
-        .any(|s| s.is_abort() && upload_id(s) == upload_id(req));
-    if req.is_abort() {
-        Answer::Body(204, vec![], String::new())
-    } else if aborted {
-        Answer::Body(
-            404,
-            vec![],
-            "<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>".into(),
-        )
-    } else {
-        ok(parts([1, 2], None))
-    }
-}
+use crate::common::hostile::{
+    Hostile, PATHS, Seen, honest, listing, ok, on, sweep_on, two_days_ago,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn truncated_empty_pages_for_ever_stop_the_target_after_ten() {
@@ -74,7 +22,7 @@ async fn truncated_empty_pages_for_ever_stop_the_target_after_ten() {
             }
         })
         .await;
-        let r = sweep(&on(&h, path)).await;
+        let r = sweep_on(&on(&h, path)).await;
         let e = r.error.as_deref().unwrap_or_default();
         assert!(
             e.contains("10 truncated pages in a row with no upload"),
@@ -107,7 +55,7 @@ async fn a_marker_that_comes_back_after_other_pages_stops_the_listing() {
             }
         })
         .await;
-        let r = sweep(&on(&h, path)).await;
+        let r = sweep_on(&on(&h, path)).await;
         let e = r.error.as_deref().unwrap_or_default();
         assert!(e.contains("came back after other pages"), "{path:?}: {e}");
         let seen = h.seen();
@@ -139,7 +87,7 @@ async fn an_initiated_time_with_an_offset_is_read_and_the_stale_upload_aborted()
             }
         })
         .await;
-        let r = sweep(&on(&h, path)).await;
+        let r = sweep_on(&on(&h, path)).await;
         assert_eq!(r.error, None, "{path:?}");
         assert_eq!((r.aborted, r.skipped_suspicious), (2, 0), "{path:?}: {r:?}");
         let u = r
@@ -177,7 +125,7 @@ async fn a_page_of_more_uploads_than_asked_for_is_served() {
             }
         })
         .await;
-        let r = sweep(&on(&h, path)).await;
+        let r = sweep_on(&on(&h, path)).await;
         assert_eq!(r.error, None, "{path:?}");
         assert_eq!((r.uploads_seen, r.aborted), (1521, 1521), "{path:?}");
         assert_eq!(r.reclaimed_bytes, 1521 * 2_000);

@@ -240,3 +240,67 @@ pub fn two_days_ago() -> String {
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
 }
+
+/// The two request paths: the lean one (the default) and the SDK's.
+pub const PATHS: [mpu_janitor::config::RequestPathSetting; 2] = [
+    mpu_janitor::config::RequestPathSetting::Auto,
+    mpu_janitor::config::RequestPathSetting::Sdk,
+];
+
+/// The target of bucket `b` on `h`, on request path `path`: stale after a day, a 2 s read
+/// timeout, 2 attempts a call.
+pub fn on(
+    h: &Hostile,
+    path: mpu_janitor::config::RequestPathSetting,
+) -> mpu_janitor::config::Target {
+    super::target(
+        "b",
+        mpu_janitor::config::Settings {
+            older_than: mpu_janitor::config::HumanDuration::secs(86_400),
+            read_timeout: mpu_janitor::config::HumanDuration::secs(2),
+            retry_max_attempts: 2,
+            request_path: path,
+            ..super::settings_at(&h.url)
+        },
+    )
+}
+
+/// Sweeps `t` with test keys (the hostile endpoint checks no signature); a sweep that does not
+/// end in 60 s fails the test.
+pub async fn sweep_on(t: &mpu_janitor::config::Target) -> mpu_janitor::report::TargetReport {
+    let connector = mpu_janitor::store::Connector::with_static_credentials("AKHOSTILE", "secret");
+    let opts = mpu_janitor::sweep::SweepOptions {
+        reabort_backoff: Duration::from_millis(1),
+        ..Default::default()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        mpu_janitor::run::connect_and_sweep(t, &connector, &opts),
+    )
+    .await
+    .expect("the sweep ends on its own")
+}
+
+/// NoSuchUpload, as S3 words it.
+pub fn no_such_upload() -> Answer {
+    Answer::Body(
+        404,
+        vec![],
+        "<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>".into(),
+    )
+}
+
+/// An honest store's answer to an upload's request: ListParts lists two parts of 1,000 bytes
+/// until the upload is aborted, then NoSuchUpload; an abort answers 204.
+pub fn honest(req: &Seen, earlier: &[Seen]) -> Answer {
+    let aborted = earlier
+        .iter()
+        .any(|s| s.is_abort() && upload_id(s) == upload_id(req));
+    if req.is_abort() {
+        Answer::Body(204, vec![], String::new())
+    } else if aborted {
+        no_such_upload()
+    } else {
+        ok(parts([1, 2], None))
+    }
+}
