@@ -83,7 +83,7 @@ impl UploadStore for GlacierStore {
             .send()
             .await
             .map_err(|e| classify(Operation::ListUploads, Service::Glacier, &self.label, e))?;
-        let (server_date, _) = answer.take();
+        let (server_date, _, _) = answer.take();
         let mut page = UploadPage {
             next: out.marker().filter(|m| !m.is_empty()).map(|m| Marker {
                 key: m.to_string(),

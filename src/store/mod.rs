@@ -96,6 +96,8 @@ pub struct UploadPage {
     pub next: Option<Marker>,
     /// The store's clock when it answered (its `Date` header), when it sent a readable one.
     pub server_date: Option<DateTime<Utc>>,
+    /// The store's `Server` header, which names some stores that cannot list (MinIO).
+    pub server: Option<String>,
 }
 
 /// One part of an upload.
@@ -194,7 +196,11 @@ pub(crate) struct PartsPage {
 
 /// A ListMultipartUploads answer as both request paths read it: the body through the strict
 /// reader ([`xml`]), the markers through [`next_marker`], and the store's clock from its `Date`.
-fn read_uploads_page(body: &[u8], date: Option<&str>) -> Result<UploadPage, StoreError> {
+fn read_uploads_page(
+    body: &[u8],
+    date: Option<&str>,
+    server: Option<&str>,
+) -> Result<UploadPage, StoreError> {
     let page = xml::parse_list_uploads(body).map_err(|e| {
         StoreError::protocol(
             Operation::ListUploads,
@@ -212,6 +218,7 @@ fn read_uploads_page(body: &[u8], date: Option<&str>) -> Result<UploadPage, Stor
         server_date: date
             .and_then(|d| httpdate::parse_http_date(d).ok())
             .map(DateTime::<Utc>::from),
+        server: server.map(str::to_string),
     })
 }
 

@@ -79,12 +79,12 @@ impl SdkBucket {
             .interceptor(answer.clone())
             .send()
             .await;
-        let (date, body) = answer.take();
+        let (date, server, body) = answer.take();
         let Some(body) = body else {
             result.map_err(|e| classify(op, Service::S3, &self.bucket, e))?;
             return Err(StoreError::protocol(op, "the SDK kept no answer to read"));
         };
-        read_uploads_page(&body, date.as_deref())
+        read_uploads_page(&body, date.as_deref(), server.as_deref())
     }
 
     /// One ListParts page; `None` for NoSuchUpload. Read like [`Self::list_uploads`].
@@ -109,7 +109,7 @@ impl SdkBucket {
             .interceptor(answer.clone())
             .send()
             .await;
-        let body = match (answer.take().1, result) {
+        let body = match (answer.take().2, result) {
             (Some(body), _) => body,
             (None, Err(e)) if sdk_means_gone(op, &e) => return Ok(None),
             (None, Err(e)) => return Err(classify(op, Service::S3, &self.bucket, e)),
@@ -258,13 +258,15 @@ impl Intercept for ThrottleCount {
 struct Answered {
     /// The `Date` header as sent.
     date: Option<String>,
+    /// The `Server` header as sent.
+    server: Option<String>,
     body: Option<Bytes>,
 }
 
 impl Answer {
-    pub(super) fn take(&self) -> (Option<String>, Option<Bytes>) {
-        let Answered { date, body } = std::mem::take(&mut *self.0.lock());
-        (date, body)
+    pub(super) fn take(&self) -> (Option<String>, Option<String>, Option<Bytes>) {
+        let Answered { date, server, body } = std::mem::take(&mut *self.0.lock());
+        (date, server, body)
     }
 }
 
@@ -279,8 +281,10 @@ impl Intercept for Answer {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        let headers = context.response().headers();
         *self.0.lock() = Answered {
-            date: context.response().headers().get("date").map(str::to_string),
+            date: headers.get("date").map(str::to_string),
+            server: headers.get("server").map(str::to_string),
             body: None,
         };
         Ok(())

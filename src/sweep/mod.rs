@@ -225,6 +225,13 @@ pub async fn sweep<S: UploadStore>(
     if let Some(problem) = listed.clock_error {
         report.error = Some(format!("bucket {:?}: {problem}", target.bucket));
     }
+    if let Some(server) = &listed.blind {
+        tracing::error!(bucket = %target.bucket, server = %server,
+            "BLIND: this store lists incomplete uploads only for an exact key; the janitor cannot see this bucket's stale uploads");
+        report.error = Some(format!(
+            "blind: the store ({server}) lists incomplete uploads only for an exact key, so a listing by prefix sees none and nothing can be swept here; use the store's own expiry (MinIO: mc admin config set ALIAS api stale_uploads_expiry=24h)"
+        ));
+    }
     if let Some(e) = listed.error {
         report.count_error(e.operation, e.kind);
         report.error = Some(format!(
@@ -266,6 +273,8 @@ struct Listed {
     clock_error: Option<String>,
     /// A shutdown stopped the listing before its last page.
     interrupted: bool,
+    /// The store named itself as one that cannot list (its `Server` header) and listed nothing.
+    blind: Option<String>,
 }
 
 /// Folds per-upload outcomes into the report as they arrive, so nothing grows with the number of
@@ -336,6 +345,7 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
     let mut repeats = Repeats::default();
     let mut markers = Markers::default();
     let mut empty_pages = 0;
+    let mut server: Option<String> = None;
     loop {
         let page = tokio::select! {
             biased;
@@ -437,8 +447,18 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
                 return listed;
             }
         }
+        if server.is_none() {
+            server = page.server.clone();
+        }
         match page.next {
-            None => break,
+            None => {
+                if listed.seen == 0
+                    && let Some(name) = server.as_deref().filter(|s| blind_store(s))
+                {
+                    listed.blind = Some(name.to_string());
+                }
+                break;
+            }
             Some(next) => {
                 empty_pages = if brought_nothing { empty_pages + 1 } else { 0 };
                 let problem = not_advancing(marker.as_ref(), &next, ctx.store.ordered_markers())
@@ -460,6 +480,12 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
         }
     }
     listed
+}
+
+/// Whether a store's `Server` header names one that answers ListMultipartUploads only for an
+/// exact key, by design (MinIO), so that an empty bucket-wide listing proves nothing.
+fn blind_store(server: &str) -> bool {
+    server.to_ascii_lowercase().contains("minio")
 }
 
 /// One candidate: ListParts, the second look, then abort until empty.

@@ -6,7 +6,7 @@
 use mpu_janitor::store::ErrorKind;
 
 use crate::common::hostile::{
-    Hostile, PATHS, Seen, honest, listing, ok, on, sweep_on, two_days_ago,
+    Answer, Hostile, PATHS, Seen, honest, listing, ok, on, sweep_on, two_days_ago,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,5 +132,43 @@ async fn a_page_of_more_uploads_than_asked_for_is_served() {
         let seen = h.seen();
         assert_eq!(seen.iter().filter(|s| s.is_listing()).count(), 1);
         assert_eq!(seen.iter().filter(|s| s.is_abort()).count(), 1521);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_lists_only_exact_keys_is_blind_never_ok_and_an_empty_store_that_lists_is_ok()
+{
+    // MinIO answers a bucket-wide ListMultipartUploads with nothing, by design.
+    for path in PATHS {
+        for (server, blind) in [("MinIO", true), ("AmazonS3", false)] {
+            let h = Hostile::start(move |req, earlier| {
+                if req.is_listing() {
+                    Answer::Body(
+                        200,
+                        vec![("server", server.to_string())],
+                        listing(&[], None),
+                    )
+                } else {
+                    honest(req, earlier)
+                }
+            })
+            .await;
+            let r = sweep_on(&on(&h, path)).await;
+            assert_eq!(r.is_failure(), blind, "{path:?} {server}: {r:?}");
+            if blind {
+                let e = r.error.as_deref().unwrap();
+                assert!(e.starts_with("blind: the store (MinIO)"), "{e}");
+                assert!(e.contains("stale_uploads_expiry"), "{e}");
+                let text = mpu_janitor::report::render_run_text(&mpu_janitor::report::RunReport {
+                    targets: vec![r.clone()],
+                    ..Default::default()
+                });
+                assert!(
+                    text.contains("[FAILED]") && !text.contains("[ok]"),
+                    "{text}"
+                );
+            }
+            assert_eq!(h.seen().len(), 1, "{path:?}: one listing");
+        }
     }
 }

@@ -74,7 +74,8 @@ fn max_body(op: Operation, success: bool) -> usize {
 
 /// A response worth reading: a 2xx (its body and `Date` header), or NoSuchUpload.
 enum Reply {
-    Ok(Bytes, Option<HeaderValue>),
+    /// The body, and the `Date` and `Server` headers.
+    Ok(Bytes, Option<HeaderValue>, Option<HeaderValue>),
     NoSuchUpload,
 }
 
@@ -146,13 +147,17 @@ impl Route {
                 url.extend(utf8_percent_encode(v, QUERY));
             }
         }
-        let (body, date) = match self.send(op, Method::GET, &url).await? {
-            Reply::Ok(body, date) => (body, date),
+        let (body, date, server) = match self.send(op, Method::GET, &url).await? {
+            Reply::Ok(body, date, server) => (body, date, server),
             Reply::NoSuchUpload => {
                 return Err(StoreError::protocol(op, "NoSuchUpload to a listing"));
             }
         };
-        read_uploads_page(&body, date.as_ref().and_then(|d| d.to_str().ok()))
+        read_uploads_page(
+            &body,
+            date.as_ref().and_then(|d| d.to_str().ok()),
+            server.as_ref().and_then(|d| d.to_str().ok()),
+        )
     }
 
     /// One ListParts page; `None` for NoSuchUpload.
@@ -170,7 +175,7 @@ impl Route {
         }
         let body = match self.send(op, Method::GET, &url).await? {
             Reply::NoSuchUpload => return Ok(None),
-            Reply::Ok(body, _) => body,
+            Reply::Ok(body, ..) => body,
         };
         read_parts_page(&body).map(Some)
     }
@@ -244,6 +249,7 @@ impl Route {
         })?;
         let status = resp.status();
         let date = resp.headers().get(hyper::header::DATE).cloned();
+        let server = resp.headers().get(hyper::header::SERVER).cloned();
         let region = resp.headers().get("x-amz-bucket-region").cloned();
         let limit = max_body(op, status.is_success());
         let body = match Limited::new(resp.into_body(), limit).collect().await {
@@ -269,7 +275,7 @@ impl Route {
             }
         };
         if status.is_success() {
-            return Ok(Reply::Ok(body, date));
+            return Ok(Reply::Ok(body, date, server));
         }
         let (code, message) = match xml::parse_error(&body) {
             Some(parsed) => parsed,
