@@ -832,3 +832,58 @@ fn an_account_fan_out_becomes_one_discovery_target_per_account_in_its_partition(
         assert_eq!(d.describe(), "exclude_buckets [\"tf-*\"]");
     }
 }
+
+#[test]
+fn a_url_or_a_path_as_bucket_says_what_to_write_and_overlapping_targets_are_refused() {
+    let table = [
+        (
+            "[[targets]]\nbucket = \"s3://photos/raw/\"\n",
+            Some(
+                "targets[0].bucket: \"s3://photos/raw/\" is a URL or a path, not a bucket name: write bucket = \"photos\", prefix = \"raw/\"",
+            ),
+        ),
+        (
+            "[[targets]]\nbucket = \"photos/raw\"\n",
+            Some("write bucket = \"photos\", prefix = \"raw\""),
+        ),
+        (
+            "[[targets]]\nbucket = \"s3://photos\"\n",
+            Some("write bucket = \"photos\""),
+        ),
+        (
+            "[[targets]]\nbucket = \"my photos\"\n",
+            Some("cannot be a bucket name"),
+        ),
+        (
+            "[[targets]]\nbucket = \"a\"\n[[targets]]\nbucket = \"a\"\n",
+            Some(
+                "targets[1]: sweeps what targets[0] sweeps (bucket \"a\", prefix \"\" inside \"\")",
+            ),
+        ),
+        (
+            "[[targets]]\nbucket = \"a\"\n[[targets]]\nbucket = \"a\"\nprefix = \"raw/\"\n",
+            Some("add exclude_prefixes = [\"raw/\"] to targets[0]"),
+        ),
+        // The overlap excluded by the broader target: each upload swept once.
+        (
+            "[[targets]]\nbucket = \"a\"\nexclude_prefixes = [\"raw/\"]\n[[targets]]\nbucket = \"a\"\nprefix = \"raw/\"\nolder_than = \"1d\"\n",
+            None,
+        ),
+        // Disjoint prefixes, other buckets, another endpoint: no overlap.
+        (
+            "[[targets]]\nbucket = \"a\"\nprefix = \"x/\"\n[[targets]]\nbucket = \"a\"\nprefix = \"y/\"\n[[targets]]\nbucket = \"b\"\n[[targets]]\nbucket = \"a\"\nprefix = \"x/\"\nendpoint_url = \"http://127.0.0.1:9000\"\nforce_path_style = true\n",
+            None,
+        ),
+    ];
+    for (text, want) in table {
+        match (load(text), want) {
+            (Ok(_), None) => {}
+            (Err(e), Some(want)) => {
+                let all = e.problems.join("\n");
+                assert!(all.contains(want), "{text}: {all}");
+            }
+            (Ok(_), Some(want)) => panic!("{text}: accepted, wanted {want:?}"),
+            (Err(e), None) => panic!("{text}: refused: {:?}", e.problems),
+        }
+    }
+}

@@ -495,7 +495,7 @@ mod tests {
         let next = d.generation(&config(
             "[[targets]]\nbucket = \"b\"\nprefix = \"p/\"\n\
              [[targets]]\nbucket = \"a\"\nolder_than = \"2d\"\n\
-             [[targets]]\nbucket = \"b\"\n",
+             [[targets]]\nbucket = \"b\"\nprefix = \"q/\"\n",
         ));
         assert!(
             Arc::ptr_eq(&next[1].slot, &old[0].slot),
@@ -511,7 +511,7 @@ mod tests {
         );
         assert!(
             !Arc::ptr_eq(&next[2].slot, &old[1].slot),
-            "b without prefix is another target"
+            "b under another prefix is another target"
         );
         assert_eq!(
             next[1].target.settings.older_than.0,
