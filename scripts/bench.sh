@@ -21,12 +21,18 @@
 #                                    of RATE it sustains and the share of its requests throttled
 #   scripts/bench.sh --million       1,000,000 stale uploads in one bucket on the endpoint against
 #                                    100,000: wall, uploads/s and peak RSS (and rclone's rate on 10,000)
+#   scripts/bench.sh --paths         the same sweep on both request paths from one build:
+#                                    `request_path = "auto"` (the lean path) and "sdk" (aws-sdk-s3's
+#                                    pipeline), on the embedded endpoint and on a fresh Garage, each
+#                                    --rounds times (auto, sdk, sdk, auto, ...): wall, uploads/s, CPU
+#                                    per upload, peak RSS of each, and the ratios SDK / lean
 #   scripts/bench.sh --config-load   how long `check-config` takes to load, validate and print a
 #                                    configuration of 1,000 / 10,000 / 100,000 targets (no server;
 #                                    --debug times the dev build, which the tests use)
 #
-# Options: --uploads N (compare and tune; default 10000), --concurrency C (the janitor's, default 64),
-#          --part-size BYTES (default 1024), --skip-build, --debug (--config-load only).
+# Options: --uploads N (compare, tune, paths; default 10000), --concurrency C (the janitor's, default
+#          64; 0 = adaptive), --part-size BYTES (default 1024), --rounds R (--paths: runs of each path
+#          on each server, default 2), --skip-build, --debug (--config-load only).
 # Env:     GARAGE_BIN (else garage on PATH, else cargo install garage 2.5.0), CARGO_TARGET_DIR,
 #          BENCH_TUNE_LIST (concurrencies for --tune), GARAGE_DB_ENGINE (default sqlite),
 #          BENCH_CONFIG_TARGETS (target counts for --config-load, default "1000 10000 100000").
@@ -42,6 +48,7 @@
 # replaces its own section).
 # shellcheck disable=SC2016 # backquotes in printf formats are markdown, not expansions
 # shellcheck disable=SC1091 # /etc/os-release
+# shellcheck disable=SC2153 # GARAGE_BIN is set by scripts/garage.sh (shellcheck -x follows it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -60,8 +67,12 @@ PROFILE=release
 CONFIG_TARGETS=${BENCH_CONFIG_TARGETS:-"1000 10000 100000"}
 LATENCY_MS=0
 THROTTLE_RATE=0
-# Extra [defaults] lines of the janitor's configuration (the request path, for --throttle).
+# Extra [defaults] lines of the janitor's configuration (the request path, for --throttle and --paths).
 JANITOR_EXTRA=""
+# Extra arguments of the janitor before its command (the log filter, for --paths).
+JANITOR_FLAGS=()
+# Runs of each request path on each server, for --paths.
+PATHS_ROUNDS=2
 # The endpoint's token bucket (requests a second per partition; 0 = off) for start_endpoint.
 ENDPOINT_THROTTLE=0
 # The endpoint's delay before every answer, for janitor_endpoint and rclone_endpoint.
@@ -76,6 +87,8 @@ while [ $# -gt 0 ]; do
     --latency) [ "$MODE" = throttle ] || MODE=latency; LATENCY_MS=${2:?--latency MS}; shift ;;
     --throttle) MODE=throttle; THROTTLE_RATE=${2:?--throttle RATE}; shift ;;
     --million) MODE=million ;;
+    --paths) MODE=paths ;;
+    --rounds) PATHS_ROUNDS=${2:?--rounds R}; shift ;;
     --debug) PROFILE=debug ;;
     --compare) MODE=compare ;;
     --uploads) UPLOADS=${2:?--uploads N}; shift ;;
@@ -91,6 +104,7 @@ case $UPLOADS in '' | *[!0-9]*) echo "bench: --uploads must be a number" >&2; ex
 case $CONCURRENCY in '' | *[!0-9]*) echo "bench: --concurrency must be a number" >&2; exit 2 ;; esac
 case $LATENCY_MS in '' | *[!0-9]*) echo "bench: --latency must be a number of milliseconds" >&2; exit 2 ;; esac
 case $THROTTLE_RATE in '' | *[!0-9]*) echo "bench: --throttle must be a number of requests a second" >&2; exit 2 ;; esac
+case $PATHS_ROUNDS in '' | 0 | *[!0-9]*) echo "bench: --rounds must be a number above 0" >&2; exit 2 ;; esac
 if [ "$MODE" = throttle ] && [ "$LATENCY_MS" = 0 ]; then LATENCY_MS=20; fi
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -102,7 +116,7 @@ die() { printf '\nbench: FAILED: %s\n' "$*" >&2; exit 1; }
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
 missing=()
-[ "$MODE" = config_load ] || command -v rclone >/dev/null || missing+=(rclone)
+case $MODE in config_load | paths) ;; *) command -v rclone >/dev/null || missing+=(rclone) ;; esac
 [ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
   log "Installing ${missing[*]} (apt-get)"
@@ -359,7 +373,7 @@ janitor_garage() {
   wait_stale
   TOOL="mpu-janitor (concurrency $conc)"
   log "$TOOL: $n uploads on Garage"
-  measure "$name" "$GARAGE_PID" "${GK_ENV[@]}" "$JANITOR" --config "$WORK/$name.toml" once --output json
+  measure "$name" "$GARAGE_PID" "${GK_ENV[@]}" "$JANITOR" "${JANITOR_FLAGS[@]}" --config "$WORK/$name.toml" once --output json
   "$SEED" check-report "$WORK/$name.out" --uploads "$n" --part-size "$PART_SIZE" >/dev/null ||
     die "$TOOL: its report does not show every upload aborted and verified"
   assert_empty "$b"
@@ -419,7 +433,7 @@ janitor_endpoint() {
   log "$TOOL: $n uploads on the embedded endpoint"
   measure "$name" "$EP_PID" env AWS_ACCESS_KEY_ID="$ak" AWS_SECRET_ACCESS_KEY="$sk" AWS_EC2_METADATA_DISABLED=true \
     AWS_CONFIG_FILE=/nonexistent AWS_SHARED_CREDENTIALS_FILE=/nonexistent \
-    "$JANITOR" --config "$WORK/$name.toml" once --output json
+    "$JANITOR" "${JANITOR_FLAGS[@]}" --config "$WORK/$name.toml" once --output json
   exec {in_fd}>&-
   read -r -t 60 stats <&"$out_fd" || die "the embedded endpoint gave no final stats"
   exec {out_fd}<&-
@@ -443,11 +457,12 @@ machine_line() {
     "$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-Linux}")" "$(uname -r)"
 }
 versions_line() {
-  local rev dirty=""
+  local rev dirty="" rcl=""
   rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   [ -z "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ] || dirty="+local changes"
-  printf '%s (%s%s), %s, Garage %s' "$("$JANITOR" --version)" "$rev" "$dirty" \
-    "$(rclone version 2>/dev/null | head -n1)" "$("$GARAGE_BIN" --version 2>/dev/null | head -n1 | awk '{print $2}')"
+  ! command -v rclone >/dev/null || rcl="$(rclone version 2>/dev/null | head -n1), "
+  printf '%s (%s%s), %sGarage %s' "$("$JANITOR" --version)" "$rev" "$dirty" \
+    "$rcl" "$("$GARAGE_BIN" --version 2>/dev/null | head -n1 | awk '{print $2}')"
 }
 section_header() { # TITLE
   printf '## %s\n\n' "$1"
@@ -462,7 +477,7 @@ write_results() {
     printf '# mpu-janitor benchmark results\n\n'
     printf 'Written by `scripts/bench.sh` (each mode replaces its own section). Loopback only; see the\n'
     printf 'script header for what is measured and how.\n\n'
-    for s in compare scale tune config-load latency throttle million; do
+    for s in compare scale tune config-load latency throttle million paths; do
       if [ "$s" = "$name" ]; then
         printf '<!-- section:%s -->\n' "$s"
         cat "$body"
@@ -471,6 +486,8 @@ write_results() {
         awk -v s="$s" '$0 == "<!-- section:" s " -->" { on = 1 } on { print } $0 == "<!-- /section:" s " -->" { on = 0; print "" }' "$out"
       fi
     done
+    # Hand-written sections (`<!-- section:NAME (written by hand ...) -->`) stay at the end as they are.
+    if [ -f "$out" ]; then awk '/^<!-- section:[^ ]* \(written by hand/ { on = 1 } on { print }' "$out"; fi
   } >"$WORK/results.md"
   mv "$WORK/results.md" "$out"
   log "Wrote bench/results.md (section $name)"
@@ -483,6 +500,7 @@ COMMAND="scripts/bench.sh"
 [ "$MODE" = compare ] || COMMAND="$COMMAND --${MODE//_/-}"
 [ "$MODE" != throttle ] || COMMAND="$COMMAND $THROTTLE_RATE --latency $LATENCY_MS"
 [ "$MODE" != latency ] || COMMAND="$COMMAND $LATENCY_MS"
+[ "$MODE" != paths ] || [ "$PATHS_ROUNDS" = 2 ] || COMMAND="$COMMAND --rounds $PATHS_ROUNDS"
 [ "$PROFILE" = release ] || COMMAND="$COMMAND --$PROFILE"
 [ "$UPLOADS" = 10000 ] || COMMAND="$COMMAND --uploads $UPLOADS"
 [ "$CONCURRENCY" = 64 ] || COMMAND="$COMMAND --concurrency $CONCURRENCY"
@@ -762,7 +780,7 @@ ep_stat() { tr ' ' '\n' <<<"$EP_STATS" | awk -F= -v k="$1" '$1 == k { print $2 }
 # under one prefix, LATENCY_MS before every answer: the janitor's default configuration on both
 # request paths, and rclone through the same endpoint (on 500 uploads).
 run_throttle() {
-  local n=$UPLOADS body=$WORK/throttle.md path rows="" ok=1 admitted reached share peak backoffs
+  local n=$UPLOADS body=$WORK/throttle.md path lines="" ok=1 admitted reached share peak backoffs
   PREFIXES=1
   ENDPOINT_LATENCY=$LATENCY_MS
   ENDPOINT_THROTTLE=$THROTTLE_RATE
@@ -774,7 +792,7 @@ run_throttle() {
     share=$(calc "100 * $(ep_stat throttled) / $(ep_stat requests)")
     peak=$(grep -o '"concurrency_peak": [0-9]*' "$WORK/throttle-$path.out" | head -n1 | awk '{print $2}')
     backoffs=$(grep -o '"throttle_backoffs": [0-9]*' "$WORK/throttle-$path.out" | head -n1 | awk '{print $2}')
-    rows+="| $path | $M_WALL | $(calc "$n / $M_WALL" 0) | $(calc "$admitted / $M_WALL" 0) | **$reached** | **$share%** | $(ep_stat throttled) of $(ep_stat requests) | ${peak:-?} | ${backoffs:-?} |"$'\n'
+    lines+="| $path | $M_WALL | $(calc "$n / $M_WALL" 0) | $(calc "$admitted / $M_WALL" 0) | **$reached** | **$share%** | $(ep_stat throttled) of $(ep_stat requests) | ${peak:-?} | ${backoffs:-?} |"$'\n'
     awk "BEGIN { exit !($reached >= 0.9 && $share < 1) }" || ok=0
     eval "reached_$path=$reached share_$path=$share"
   done
@@ -790,7 +808,7 @@ run_throttle() {
     # shellcheck disable=SC2154
     printf '| requests throttled, lean / SDK path | %s%% / %s%% | < 1%% | %s |\n\n' "$share_auto" "$share_sdk" "$(verdict "$share_auto" '<' 1) / $(verdict "$share_sdk" '<' 1)"
     printf '| request path | wall s | uploads/s | requests admitted/s | share of the limit | throttled | requests | concurrency peak | throttle backoffs |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
-    printf '%s\n' "$rows"
+    printf '%s\n' "$lines"
     printf 'rclone backend cleanup through the same endpoint: %s uploads/s (500 uploads; one request at a time never meets the limit).\n\n' "$rcl_ups"
   } >"$body"
   printf '\n' && cat "$body"
@@ -826,6 +844,79 @@ run_million() {
   } >"$body"
   printf '\n' && cat "$body"
   write_results million "$body"
+}
+
+# The same sweep ($UPLOADS uploads, concurrency $CONCURRENCY) from one build on both request paths:
+# `request_path = "auto"` (the lean path wherever the endpoint is plain SigV4, as both are here) and
+# "sdk" (every call through aws-sdk-s3's pipeline), on the embedded endpoint and on a fresh Garage,
+# PATHS_ROUNDS runs of each in the order auto, sdk, sdk, auto, ... so that a drift in the load of
+# the machine falls on both. Every run is checked as the other modes check theirs; the connect
+# module's debug line says which path a run took (checked), and on the endpoint both paths must
+# send the same number of requests.
+run_paths() {
+  local n=$UPLOADS body=$WORK/paths.md server path i order name took want recs=() r
+  JANITOR_FLAGS=(--log-level "info,mpu_janitor::store::connect=debug")
+  for server in endpoint garage; do
+    for ((i = 1; i <= PATHS_ROUNDS; i++)); do
+      if ((i % 2 == 1)); then order="auto sdk"; else order="sdk auto"; fi
+      for path in $order; do
+        JANITOR_EXTRA="request_path = \"$path\""
+        name=paths-$server-$path-$i
+        log "Request path $path, run $i of $PATHS_ROUNDS"
+        if [ "$server" = endpoint ]; then
+          janitor_endpoint "$name" "$n" "$CONCURRENCY"
+        else
+          janitor_garage "$name" "$n" "$CONCURRENCY"
+        fi
+        took=lean want=lean
+        if grep -q 'take the SDK request path' "$WORK/$name.err"; then took=sdk; fi
+        [ "$path" = auto ] || want=sdk
+        [ "$took" = "$want" ] || die "$name: request_path = \"$path\" took the $took path"
+        r=0
+        [ "$server" = garage ] || r=$(ep_stat requests)
+        recs+=("$server|$path|$i|$M_WALL|$M_CPU|$M_RSS|$M_SRV|$r")
+      done
+    done
+  done
+  JANITOR_FLAGS=()
+  JANITOR_EXTRA=""
+  # The endpoint's request counts: one sweep is one set of requests, whichever path sends them.
+  local counts
+  counts=$(printf '%s\n' "${recs[@]}" | awk -F'|' '$1 == "endpoint" { print $8 }' | sort -u | tr '\n' ' ')
+  [ "$(wc -w <<<"$counts")" = 1 ] || die "the two paths sent different numbers of requests to the endpoint: $counts"
+  {
+    section_header "Request paths: the same sweep on the lean and the SDK path, $n uploads, concurrency $CONCURRENCY"
+    printf 'One release build; `request_path = "auto"` (the lean path: hyper and aws-sigv4) against\n'
+    printf '`request_path = "sdk"` (aws-sdk-s3'"'"'s pipeline), %s run(s) of each on each server, in the\n' "$PATHS_ROUNDS"
+    printf 'order auto, sdk, sdk, auto, ...; each run'"'"'s path checked in its log, its report checked for\n'
+    printf '%s uploads aborted, verified and %s bytes reclaimed, the bucket checked empty. Garage is\n' "$n" "$((n * PART_SIZE))"
+    printf 'fresh and freshly seeded for every run. Figures per path are over all its runs: uploads/s\n'
+    printf 'is all uploads over all wall time, CPU (user+sys, the janitor only) per upload likewise, peak\n'
+    printf 'RSS the highest. On the endpoint every run sent %s requests.\n\n' "${counts% }"
+    printf '| server | request path | runs | wall s (mean) | uploads/s | CPU s (mean) | CPU ms/upload | peak RSS MiB | server CPU s (mean) |\n'
+    printf '|---|---|---:|---:|---:|---:|---:|---:|---:|\n'
+    printf '%s\n' "${recs[@]}" | awk -F'|' -v n="$n" '
+      { k = $1 "|" ($2 == "auto" ? "lean (auto)" : "sdk"); if (!(k in runs)) keys[++nk] = k
+        runs[k]++; wall[k] += $4; cpu[k] += $5; srv[k] += $7; if ($6 > rss[k]) rss[k] = $6 }
+      END {
+        for (i = 1; i <= nk; i++) { k = keys[i]; split(k, x, "|")
+          printf "| %s | %s | %d | %.2f | %.0f | %.2f | %.3f | %.1f | %.2f |\n", (x[1] == "endpoint" ? "embedded endpoint" : "Garage"), x[2],
+            runs[k], wall[k] / runs[k], n * runs[k] / wall[k], cpu[k] / runs[k], 1000 * cpu[k] / (n * runs[k]), rss[k] / 1024, srv[k] / runs[k] }
+        printf "\n| server | CPU per upload, SDK / lean | uploads/s, SDK / lean |\n|---|---:|---:|\n"
+        for (i = 1; i <= nk; i++) { split(keys[i], x, "|"); s = x[1]; if (s in seen) continue; seen[s] = 1
+          l = s "|lean (auto)"; d = s "|sdk"
+          printf "| %s | **%.2f** | **%.2f** |\n", (s == "endpoint" ? "embedded endpoint" : "Garage"),
+            (cpu[d] / runs[d]) / (cpu[l] / runs[l]), (runs[d] / wall[d]) / (runs[l] / wall[l]) }
+      }'
+    printf '\n| run | server | request path | wall s | uploads/s | CPU s | CPU ms/upload | peak RSS MiB | server CPU s |\n'
+    printf '|---:|---|---|---:|---:|---:|---:|---:|---:|\n'
+    printf '%s\n' "${recs[@]}" | awk -F'|' -v n="$n" '{
+      printf "| %d | %s | %s | %.3f | %.0f | %.2f | %.3f | %.1f | %.2f |\n", $3, ($1 == "endpoint" ? "embedded endpoint" : "Garage"),
+        ($2 == "auto" ? "lean (auto)" : "sdk"), $4, n / $4, $5, 1000 * $5 / n, $6 / 1024, $7 }'
+    printf '\n'
+  } >"$body"
+  printf '\n' && cat "$body"
+  write_results paths "$body"
 }
 
 log "Mode $MODE; uploads $UPLOADS; janitor concurrency $CONCURRENCY; load average $LOAD_BEFORE; temp dir $WORK"
