@@ -3,7 +3,7 @@
 //! file's `[[targets]]` into them, each with its settings (defaults plus overrides), every problem
 //! collected rather than stopping at the first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use figment::Figment;
@@ -323,4 +323,79 @@ pub fn shard_of(bucket: &str, prefix: &str, count: u32) -> u32 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h % u64::from(count.max(1))) as u32
+}
+
+/// What is wrong with a bucket name a target writes, if it cannot be one: a URL or a path
+/// (`s3://photos/raw/`, `photos/raw`) says what to write instead; blanks or a name longer than any
+/// store allows are refused. Other names pass: S3-compatible stores and legacy buckets allow more
+/// than today's rules.
+pub(super) fn bucket_problem(bucket: &str, prefix: &str) -> Option<String> {
+    if bucket.starts_with("arn:") {
+        return None;
+    }
+    let path = bucket.strip_prefix("s3://").unwrap_or(bucket);
+    if path.len() != bucket.len() || path.contains('/') {
+        let (b, p) = path.split_once('/').unwrap_or((path, ""));
+        let suggestion = if p.is_empty() && prefix.is_empty() {
+            format!("bucket = {b:?}")
+        } else if prefix.is_empty() {
+            format!("bucket = {b:?}, prefix = {p:?}")
+        } else {
+            format!("bucket = {b:?} (and prefix = {:?})", format!("{p}{prefix}"))
+        };
+        return Some(format!(
+            "{bucket:?} is a URL or a path, not a bucket name: write {suggestion}"
+        ));
+    }
+    if bucket.chars().any(|c| c.is_whitespace() || c.is_control()) || bucket.len() > 255 {
+        return Some(format!(
+            "{bucket:?} cannot be a bucket name (blanks, control characters or over 255 bytes)"
+        ));
+    }
+    None
+}
+
+/// Targets that would sweep the same uploads twice (the same bucket on the same endpoint, one
+/// prefix inside the other, not excluded by the broader one): their uploads would be aborted and
+/// counted twice. Grouped by bucket, so the cost is the targets of each bucket, not all pairs.
+pub(super) fn overlaps(targets: &[Target]) -> Vec<String> {
+    let mut by_bucket: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, t) in targets.iter().enumerate() {
+        if t.kind == Kind::Bucket {
+            by_bucket
+                .entry((t.settings.endpoint_url.as_str(), t.bucket.as_str()))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut out = Vec::new();
+    let mut groups: Vec<&Vec<usize>> = by_bucket.values().filter(|g| g.len() > 1).collect();
+    groups.sort();
+    for group in groups {
+        for (n, &i) in group.iter().enumerate() {
+            for &j in &group[n + 1..] {
+                let (a, b) = (&targets[i], &targets[j]);
+                // The broader of the two, and the narrower one's prefix.
+                let (wide, wi, narrow) = if b.prefix.starts_with(&a.prefix) {
+                    (a, i, b)
+                } else if a.prefix.starts_with(&b.prefix) {
+                    (b, j, a)
+                } else {
+                    continue;
+                };
+                let excluded = wide
+                    .exclude_prefixes
+                    .iter()
+                    .any(|x| narrow.prefix.starts_with(x.as_str()) && !x.is_empty());
+                if !excluded {
+                    let (lo, hi) = (i.min(j), i.max(j));
+                    out.push(format!(
+                        "targets[{hi}]: sweeps what targets[{lo}] sweeps (bucket {:?}, prefix {:?} inside {:?}): its uploads would be aborted and counted twice; remove one, or add exclude_prefixes = [{:?}] to targets[{wi}]",
+                        wide.bucket, narrow.prefix, wide.prefix, narrow.prefix
+                    ));
+                }
+            }
+        }
+    }
+    out
 }

@@ -404,7 +404,7 @@ impl Config {
             if t.bucket.trim().is_empty() {
                 out.push(format!("{at}.bucket: missing bucket name{src}"));
             } else if t.kind == Kind::Bucket
-                && let Some(m) = bucket_problem(&t.bucket, &t.prefix)
+                && let Some(m) = super::target::bucket_problem(&t.bucket, &t.prefix)
             {
                 out.push(format!("{at}.bucket: {m}{src}"));
             }
@@ -439,7 +439,7 @@ impl Config {
             }
         }
         out.extend(
-            overlaps(&self.targets)
+            super::target::overlaps(&self.targets)
                 .into_iter()
                 .map(|m| format!("{m}{src}")),
         );
@@ -691,79 +691,4 @@ fn addressing_problems(t: &super::Target) -> impl Iterator<Item = String> {
         )
     });
     arn.flatten().into_iter().chain(prefix)
-}
-
-/// What is wrong with a bucket name a target writes, if it cannot be one: a URL or a path
-/// (`s3://photos/raw/`, `photos/raw`) says what to write instead; blanks or a name longer than any
-/// store allows are refused. Other names pass: S3-compatible stores and legacy buckets allow more
-/// than today's rules.
-fn bucket_problem(bucket: &str, prefix: &str) -> Option<String> {
-    if bucket.starts_with("arn:") {
-        return None;
-    }
-    let path = bucket.strip_prefix("s3://").unwrap_or(bucket);
-    if path.len() != bucket.len() || path.contains('/') {
-        let (b, p) = path.split_once('/').unwrap_or((path, ""));
-        let suggestion = if p.is_empty() && prefix.is_empty() {
-            format!("bucket = {b:?}")
-        } else if prefix.is_empty() {
-            format!("bucket = {b:?}, prefix = {p:?}")
-        } else {
-            format!("bucket = {b:?} (and prefix = {:?})", format!("{p}{prefix}"))
-        };
-        return Some(format!(
-            "{bucket:?} is a URL or a path, not a bucket name: write {suggestion}"
-        ));
-    }
-    if bucket.chars().any(|c| c.is_whitespace() || c.is_control()) || bucket.len() > 255 {
-        return Some(format!(
-            "{bucket:?} cannot be a bucket name (blanks, control characters or over 255 bytes)"
-        ));
-    }
-    None
-}
-
-/// Targets that would sweep the same uploads twice (the same bucket on the same endpoint, one
-/// prefix inside the other, not excluded by the broader one): their uploads would be aborted and
-/// counted twice. Grouped by bucket, so the cost is the targets of each bucket, not all pairs.
-fn overlaps(targets: &[super::Target]) -> Vec<String> {
-    let mut by_bucket: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-    for (i, t) in targets.iter().enumerate() {
-        if t.kind == Kind::Bucket {
-            by_bucket
-                .entry((t.settings.endpoint_url.as_str(), t.bucket.as_str()))
-                .or_default()
-                .push(i);
-        }
-    }
-    let mut out = Vec::new();
-    let mut groups: Vec<&Vec<usize>> = by_bucket.values().filter(|g| g.len() > 1).collect();
-    groups.sort();
-    for group in groups {
-        for (n, &i) in group.iter().enumerate() {
-            for &j in &group[n + 1..] {
-                let (a, b) = (&targets[i], &targets[j]);
-                // The broader of the two, and the narrower one's prefix.
-                let (wide, wi, narrow) = if b.prefix.starts_with(&a.prefix) {
-                    (a, i, b)
-                } else if a.prefix.starts_with(&b.prefix) {
-                    (b, j, a)
-                } else {
-                    continue;
-                };
-                let excluded = wide
-                    .exclude_prefixes
-                    .iter()
-                    .any(|x| narrow.prefix.starts_with(x.as_str()) && !x.is_empty());
-                if !excluded {
-                    let (lo, hi) = (i.min(j), i.max(j));
-                    out.push(format!(
-                        "targets[{hi}]: sweeps what targets[{lo}] sweeps (bucket {:?}, prefix {:?} inside {:?}): its uploads would be aborted and counted twice; remove one, or add exclude_prefixes = [{:?}] to targets[{wi}]",
-                        wide.bucket, narrow.prefix, wide.prefix, narrow.prefix
-                    ));
-                }
-            }
-        }
-    }
-    out
 }
