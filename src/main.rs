@@ -100,6 +100,16 @@ const DEFAULT_LOG_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,a
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A report piped into `head` closes the pipe early: end quietly, as Unix tools do, instead of
+    // panicking on the failed write (exit 101). Rust ignores SIGPIPE by default; sockets are
+    // written with MSG_NOSIGNAL, so only a closed stdout or stderr pipe ends the process. The
+    // daemon keeps ignoring it: a log reader that goes away must not stop the sweeps.
+    if !matches!(cli.command, Command::Run) {
+        // SAFETY: restoring a signal's default disposition at startup, before any thread runs.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // The demo prints its own story on stdout; only warnings belong on stderr there.
     let default_filter = match cli.command {
         Command::Demo { .. } => "warn",

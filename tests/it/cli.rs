@@ -558,3 +558,25 @@ async fn a_private_ca_is_trusted_through_ca_bundle_or_aws_ca_bundle_and_refused_
     assert_eq!(report["targets"][0]["aborted"], 3);
     assert_eq!(ep.upload_count("tls-bucket"), 0);
 }
+
+#[test]
+fn a_report_piped_into_head_ends_quietly_without_a_panic() {
+    // `demo | head -n 1` closed the pipe under the demo's next line: it panicked (exit 101).
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' demo | head -n 1",
+            env!("CARGO_BIN_EXE_mpu-janitor")
+        ))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.starts_with("mpu-janitor demo: "), "{stdout}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+}
