@@ -386,6 +386,27 @@ pub fn figment(path: &Path) -> Figment {
         .merge(env_layer())
 }
 
+/// The region of the AWS environment (`AWS_REGION`, then `AWS_DEFAULT_REGION`), when no layer of
+/// the configuration set `defaults.region`: the ecosystem's convention, before the built-in
+/// `us-east-1`. (A profile's `region` is not read here.)
+fn environment_region(fig: &Figment) -> Option<(&'static str, String)> {
+    let from_defaults = fig
+        .find_metadata("defaults.region")
+        .is_none_or(|m| m.name == std::any::type_name::<FileConfig>());
+    if !from_defaults {
+        return None;
+    }
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .into_iter()
+        .find_map(|var| {
+            std::env::var(var)
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .map(|v| (var, v))
+        })
+}
+
 /// `MPU_JANITOR_<SECTION>__<KEY>` variables. Variables without a `__` (such as `MPU_JANITOR_CONFIG`)
 /// are not configuration keys and are left out.
 fn env_layer() -> Env {
@@ -442,6 +463,13 @@ impl Config {
         sources.extend(env_keys.into_iter().map(|k| format!("environment {k}")));
         if cli.dry_run {
             sources.push("command line --dry-run".into());
+        }
+        let mut file = file;
+        if let Some((var, region)) = environment_region(&fig) {
+            sources.push(format!(
+                "defaults.region = {region:?} from the environment ({var}): no layer set region"
+            ));
+            file.defaults.region = region;
         }
         let mut early = Vec::new();
         let targets = target::resolve_targets(file.targets, &file.defaults, cli, &mut early, &fig);

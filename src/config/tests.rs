@@ -887,3 +887,34 @@ fn a_url_or_a_path_as_bucket_says_what_to_write_and_overlapping_targets_are_refu
         }
     }
 }
+
+#[test]
+#[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+fn the_region_comes_from_the_configuration_else_aws_region_else_us_east_1() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("c.toml", "[[targets]]\nbucket=\"a\"\n")?;
+        jail.create_file(
+            "set.toml",
+            "[defaults]\nregion=\"ap-south-1\"\n[[targets]]\nbucket=\"a\"\n",
+        )?;
+        let load = |p: &str| Config::load(Path::new(p), &CliOverrides::default()).unwrap();
+        assert_eq!(load("c.toml").defaults.region, "us-east-1");
+        jail.set_env("AWS_DEFAULT_REGION", "eu-west-1");
+        assert_eq!(load("c.toml").targets[0].settings.region, "eu-west-1");
+        jail.set_env("AWS_REGION", "eu-west-3");
+        let c = load("c.toml");
+        assert_eq!(c.targets[0].settings.region, "eu-west-3");
+        assert!(
+            c.sources
+                .iter()
+                .any(|s| s.contains("from the environment (AWS_REGION)")),
+            "{:?}",
+            c.sources
+        );
+        // A region the configuration sets wins, from the file or from its own variable.
+        assert_eq!(load("set.toml").defaults.region, "ap-south-1");
+        jail.set_env("MPU_JANITOR_DEFAULTS__REGION", "sa-east-1");
+        assert_eq!(load("c.toml").defaults.region, "sa-east-1");
+        Ok(())
+    });
+}

@@ -27,6 +27,10 @@ pub fn command(credentials: Option<(&str, &str)>) -> Command {
     for proxy in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"] {
         cmd.env_remove(proxy).env_remove(proxy.to_lowercase());
     }
+    // The machine's region must not leak into a test's configuration (the janitor reads it
+    // when the configuration sets none).
+    cmd.env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION");
     cmd.env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
