@@ -151,8 +151,11 @@ fn main() -> ExitCode {
             return Exit::Usage.into();
         }
     };
-    for w in config.warnings() {
-        tracing::warn!("{w}");
+    // check-config prints them in its output: said once, not twice.
+    if !matches!(cli.command, Command::CheckConfig) {
+        for w in config.warnings() {
+            tracing::warn!("{w}");
+        }
     }
     match cli.command {
         Command::CheckConfig => {

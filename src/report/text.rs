@@ -302,13 +302,13 @@ pub fn render_run_text(run: &RunReport) -> String {
     let total = run.totals();
     let _ = writeln!(
         out,
-        "total: {} targets, {} uploads aborted, {} reclaimed, {} unverified, {} failed uploads, {} failed targets{}",
-        total.targets,
-        total.aborted,
+        "total: {}, {} aborted, {} reclaimed, {} unverified, {}, {}{}",
+        plural(total.targets, "target"),
+        plural(total.aborted, "upload"),
         human_bytes(total.reclaimed_bytes),
         total.unverified,
-        total.failed,
-        total.failed_targets,
+        plural(total.failed, "failed upload"),
+        plural(total.failed_targets, "failed target"),
         if run.dry_run {
             " (dry run: nothing changed)"
         } else {

@@ -319,16 +319,56 @@ impl Daemon {
             }
         }
         let (before, after) = (previous.len(), config.targets.len());
+        let changed = target_changes(&in_force.targets, &config.targets);
         // The keys a reload does not apply stay in force, so the next reload compares against them.
         *in_force = in_force.reloaded(config);
+        let targets = if after == 1 { "target" } else { "targets" };
         tracing::info!(
             targets = after,
             previous_targets = before,
-            "Configuration reloaded: {after} targets from the next scheduled sweep"
+            changes = %changed,
+            "Configuration reloaded: {after} {targets} ({changed}) from the next scheduled sweep"
         );
         self.notifier.send(&format!(
-            "READY=1\nSTATUS=Configuration reloaded: {after} targets"
+            "READY=1\nSTATUS=Configuration reloaded: {after} {targets}"
         ));
+    }
+}
+
+/// What a reload changes in the targets, in words: those added, removed and whose settings
+/// changed (by bucket and prefix), or that nothing did.
+fn target_changes(old: &[Target], new: &[Target]) -> String {
+    let name = |t: &Target| format!("{}/{}", t.bucket, t.prefix);
+    let find = |list: &[Target], t: &Target| {
+        list.iter()
+            .find(|o| o.bucket == t.bucket && o.prefix == t.prefix)
+            .cloned()
+    };
+    let added: Vec<String> = new
+        .iter()
+        .filter(|t| find(old, t).is_none())
+        .map(name)
+        .collect();
+    let removed: Vec<String> = old
+        .iter()
+        .filter(|t| find(new, t).is_none())
+        .map(name)
+        .collect();
+    let changed: Vec<String> = new
+        .iter()
+        .filter(|t| find(old, t).is_some_and(|o| o != **t))
+        .map(name)
+        .collect();
+    let mut parts = Vec::new();
+    for (what, list) in [("added", added), ("removed", removed), ("changed", changed)] {
+        if !list.is_empty() {
+            parts.push(format!("{what}: {}", list.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "no target changed".to_string()
+    } else {
+        parts.join("; ")
     }
 }
 
@@ -520,6 +560,22 @@ mod tests {
         assert_eq!(
             old[0].target.settings.older_than.0,
             Duration::from_secs(7 * 86_400)
+        );
+    }
+
+    #[test]
+    fn a_reload_says_which_targets_it_adds_removes_and_changes() {
+        let old = config("[[targets]]\nbucket = \"a\"\n[[targets]]\nbucket = \"b\"\n");
+        let new = config(
+            "[[targets]]\nbucket = \"a\"\nolder_than = \"2d\"\n[[targets]]\nbucket = \"c\"\nprefix = \"p/\"\n",
+        );
+        assert_eq!(
+            target_changes(&old.targets, &new.targets),
+            "added: c/p/; removed: b/; changed: a/"
+        );
+        assert_eq!(
+            target_changes(&old.targets, &old.targets),
+            "no target changed"
         );
     }
 

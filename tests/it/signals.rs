@@ -486,7 +486,7 @@ async fn a_reload_mid_sweep_lets_the_sweep_finish_on_the_old_config_and_never_ov
     .unwrap();
     send_signal(child.child(), "HUP");
     notify.wait_for("READY=1 after the reload", Duration::from_secs(10), |m| {
-        m.starts_with("READY=1\nSTATUS=Configuration reloaded: 1 targets")
+        m.starts_with("READY=1\nSTATUS=Configuration reloaded: 1 target")
     });
     wait_until("the first sweep to end", Duration::from_secs(20), || {
         sweeps_of(&listen, "busy-bucket") >= 1.0
