@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 
 use crate::store::{Aborted, Part, Parts, StoreError, UploadStore};
 
@@ -62,6 +63,9 @@ pub enum Verification {
     /// directory bucket's 412 to `If-Match-Initiated-Time`): nothing was aborted by that call,
     /// and the newer upload is kept.
     Replaced,
+    /// The shutdown's grace ran out while a call of the loop was in flight: it was given up, and
+    /// the upload's state is unknown (it is reported `interrupted`).
+    Cut,
 }
 
 /// What [`abort_until_empty`] did.
@@ -77,6 +81,7 @@ pub struct Verified {
 /// abort conditional on) and verifies with ListParts until it is empty, at most `max_attempts`
 /// aborts, waiting [`backoff`]`(base, n)` before abort number `n` >= 2. Parts listed on the way
 /// are added to `seen`.
+#[allow(clippy::too_many_arguments)]
 pub async fn abort_until_empty<S: UploadStore>(
     store: &S,
     key: &str,
@@ -85,6 +90,7 @@ pub async fn abort_until_empty<S: UploadStore>(
     seen: &mut SeenParts,
     max_attempts: u32,
     base: Duration,
+    hard_stop: &CancellationToken,
 ) -> Verified {
     let bucket = store.bucket();
     let mut parts_left = Vec::new();
@@ -93,13 +99,21 @@ pub async fn abort_until_empty<S: UploadStore>(
     let mut accepted = false;
     for attempt in 1..=max_attempts {
         if attempt > 1 {
-            tokio::time::sleep(backoff(base, attempt)).await;
+            tokio::select! {
+                () = hard_stop.cancelled() => {}
+                () = tokio::time::sleep(backoff(base, attempt)) => {}
+            }
         }
         let done = |verification| Verified {
             verification,
             attempts: attempt,
         };
-        match store.abort(key, upload_id, initiated).await {
+        let aborted = tokio::select! {
+            biased;
+            () = hard_stop.cancelled() => return done(Verification::Cut),
+            a = store.abort(key, upload_id, initiated) => a,
+        };
+        match aborted {
             Ok(Aborted::Accepted) => {
                 accepted = true;
                 tracing::debug!(bucket = %bucket, key = %key, upload_id = %upload_id, attempt, "Aborted upload")
@@ -121,7 +135,12 @@ pub async fn abort_until_empty<S: UploadStore>(
         } else {
             Verification::GoneBeforeAbort
         };
-        match store.list_parts(key, upload_id).await {
+        let listed = tokio::select! {
+            biased;
+            () = hard_stop.cancelled() => return done(Verification::Cut),
+            l = store.list_parts(key, upload_id) => l,
+        };
+        match listed {
             Ok(Parts::Gone) => return done(gone),
             Ok(Parts::Listed(p)) if p.is_empty() => return done(gone),
             Ok(Parts::Listed(p)) => {
@@ -236,7 +255,9 @@ mod tests {
 
     async fn run(fake: &Fake, max: u32) -> (Verified, SeenParts) {
         let mut seen = SeenParts::default();
-        let v = abort_until_empty(fake, "k", "u", None, &mut seen, max, Duration::ZERO).await;
+        let never = CancellationToken::new();
+        let v =
+            abort_until_empty(fake, "k", "u", None, &mut seen, max, Duration::ZERO, &never).await;
         (v, seen)
     }
 

@@ -58,6 +58,8 @@ pub struct Runner {
     pub coordinator: Coordinator,
     /// Every sweep in flight, for the drain.
     tracker: TaskTracker,
+    /// Cancelled when the drain's grace has run out: calls still in flight are given up.
+    hard_stop: tokio_util::sync::CancellationToken,
 }
 
 impl Runner {
@@ -93,6 +95,7 @@ impl Runner {
             audit: AuditTrail::default(),
             coordinator: Coordinator::default(),
             tracker: TaskTracker::new(),
+            hard_stop: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -102,6 +105,7 @@ impl Runner {
             max_listed,
             cancel: self.shutdown.token(),
             global_limit: Some(self.global_limit.clone()),
+            hard_stop: self.hard_stop.clone(),
             ..SweepOptions::default()
         }
     }
@@ -156,10 +160,25 @@ impl Runner {
     }
 
     /// Stops taking sweeps and waits for those in flight within the shutdown's grace; false
-    /// (logged) when the grace ran out.
+    /// (logged) when the grace ran out. Then the calls still in flight are given up (their
+    /// uploads reported `interrupted`), so that every sweep still ends with its report and its
+    /// export, within [`GIVE_UP`].
     pub async fn drain(&self) -> bool {
         self.tracker.close();
-        self.shutdown.drain(self.tracker.wait()).await.is_some()
+        if self.shutdown.drain(self.tracker.wait()).await.is_some() {
+            return true;
+        }
+        self.hard_stop.cancel();
+        if tokio::time::timeout(GIVE_UP, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                seconds = GIVE_UP.as_secs(),
+                "Sweeps still running after their calls were given up"
+            );
+        }
+        false
     }
 
     /// Sweeps in flight.
@@ -183,7 +202,10 @@ impl Runner {
             () = self.shutdown.signalled() => {
                 tracing::warn!(grace_seconds = self.shutdown.grace().as_secs_f64(),
                     "Stopping: no new aborts; finishing and verifying the ones in flight");
-                if self.drain().await { Some(sweep.await) } else { None }
+                // Drained or given up, the sweep has ended (or ends at once): its report
+                // says what was left.
+                self.drain().await;
+                tokio::time::timeout(GIVE_UP, &mut sweep).await.ok()
             }
         };
         match done? {
@@ -193,6 +215,9 @@ impl Runner {
         }
     }
 }
+
+/// How long sweeps get to end once their calls in flight are given up (the export included).
+const GIVE_UP: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// `[daemon] max_in_flight`, within half the open-file limit (raised to its hard limit first): each
 /// upload in flight may hold a connection, and the rest is left to everything else.

@@ -61,6 +61,9 @@ pub struct SweepOptions {
     pub reabort_backoff: Duration,
     /// Told of every upload's outcome as it is decided (the run layer's audit trail).
     pub observer: Option<Arc<dyn Observer>>,
+    /// Cancelled when the shutdown's grace has run out: calls still in flight are given up and
+    /// their uploads reported `interrupted`, so that the report is still written.
+    pub hard_stop: CancellationToken,
 }
 
 /// What is told of each upload's outcome, as the sweep decides it, before the report's list is
@@ -80,6 +83,7 @@ impl Default for SweepOptions {
             global_limit: None,
             reabort_backoff: Duration::from_millis(100),
             observer: None,
+            hard_stop: CancellationToken::new(),
         }
     }
 }
@@ -561,6 +565,7 @@ async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload, now: DateTime<Utc>) ->
         &mut seen,
         settings.max_abort_attempts,
         ctx.opts.reabort_backoff,
+        &ctx.opts.hard_stop,
     )
     .await;
     report.abort_attempts = v.attempts;
@@ -583,6 +588,12 @@ async fn process<S: UploadStore>(ctx: &Ctx<S>, u: Upload, now: DateTime<Utc>) ->
         Verification::Failed(e) => Some(e),
         Verification::Replaced => {
             report.keep(KeepReason::InitiatedTimeChanged);
+            None
+        }
+        Verification::Cut => {
+            tracing::warn!(bucket = %bucket, key = %key, upload_id = %id,
+                "The shutdown's grace ran out during this upload's abort: given up, reported interrupted");
+            report.outcome = Outcome::Interrupted;
             None
         }
     };

@@ -3,10 +3,12 @@
 //! page of more uploads than were asked for (the JuiceFS gateway ignores `max-uploads`). Scripted
 //! answers of the hostile endpoint on both request paths; each asserts the exact requests sent.
 
+use std::time::Duration;
+
 use mpu_janitor::store::ErrorKind;
 
 use crate::common::hostile::{
-    Answer, Hostile, PATHS, Seen, honest, listing, ok, on, sweep_on, two_days_ago,
+    Answer, Hostile, PATHS, Seen, honest, listing, ok, on, parts, sweep_on, two_days_ago, upload_id,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,4 +173,94 @@ async fn a_store_that_lists_only_exact_keys_is_blind_never_ok_and_an_empty_store
             assert_eq!(h.seen().len(), 1, "{path:?}: one listing");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verification_that_hangs_past_the_grace_is_given_up_and_the_report_still_printed() {
+    // The verifying ListParts of "stuck" never finishes (a byte every 20 s); SIGTERM with a 1 s
+    // grace: the call is given up, "stuck" is reported interrupted, the other uploads' aborts are
+    // in the report, and `once` exits 3 (it exited 1 with no report at all).
+    let old = two_days_ago();
+    let body = listing(
+        &[
+            ("a", "u-a", &old),
+            ("b", "u-b", &old),
+            ("stuck", "u-stuck", &old),
+        ],
+        None,
+    );
+    let h = Hostile::start(move |req, earlier| {
+        if req.is_listing() {
+            return ok(body.clone());
+        }
+        let aborted = earlier
+            .iter()
+            .any(|s| s.is_abort() && upload_id(s) == upload_id(req));
+        if upload_id(req) == "u-stuck" && req.is_list_parts() && aborted {
+            return Answer::Trickle(parts([1, 2], None).into_bytes(), Duration::from_secs(20));
+        }
+        honest(req, earlier)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[defaults]\nendpoint_url = \"{}\"\nforce_path_style = true\nolder_than = \"1d\"\nread_timeout = \"60s\"\nretry_max_attempts = 1\n[daemon]\nshutdown_grace = \"1s\"\n[[targets]]\nbucket = \"b\"\n",
+            h.url
+        ),
+    )
+    .unwrap();
+    let child = crate::common::janitor::command(Some(("AKHOSTILE", "secret")))
+        .arg("--config")
+        .arg(&path)
+        .args(["once", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::common::wait_until(
+        "the verifying ListParts of stuck",
+        Duration::from_secs(30),
+        || {
+            let seen = h.seen();
+            let aborted = seen
+                .iter()
+                .any(|s| s.is_abort() && upload_id(s) == "u-stuck");
+            aborted
+                && seen
+                    .iter()
+                    .filter(|s| s.is_list_parts() && upload_id(s) == "u-stuck")
+                    .count()
+                    >= 2
+        },
+    );
+    crate::common::janitor::sigterm(&child);
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        took < Duration::from_secs(15),
+        "ended {took:?} after SIGTERM"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a report");
+    assert_eq!(report["interrupted"], true);
+    let t = &report["targets"][0];
+    let outcome = |id: &str| {
+        t["uploads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["upload_id"] == id)
+            .map(|u| u["outcome"].as_str().unwrap().to_string())
+    };
+    assert_eq!(outcome("u-stuck").as_deref(), Some("interrupted"), "{t}");
+    assert_eq!(outcome("u-a").as_deref(), Some("aborted"), "{t}");
+    assert_eq!(outcome("u-b").as_deref(), Some("aborted"), "{t}");
+    assert!(stderr.contains("grace ran out"), "{stderr}");
 }
