@@ -360,8 +360,7 @@ for n in "${VALUES[@]}"; do
   # shellcheck disable=SC2046
   check "helm template ($n values) | kubernetes-validate --strict, Kubernetes ${K8S_VERSIONS// /, } ($KUBE_DECLARED)" \
     render_validate "$n" $(vflags "$n")
-  if [ -n "$BIN" ] && [ "$n" != daemon-lease ]; then
-    # daemon-lease's [coordination] is newer than the binary may be: checked as TOML (modes) only.
+  if [ -n "$BIN" ]; then
     check "rendered ConfigMap ($n values): $BIN check-config, with the container's env" \
       chart check_config "$TMP/r/$n.yaml" "$BIN"
   fi
