@@ -14,22 +14,29 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::lease::{Claim, Current, Lease, Leases, target_id};
-use crate::config::{Config, LeaseLocation, Target};
+use crate::config::{ClientSettings, Config, LeaseLocation, Target};
 use crate::report::{LeaseReport, LeaseStatus};
 use crate::store::Connector;
 
-/// The process's coordination: off, or the lease location, ttl and holder.
+/// The process's coordination: off, or where the leases are and who holds them.
 #[derive(Default)]
 pub struct Coordinator {
-    on: Option<(LeaseLocation, Duration, String)>,
-    settings: Option<crate::config::ClientSettings>,
+    on: Option<On>,
     leases: OnceCell<Result<Leases, String>>,
+}
+
+/// `[coordination]` when it is on, and the `[defaults]` connection the lease bucket is reached with.
+struct On {
+    location: LeaseLocation,
+    ttl: Duration,
+    holder: String,
+    settings: ClientSettings,
 }
 
 /// What a target's turn is, as the lease says.
 pub enum Turn {
-    /// Sweep it: under `lease` when held (its loss cancels `cancel`), else without one; `note` is
-    /// what to report.
+    /// Sweep it: under `lease` when held (see [`hold`]), else without one; `note` is what to
+    /// report.
     Sweep {
         /// The lease held, to finish after the sweep.
         lease: Option<Lease>,
@@ -44,34 +51,31 @@ impl Coordinator {
     /// The coordination `[coordination]` asks for; the lease bucket is reached with `[defaults]`.
     pub fn new(config: &Config) -> Self {
         Coordinator {
-            on: config.coordination.location().map(|l| {
-                (
-                    l,
-                    config.coordination.lease_ttl.0,
-                    config.coordination.holder(),
-                )
+            on: config.coordination.location().map(|location| On {
+                location,
+                ttl: config.coordination.lease_ttl.0,
+                holder: config.coordination.holder(),
+                settings: config.defaults.client(),
             }),
-            settings: Some(config.defaults.client()),
             leases: OnceCell::new(),
         }
     }
 
     async fn leases(&self, connector: &Connector) -> Option<&Result<Leases, String>> {
-        let (location, ttl, holder) = self.on.as_ref()?;
-        let settings = self.settings.as_ref()?;
+        let on = self.on.as_ref()?;
         Some(
             self.leases
                 .get_or_init(|| async {
                     connector
-                        .client(settings)
+                        .client(&on.settings)
                         .await
                         .map(|client| {
                             Leases::new(
                                 client,
-                                location.bucket.clone(),
-                                location.prefix.clone(),
-                                *ttl,
-                                holder.clone(),
+                                on.location.bucket.clone(),
+                                on.location.prefix.clone(),
+                                on.ttl,
+                                on.holder.clone(),
                             )
                         })
                         .map_err(|e| e.to_string())
