@@ -63,6 +63,9 @@ enum Command {
         /// Report format on stdout
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// List the uploads kept as fresh, excluded or idle too, each with its reason
+        #[arg(long)]
+        kept: bool,
         /// When stderr is not a terminal, a progress log line this often (0s: none)
         #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
         progress_every: std::time::Duration,
@@ -135,6 +138,13 @@ fn main() -> ExitCode {
         serve,
     } = cli.command
     {
+        if let Some(path) = &cli.config {
+            eprintln!(
+                "error: demo runs on its own embedded endpoint and reads no configuration, so --config {} would be ignored: drop it (or run `plan` or `once --dry-run` with your configuration)",
+                path.display()
+            );
+            return Exit::Usage.into();
+        }
         return run_demo(&runtime, output, uploads, serve);
     }
     let cli_overrides = CliOverrides {
@@ -164,10 +174,14 @@ fn main() -> ExitCode {
         }
         Command::Plan {
             output,
+            kept,
             progress_every,
         } => {
             let show = Show::for_stderr(progress_every);
-            let plan = on_workers(&runtime, async move { run::plan(&config, show).await });
+            let plan = on_workers(
+                &runtime,
+                async move { run::plan(&config, kept, show).await },
+            );
             match (&plan.report, output) {
                 (Some(run), Output::Text) => print!("{}", report::render_plan_text(run)),
                 (Some(run), Output::Json) => println!("{}", to_json(run)),

@@ -27,6 +27,9 @@ pub struct Rules<'a> {
     pub dry_run: bool,
     /// Most aborts started per sweep; 0 = no cap.
     pub max_aborts_per_run: u64,
+    /// No upload of the bucket can have begun before this: its creation time, as the store's
+    /// bucket listing gives it, less the allowed clock skew. `None` when it is not known.
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// The state of the sweep the second look depends on.
@@ -58,6 +61,10 @@ pub enum KeepReason {
     /// from a server with an unset clock): no age can be trusted.
     #[serde(rename = "initiated_before_2006")]
     AncientInitiated,
+    /// The initiation time is before the bucket was created (by more than the allowed skew): the
+    /// store's `Initiated` cannot be true (moto answers a fixed 2010 date for every upload), so no
+    /// age can be trusted.
+    InitiatedBeforeBucket,
     /// The listing entry could not be read (a field missing, not a date, or holding characters
     /// XML cannot carry): nothing it says is acted on.
     UnreadableEntry,
@@ -164,6 +171,9 @@ pub fn screen(
     if initiated < EARLIEST_PLAUSIBLE {
         return Decision::Keep(KeepReason::AncientInitiated);
     }
+    if rules.not_before.is_some_and(|t| initiated < t) {
+        return Decision::Keep(KeepReason::InitiatedBeforeBucket);
+    }
     if !older_than(initiated, now, rules.older_than) {
         return Decision::Keep(KeepReason::Fresh);
     }
@@ -245,6 +255,7 @@ mod tests {
             idle_for: Duration::ZERO,
             dry_run: false,
             max_aborts_per_run: 0,
+            not_before: None,
         };
         use Decision::*;
         use KeepReason::*;
@@ -279,6 +290,33 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_older_than_its_bucket_is_kept() {
+        // The bucket was created 3 days ago (less the skew): a store that answers an older
+        // initiation time (moto's fixed 2010-11-10) is not believed; a later one is aged.
+        let rules = Rules {
+            prefix: "",
+            exclude_prefixes: &[],
+            older_than: Duration::from_secs(DAY),
+            idle_for: Duration::ZERO,
+            dry_run: false,
+            max_aborts_per_run: 0,
+            not_before: ago(3 * DAY as i64),
+        };
+        let moto = DateTime::parse_from_rfc3339("2010-11-10T20:48:33Z").map(|t| t.to_utc());
+        use Decision::*;
+        use KeepReason::*;
+        for (initiated, want) in [
+            (moto.ok(), Keep(InitiatedBeforeBucket)),
+            (ago(3 * DAY as i64 + 1), Keep(InitiatedBeforeBucket)),
+            (ago(3 * DAY as i64), Abort),
+            (ago(2 * DAY as i64), Abort),
+            (ago(60), Keep(Fresh)),
+        ] {
+            assert_eq!(screen("k", initiated, now(), &rules), want, "{initiated:?}");
+        }
+    }
+
+    #[test]
     fn screen_never_touches_keys_outside_the_prefix() {
         let rules = Rules {
             prefix: "tmp/",
@@ -287,6 +325,7 @@ mod tests {
             idle_for: Duration::ZERO,
             dry_run: false,
             max_aborts_per_run: 0,
+            not_before: None,
         };
         let old = ago(100 * DAY as i64);
         assert_eq!(screen("tmp/a", old, now(), &rules), Decision::Abort);
@@ -309,6 +348,7 @@ mod tests {
             idle_for: Duration::from_secs(3600),
             dry_run: false,
             max_aborts_per_run: 0,
+            not_before: None,
         };
         let off = Rules {
             idle_for: Duration::ZERO,
@@ -339,6 +379,7 @@ mod tests {
             idle_for: Duration::from_secs(3600),
             dry_run: false,
             max_aborts_per_run: 2,
+            not_before: None,
         };
         let dry = Rules {
             dry_run: true,
@@ -441,6 +482,7 @@ mod tests {
                 idle_for: Duration::from_secs(idle),
                 dry_run: false,
                 max_aborts_per_run: 0,
+                not_before: None,
             };
             let first = screen("k", ago(age), now(), &rules);
             let second = second_look(ago(part_age), now(), &rules, RunState::default());

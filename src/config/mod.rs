@@ -12,6 +12,7 @@
 mod client;
 mod coordination;
 mod log_filter;
+mod profile;
 mod reload;
 mod render;
 mod target;
@@ -386,25 +387,36 @@ pub fn figment(path: &Path) -> Figment {
         .merge(env_layer())
 }
 
-/// The region of the AWS environment (`AWS_REGION`, then `AWS_DEFAULT_REGION`), when no layer of
-/// the configuration set `defaults.region`: the ecosystem's convention, before the built-in
-/// `us-east-1`. (A profile's `region` is not read here.)
-fn environment_region(fig: &Figment) -> Option<(&'static str, String)> {
+/// The region of the AWS environment when no layer of the configuration set `defaults.region`, as
+/// aws-config resolves it: `AWS_REGION`, then `AWS_DEFAULT_REGION`, then the `region` of the
+/// profile (`defaults.profile`, else `$AWS_PROFILE`, else `default`) in the shared config file;
+/// with where it came from. `None` leaves the built-in `us-east-1`.
+fn ambient_region(fig: &Figment, profile: &str) -> Option<(String, String)> {
     let from_defaults = fig
         .find_metadata("defaults.region")
         .is_none_or(|m| m.name == std::any::type_name::<FileConfig>());
     if !from_defaults {
         return None;
     }
-    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+    let env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .into_iter()
         .find_map(|var| {
             std::env::var(var)
                 .ok()
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
-                .map(|v| (var, v))
-        })
+                .map(|v| (format!("the environment ({var})"), v))
+        });
+    env.or_else(|| {
+        let name = if profile.is_empty() {
+            profile::ambient()
+        } else {
+            profile.to_string()
+        };
+        let (config, _) = profile::files();
+        profile::region(&name, &config)
+            .map(|r| (format!("profile {name:?} in {}", config.display()), r))
+    })
 }
 
 /// `MPU_JANITOR_<SECTION>__<KEY>` variables. Variables without a `__` (such as `MPU_JANITOR_CONFIG`)
@@ -465,9 +477,9 @@ impl Config {
             sources.push("command line --dry-run".into());
         }
         let mut file = file;
-        if let Some((var, region)) = environment_region(&fig) {
+        if let Some((from, region)) = ambient_region(&fig, &file.defaults.profile) {
             sources.push(format!(
-                "defaults.region = {region:?} from the environment ({var}): no layer set region"
+                "defaults.region = {region:?} from {from}: no layer set region"
             ));
             file.defaults.region = region;
         }

@@ -1,5 +1,6 @@
 //! Unit tests of the configuration: layers, inheritance, validation messages, redaction.
 
+use super::profile;
 use super::validate;
 use super::*;
 
@@ -108,6 +109,39 @@ fn a_short_older_than_is_valid_but_warned_about() {
     assert_eq!(w.len(), 1);
     assert!(w[0].contains("\"a\"") && w[0].contains("10m"), "{w:?}");
     assert!(render_effective(&c).contains("# WARNING"));
+}
+
+#[test]
+fn a_single_label_endpoint_host_without_path_style_is_warned_about() {
+    // `http://localhost:9000` or a Compose service `http://minio:9000`: virtual-hosted requests go
+    // to BUCKET.localhost, which rarely resolves. An IP address gets path style from the rules.
+    let warned = |endpoint: &str, path_style: bool| -> Vec<String> {
+        let c = load(&format!(
+            "[defaults]\nendpoint_url=\"{endpoint}\"\nforce_path_style={path_style}\n[[targets]]\nbucket=\"photos\"\n"
+        ))
+        .unwrap();
+        c.warnings()
+    };
+    let w = warned("http://localhost:9000", false);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("\"localhost\" with force_path_style = false")
+            && w[0].contains("BUCKET.localhost")
+            && w[0].contains("set force_path_style = true"),
+        "{w:?}"
+    );
+    assert_eq!(warned("http://minio:9000", false).len(), 1);
+    for (endpoint, path_style) in [
+        ("http://localhost:9000", true),
+        ("http://127.0.0.1:9000", false),
+        ("http://[::1]:9000", false),
+        ("https://s3.example.com", false),
+    ] {
+        assert!(
+            warned(endpoint, path_style).is_empty(),
+            "{endpoint} {path_style}"
+        );
+    }
 }
 
 #[test]
@@ -723,16 +757,16 @@ fn a_profile_in_neither_shared_file_is_refused() {
     )
     .unwrap();
     std::fs::write(&creds, "[ceph]\naws_access_key_id = a\n").unwrap();
-    assert_eq!(validate::profile_problem("garage", &config, &creds), None);
-    assert_eq!(validate::profile_problem("ceph", &config, &creds), None);
-    assert_eq!(validate::profile_problem("default", &config, &creds), None);
-    let e = validate::profile_problem("minio", &config, &creds).unwrap();
+    assert_eq!(profile::problem("garage", &config, &creds), None);
+    assert_eq!(profile::problem("ceph", &config, &creds), None);
+    assert_eq!(profile::problem("default", &config, &creds), None);
+    let e = profile::problem("minio", &config, &creds).unwrap();
     assert!(
         e.contains("\"minio\" is in neither") && e.contains("AWS_CONFIG_FILE"),
         "{e}"
     );
     let none = dir.path().join("none");
-    assert!(validate::profile_problem("garage", &none, &none).is_some());
+    assert!(profile::problem("garage", &none, &none).is_some());
 }
 
 #[test]
@@ -890,15 +924,44 @@ fn a_url_or_a_path_as_bucket_says_what_to_write_and_overlapping_targets_are_refu
 
 #[test]
 #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
-fn the_region_comes_from_the_configuration_else_aws_region_else_us_east_1() {
+fn the_region_comes_from_the_configuration_else_aws_region_else_the_profile_else_us_east_1() {
     figment::Jail::expect_with(|jail| {
         jail.create_file("c.toml", "[[targets]]\nbucket=\"a\"\n")?;
+        // The shared config file, as aws-config reads it: the default profile's region, and
+        // another's, chosen by $AWS_PROFILE or by `profile`.
+        jail.create_file(
+            "aws-config",
+            "[default]\nregion = ca-central-1\n\n[profile ops]\noutput = json\nregion = eu-north-1\n[profile bare]\n",
+        )?;
+        jail.create_file(
+            "ops.toml",
+            "[defaults]\nprofile=\"ops\"\n[[targets]]\nbucket=\"a\"\n",
+        )?;
+        jail.set_env("AWS_CONFIG_FILE", "aws-config");
+        jail.set_env("AWS_SHARED_CREDENTIALS_FILE", "none");
         jail.create_file(
             "set.toml",
             "[defaults]\nregion=\"ap-south-1\"\n[[targets]]\nbucket=\"a\"\n",
         )?;
         let load = |p: &str| Config::load(Path::new(p), &CliOverrides::default()).unwrap();
-        assert_eq!(load("c.toml").defaults.region, "us-east-1");
+        let c = load("c.toml");
+        assert_eq!(c.targets[0].settings.region, "ca-central-1");
+        assert!(
+            c.sources
+                .iter()
+                .any(|s| s.contains("from profile \"default\" in aws-config")),
+            "{:?}",
+            c.sources
+        );
+        assert_eq!(load("ops.toml").targets[0].settings.region, "eu-north-1");
+        jail.set_env("AWS_PROFILE", "bare");
+        assert_eq!(
+            load("c.toml").defaults.region,
+            "us-east-1",
+            "no region in it"
+        );
+        jail.set_env("AWS_PROFILE", "ops");
+        assert_eq!(load("c.toml").defaults.region, "eu-north-1");
         jail.set_env("AWS_DEFAULT_REGION", "eu-west-1");
         assert_eq!(load("c.toml").targets[0].settings.region, "eu-west-1");
         jail.set_env("AWS_REGION", "eu-west-3");

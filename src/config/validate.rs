@@ -270,61 +270,11 @@ impl Memo {
         if let Some(p) = self.profiles.get(profile) {
             return p.clone();
         }
-        let (config, credentials) = profile_files();
-        let p = profile_problem(profile, &config, &credentials);
+        let (config, credentials) = super::profile::files();
+        let p = super::profile::problem(profile, &config, &credentials);
         self.profiles.insert(profile.to_string(), p.clone());
         p
     }
-}
-
-/// The shared config and credentials files aws-config reads: `$AWS_CONFIG_FILE` and
-/// `$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/config` and `~/.aws/credentials`.
-fn profile_files() -> (std::path::PathBuf, std::path::PathBuf) {
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    let pick = |var: &str, default: &str| match std::env::var_os(var) {
-        Some(p) if !p.is_empty() => {
-            let p = std::path::PathBuf::from(p);
-            match (p.strip_prefix("~"), &home) {
-                (Ok(rest), Some(h)) => h.join(rest),
-                _ => p,
-            }
-        }
-        _ => home.clone().unwrap_or_default().join(".aws").join(default),
-    };
-    (
-        pick("AWS_CONFIG_FILE", "config"),
-        pick("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
-    )
-}
-
-/// Why `profile` is in neither file (`[profile NAME]` or `[NAME]` in the config file, `[NAME]` in
-/// the credentials file), if it is in neither: the target would only fail at run time, with a
-/// credentials error.
-pub(super) fn profile_problem(profile: &str, config: &Path, credentials: &Path) -> Option<String> {
-    let has = |file: &Path, prefixed: bool| -> bool {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            return false;
-        };
-        text.lines().any(|l| {
-            let Some(inner) = l.trim().strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
-                return false;
-            };
-            let inner = inner.trim();
-            let name = match inner.strip_prefix("profile") {
-                Some(rest) if prefixed && rest.starts_with(char::is_whitespace) => rest.trim(),
-                _ => inner,
-            };
-            name == profile
-        })
-    };
-    if has(config, true) || has(credentials, false) {
-        return None;
-    }
-    Some(format!(
-        "{profile:?} is in neither {:?} nor {:?} (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE): the target would fail with a credentials error",
-        config.display().to_string(),
-        credentials.display().to_string()
-    ))
 }
 
 fn schedule_problem(s: &Settings) -> Option<String> {
@@ -346,9 +296,23 @@ fn schedule_problem(s: &Settings) -> Option<String> {
     }
 }
 
+/// The host of `endpoint_url` when virtual-hosted requests would go to a subdomain of a name that
+/// has none by itself: a single-label name such as `localhost` or `minio` (a Compose or Kubernetes
+/// service). An IP address is left out: the endpoint rules send path-style requests to one.
+fn virtual_host_of_a_single_name(s: &Settings) -> Option<String> {
+    if s.force_path_style {
+        return None;
+    }
+    match s.endpoint_url.url()?.host()? {
+        url::Host::Domain(d) if !d.contains('.') => Some(d.to_string()),
+        _ => None,
+    }
+}
+
 impl Config {
     /// Settings that are valid but risky, one line each: `older_than` below one hour can abort
-    /// uploads that are still being written.
+    /// uploads that are still being written; a role session shorter than STS allows; an endpoint
+    /// whose virtual-hosted names are unlikely to resolve.
     pub fn warnings(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .targets
@@ -372,6 +336,13 @@ impl Config {
                     )
                 }),
         );
+        out.extend(self.targets.iter().filter(|t| t.vault().is_none()).filter_map(|t| {
+            let host = virtual_host_of_a_single_name(&t.settings)?;
+            Some(format!(
+                "target {:?}: endpoint_url's host {host:?} with force_path_style = false: requests go to the virtual-hosted name BUCKET.{host}, which resolves only where wildcard DNS exists; set force_path_style = true (most S3-compatible stores)",
+                t.bucket
+            ))
+        }));
         out
     }
 

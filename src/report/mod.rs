@@ -247,6 +247,10 @@ pub struct TargetReport {
     pub clock: Option<ClockSource>,
     /// The store's clock minus this host's, in seconds, from the store's `Date` header.
     pub clock_skew_seconds: Option<i64>,
+    /// When the bucket was created, as the store's ListBuckets says, where that date is trusted
+    /// (an S3-compatible store's general-purpose bucket): no upload is believed to be older.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket_created: Option<DateTime<Utc>>,
     /// Whether the bucket's own lifecycle rules abort the target's incomplete uploads (the
     /// lifecycle audit, after the sweep); absent when the listing failed or a shutdown stopped it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -257,6 +261,10 @@ pub struct TargetReport {
     pub uploads: Vec<UploadReport>,
     /// Uploads left out of `uploads` because of the listing limit.
     pub uploads_omitted: u64,
+    /// Each of the target's `exclude_prefixes` and how many listed uploads it kept (the first
+    /// that matches counts): a prefix that matches nothing may be a typo.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclusions: Vec<Exclusion>,
     /// The discovery rule that found this bucket (`targets[N]`, with the account for a fan-out);
     /// absent for a bucket the configuration names.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -269,6 +277,15 @@ pub struct TargetReport {
     /// What the replicas' lease said, when `[coordination]` is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseReport>,
+}
+
+/// One exclusion of a target and the uploads it kept in a sweep.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Exclusion {
+    /// The prefix, as configured.
+    pub prefix: String,
+    /// Listed uploads it kept.
+    pub uploads: u64,
 }
 
 impl TargetReport {

@@ -82,6 +82,9 @@ pub fn render_plan_text(run: &RunReport) -> String {
         if let Some(audit) = &t.lifecycle {
             let _ = writeln!(out, "  lifecycle: {}", audit.describe());
         }
+        if let Some(line) = exclusions_line(t) {
+            let _ = writeln!(out, "  {line}");
+        }
         if !t.uploads.is_empty() {
             let action = |u: &UploadReport| match (u.outcome, u.reason) {
                 (Outcome::Kept, Some(r)) => format!("keep:{}", keep_word(r)),
@@ -438,6 +441,22 @@ fn target_name(t: &TargetReport) -> String {
     }
 }
 
+/// What each of `exclude_prefixes` kept: `exclusions: "tmp/" kept 3, "logz/" kept none (a typo?)`.
+fn exclusions_line(t: &TargetReport) -> Option<String> {
+    if t.exclusions.is_empty() || t.uploads_seen == 0 {
+        return None;
+    }
+    let each: Vec<String> = t
+        .exclusions
+        .iter()
+        .map(|e| match e.uploads {
+            0 => format!("{:?} kept none (a typo?)", e.prefix),
+            n => format!("{:?} kept {n}", e.prefix),
+        })
+        .collect();
+    Some(format!("exclusions: {}", each.join(", ")))
+}
+
 fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Aborted => "aborted",
@@ -470,6 +489,7 @@ fn keep_word(r: KeepReason) -> &'static str {
         KeepReason::UnknownInitiated => "unknown-initiated",
         KeepReason::FutureInitiated => "future-initiated",
         KeepReason::AncientInitiated => "initiated-before-2006",
+        KeepReason::InitiatedBeforeBucket => "initiated-before-bucket",
         KeepReason::UnreadableEntry => "unreadable-entry",
         KeepReason::DryRun => "dry-run",
         KeepReason::Capped => "capped",

@@ -255,18 +255,28 @@ pub async fn once(config: &Config, max_listed: usize, show: Show) -> Outcome {
             };
         }
     };
-    command(config, exporter, max_listed, show).await
+    command(config, exporter, max_listed, false, show).await
 }
 
-/// `plan`: a dry run of every target (the configuration says `dry_run`), nothing exported.
-pub async fn plan(config: &Config, show: Show) -> Outcome {
-    command(config, Exporter::in_memory(), usize::MAX, show).await
+/// `plan`: a dry run of every target (the configuration says `dry_run`), nothing exported; with
+/// `kept`, the uploads kept as fresh, excluded or idle are listed too, with their reason.
+pub async fn plan(config: &Config, kept: bool, show: Show) -> Outcome {
+    command(config, Exporter::in_memory(), usize::MAX, kept, show).await
 }
 
-async fn command(config: &Config, exporter: Exporter, max_listed: usize, show: Show) -> Outcome {
+async fn command(
+    config: &Config,
+    exporter: Exporter,
+    max_listed: usize,
+    list_kept: bool,
+    show: Show,
+) -> Outcome {
     let shutdown = Shutdown::new(config.daemon.shutdown_grace.0);
     let runner = Arc::new(Runner::new(config, shutdown, exporter));
-    let opts = runner.options(max_listed);
+    let opts = SweepOptions {
+        list_kept,
+        ..runner.options(max_listed)
+    };
     let targets: Arc<[Target]> = config.targets.clone().into();
     let scope = Arc::new(Scope::of(config));
     let Some(report) = runner.sweep_all(targets, scope, opts, show).await else {

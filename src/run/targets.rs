@@ -24,11 +24,11 @@ async fn connect(target: &Target, connector: &Connector) -> Result<AnyStore, Sto
                 .vault(&target.bucket, v, &target.settings.client())
                 .await?,
         ),
-        Kind::Bucket | Kind::Discovered(_) | Kind::Discovery(_) => AnyStore::S3(
+        Kind::Bucket | Kind::Discovered(_) | Kind::Discovery(_) => AnyStore::S3(Box::new(
             connector
                 .store(&target.bucket, &target.settings.client())
                 .await?,
-        ),
+        )),
     })
 }
 

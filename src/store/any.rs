@@ -8,7 +8,7 @@ use super::{Aborted, GlacierStore, Marker, Parts, S3Store, StoreError, UploadPag
 /// A store of any kind.
 pub enum AnyStore {
     /// An S3 bucket, access point or directory bucket.
-    S3(S3Store),
+    S3(Box<S3Store>),
     /// An S3 Glacier vault.
     Glacier(GlacierStore),
 }
@@ -55,6 +55,13 @@ impl UploadStore for AnyStore {
         match self {
             AnyStore::S3(s) => s.lifecycle_rules().await,
             AnyStore::Glacier(s) => s.lifecycle_rules().await,
+        }
+    }
+
+    async fn bucket_created(&self) -> Option<Result<DateTime<Utc>, StoreError>> {
+        match self {
+            AnyStore::S3(s) => s.bucket_created().await,
+            AnyStore::Glacier(s) => s.bucket_created().await,
         }
     }
 

@@ -1,10 +1,12 @@
 //! The buckets of an account, for discovery: ListBuckets (every page), each bucket's tags
-//! (GetBucketTagging) and its region (from the listing, else HeadBucket's `x-amz-bucket-region`).
+//! (GetBucketTagging) and its region (from the listing, else HeadBucket's `x-amz-bucket-region`);
+//! and one bucket's creation date, against which the sweep checks the store's initiation times.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
+use chrono::{DateTime, Utc};
 
 use super::error::{Operation, Service, StoreError, classify};
 
@@ -46,6 +48,24 @@ impl Buckets {
             }));
         }
         Ok(out)
+    }
+
+    /// When `bucket` was created, as the listing says; `None` when the listing does not hold it
+    /// (or gives no date).
+    pub async fn created(&self, bucket: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut pages = self
+            .client
+            .list_buckets()
+            .max_buckets(PAGE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(Operation::ListBuckets, Service::S3, "", e))?;
+            if let Some(b) = page.buckets().iter().find(|b| b.name() == Some(bucket)) {
+                return Ok(b.creation_date().and_then(super::to_chrono));
+            }
+        }
+        Ok(None)
     }
 
     /// The bucket's tags (none when it has no tag set).

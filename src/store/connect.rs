@@ -139,8 +139,25 @@ impl Connector {
             }
         };
         let directory = address.as_ref().is_ok_and(Address::is_directory);
+        let dated = shared.endpoint_url.is_some()
+            && address
+                .as_ref()
+                .is_ok_and(|a| a.kind == address::Kind::Bucket && !a.is_directory());
+        let virtual_host = address
+            .as_ref()
+            .ok()
+            .filter(|a| shared.endpoint_url.is_some() && !a.path_style)
+            .and_then(|a| url::Url::parse(a.endpoint.url()).ok())
+            .and_then(|u| u.host_str().map(str::to_string));
         let sdk = SdkBucket::new(shared.client, shared.throttled, bucket, s);
-        Ok(S3Store::new(bucket, sdk, path, directory))
+        Ok(S3Store::new(
+            bucket,
+            sdk,
+            path,
+            directory,
+            dated,
+            virtual_host,
+        ))
     }
 
     async fn shared(&self, s: &ClientSettings) -> Result<Shared, StoreError> {

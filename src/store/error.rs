@@ -188,6 +188,9 @@ pub(super) fn service_error(
                 " (the credentials lack s3:ListBucketMultipartUploads / s3:ListMultipartUploadParts / s3:AbortMultipartUpload on {bucket:?})"
             ),
         },
+        _ if region_mismatch(code, text).is_some() => {
+            region_mismatch(code, text).unwrap_or_default()
+        }
         ErrorKind::Credentials => {
             " (check the access key, secret and session token the credential chain found)"
                 .to_string()
@@ -210,6 +213,27 @@ pub(super) fn service_error(
         kind,
         message: format!("{code}{text}{hint}"),
     }
+}
+
+/// What to fix when a store refuses the signature's scope because of its region: AWS says
+/// `the region 'us-east-1' is wrong; expecting 'eu-west-1'` (AuthorizationHeaderMalformed), other
+/// stores only that the scope or region is wrong.
+fn region_mismatch(code: &str, text: &str) -> Option<String> {
+    if let Some((_, rest)) = text.split_once("expecting '")
+        && let Some((region, _)) = rest.split_once('\'')
+        && !region.is_empty()
+    {
+        return Some(format!(
+            " (the store expects region {region:?}: set region = {region:?} for this target)"
+        ));
+    }
+    let lower = text.to_ascii_lowercase();
+    let about_region = lower.contains("region") || lower.contains("scope");
+    (code == "AuthorizationHeaderMalformed" || (about_region && code.contains("Signature"))
+        || (about_region && code == "AccessDenied" && lower.contains("signature")))
+    .then(|| {
+        " (the request was signed for another region than the store's: set region to the store's own, e.g. Garage's s3_region, Ceph RGW's zonegroup api_name, MinIO's MINIO_REGION)".to_string()
+    })
 }
 
 /// What to fix after a redirect: S3 answers a request sent to the wrong region with 301 (or 400
@@ -309,6 +333,27 @@ where
     }
 }
 
+/// Adds to a failure to resolve a virtual-hosted name (`bucket.host`, the SDK's default addressing)
+/// the name tried and the setting that avoids it; other errors are returned as they were.
+pub(super) fn with_virtual_host_hint(mut e: StoreError, host: Option<&str>) -> StoreError {
+    let lower = e.message.to_ascii_lowercase();
+    let unresolved = [
+        "dns error",
+        "failed to lookup address",
+        "name or service not known",
+        "no address associated",
+        "nodename nor servname",
+    ]
+    .iter()
+    .any(|s| lower.contains(s));
+    if let Some(host) = host.filter(|_| unresolved && e.kind == ErrorKind::Network) {
+        e.message.push_str(&format!(
+            " (the virtual-hosted name {host:?} does not resolve: set force_path_style = true for a store that takes path-style requests, or give it wildcard DNS)"
+        ));
+    }
+    e
+}
+
 /// Appended to a failure to reach the store.
 pub(super) const NETWORK_HINT: &str =
     "(check endpoint_url, region and the network path to the store)";
@@ -351,6 +396,75 @@ pub(super) fn chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_signature_scope_names_the_region_to_set() {
+        let aws = service_error(
+            Operation::ListUploads,
+            Service::S3,
+            "b",
+            400,
+            "AuthorizationHeaderMalformed",
+            "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'",
+        );
+        assert!(
+            aws.message
+                .ends_with("(the store expects region \"eu-west-1\": set region = \"eu-west-1\" for this target)"),
+            "{}",
+            aws.message
+        );
+        let other = service_error(
+            Operation::ListUploads,
+            Service::S3,
+            "b",
+            400,
+            "AuthorizationHeaderMalformed",
+            "Authorization header malformed, unexpected scope",
+        );
+        assert!(
+            other.message.contains("Garage's s3_region"),
+            "{}",
+            other.message
+        );
+        let plain = service_error(
+            Operation::ListUploads,
+            Service::S3,
+            "b",
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match",
+        );
+        assert!(
+            plain.message.contains("check the access key"),
+            "{}",
+            plain.message
+        );
+    }
+
+    #[test]
+    fn an_unresolved_virtual_hosted_name_is_named_with_the_flag() {
+        let dns = StoreError {
+            operation: Operation::ListUploads,
+            kind: ErrorKind::Network,
+            message: "dispatch failure: io error: client error (Connect): dns error: failed to lookup address information: Name or service not known".into(),
+        };
+        let e = with_virtual_host_hint(dns, Some("photos.minio"));
+        assert!(
+            e.message
+                .contains("\"photos.minio\" does not resolve: set force_path_style = true"),
+            "{}",
+            e.message
+        );
+        let refused = StoreError {
+            operation: Operation::ListUploads,
+            kind: ErrorKind::Network,
+            message: "connection refused".into(),
+        };
+        assert_eq!(
+            with_virtual_host_hint(refused, Some("photos.minio")).message,
+            "connection refused"
+        );
+    }
 
     #[test]
     fn gone_is_recognised_as_each_store_words_it_and_nothing_else_is() {

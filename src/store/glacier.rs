@@ -1,6 +1,7 @@
 //! An S3 Glacier vault as a store of multipart uploads ([`GlacierStore`]), through
 //! aws-sdk-glacier: ListMultipartUploads (opaque `marker`, 1,000 a page), ListParts (every page,
-//! for the bytes) and AbortMultipartUpload. The sweep, the decision, the verification, the report
+//! for the bytes, within the protocol's bounds: 10,000 parts, no marker twice, at most
+//! [`super::MAX_EMPTY_PAGES`] empty pages in a row) and AbortMultipartUpload. The sweep, the decision, the verification, the report
 //! and the metrics are the same as for a bucket: an upload's key is its archive description, and
 //! "gone" is `ResourceNotFoundException`. A vault has no lifecycle rules and no object keys.
 
@@ -117,6 +118,11 @@ impl UploadStore for GlacierStore {
         let op = Operation::ListParts;
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
+        // The markers followed, and the truncated pages in a row that brought no part: Glacier's
+        // markers are opaque, so a listing that cycles (A, B, A) or never brings anything is
+        // only caught by remembering them.
+        let mut followed = std::collections::HashSet::new();
+        let mut empty_pages = 0;
         loop {
             let result = self
                 .client
@@ -162,16 +168,31 @@ impl UploadStore for GlacierStore {
                     ),
                 ));
             }
-            match out.marker().filter(|m| !m.is_empty()) {
-                Some(next) if marker.as_deref() == Some(next) => {
-                    return Err(StoreError::protocol(
-                        op,
-                        format!("ListParts of upload {upload_id}: the same marker twice"),
-                    ));
-                }
-                Some(next) => marker = Some(next.to_string()),
-                None => return Ok(Parts::Listed(parts)),
+            empty_pages = if out.parts().is_empty() {
+                empty_pages + 1
+            } else {
+                0
+            };
+            let Some(next) = out.marker().filter(|m| !m.is_empty()) else {
+                return Ok(Parts::Listed(parts));
+            };
+            if !followed.insert(next.to_string()) {
+                return Err(StoreError::protocol(
+                    op,
+                    format!(
+                        "ListParts of upload {upload_id}: the marker {next:?} came back after other pages: the listing cycles; refusing to loop"
+                    ),
+                ));
             }
+            if empty_pages >= super::MAX_EMPTY_PAGES {
+                return Err(StoreError::protocol(
+                    op,
+                    format!(
+                        "ListParts of upload {upload_id}: {empty_pages} truncated pages in a row with no part: refusing to follow it further"
+                    ),
+                ));
+            }
+            marker = Some(next.to_string());
         }
     }
 

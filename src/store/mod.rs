@@ -134,6 +134,11 @@ pub enum Aborted {
     InitiatedTimeChanged,
 }
 
+/// Truncated pages in a row that bring nothing (no upload, no part) before a listing is refused
+/// (seaweedfs#1407: an empty page marked truncated; a store that did it for ever would hold the
+/// target for ever).
+pub const MAX_EMPTY_PAGES: u32 = 10;
+
 /// What the sweep needs from a store of multipart uploads.
 pub trait UploadStore: Send + Sync + 'static {
     /// The bucket (or vault) this store addresses.
@@ -169,6 +174,16 @@ pub trait UploadStore: Send + Sync + 'static {
     fn lifecycle_rules(
         &self,
     ) -> impl Future<Output = Option<Result<Vec<crate::lifecycle::Rule>, StoreError>>> + Send {
+        std::future::ready(None)
+    }
+
+    /// When the bucket was created, as the store's bucket listing says, so that an upload the
+    /// store says began earlier is not believed; `None` where that date is not to be trusted or
+    /// cannot be had (AWS moves a bucket's `CreationDate` when its policy is edited; an access
+    /// point or a vault has none in ListBuckets).
+    fn bucket_created(
+        &self,
+    ) -> impl Future<Output = Option<Result<DateTime<Utc>, StoreError>>> + Send {
         std::future::ready(None)
     }
 

@@ -5,6 +5,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use super::error::with_virtual_host_hint;
 use super::lean::Route;
 use super::sdk::SdkBucket;
 use super::{
@@ -27,15 +28,30 @@ pub struct S3Store {
     /// A directory bucket: opaque, unsorted listing markers, and aborts conditional on the
     /// initiation time judged. Its calls take the SDK path (session authentication).
     directory: bool,
+    /// The bucket's `CreationDate` in ListBuckets can be trusted and had: a general-purpose
+    /// bucket on an S3-compatible store (AWS moves the date when a bucket's policy is edited).
+    dated: bool,
+    /// The virtual-hosted name requests go to (`bucket.host`) on a custom endpoint, to name it
+    /// when it does not resolve.
+    virtual_host: Option<String>,
 }
 
 impl S3Store {
-    pub(crate) fn new(bucket: &str, sdk: SdkBucket, path: RequestPath, directory: bool) -> Self {
+    pub(crate) fn new(
+        bucket: &str,
+        sdk: SdkBucket,
+        path: RequestPath,
+        directory: bool,
+        dated: bool,
+        virtual_host: Option<String>,
+    ) -> Self {
         S3Store {
             bucket: bucket.to_string(),
             sdk,
             path,
             directory,
+            dated,
+            virtual_host,
         }
     }
 
@@ -70,10 +86,11 @@ impl UploadStore for S3Store {
         prefix: &str,
         marker: Option<&Marker>,
     ) -> Result<UploadPage, StoreError> {
-        match &self.path {
+        let page = match &self.path {
             RequestPath::Lean(route) => route.list_uploads(prefix, marker).await,
             RequestPath::Sdk => self.sdk.list_uploads(prefix, marker).await,
-        }
+        };
+        page.map_err(|e| with_virtual_host_hint(e, self.virtual_host.as_deref()))
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Parts, StoreError> {
@@ -104,6 +121,14 @@ impl UploadStore for S3Store {
     /// Through the SDK on either path: one call a sweep.
     async fn lifecycle_rules(&self) -> Option<Result<Vec<crate::lifecycle::Rule>, StoreError>> {
         Some(self.sdk.lifecycle_rules().await)
+    }
+
+    /// ListBuckets through the SDK, once a sweep, where the date can be trusted.
+    async fn bucket_created(&self) -> Option<Result<DateTime<Utc>, StoreError>> {
+        if !self.dated {
+            return None;
+        }
+        self.sdk.bucket_created().await.transpose()
     }
 
     fn throttled(&self) -> u64 {

@@ -16,6 +16,7 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
 use super::error::{Service, classify, sdk_means_gone};
 use super::{
@@ -156,6 +157,15 @@ impl SdkBucket {
 }
 
 impl SdkBucket {
+    /// The bucket's creation date from ListBuckets (see [`super::buckets::Buckets::created`]).
+    pub(crate) async fn bucket_created(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        super::buckets::Buckets {
+            client: self.client.clone(),
+        }
+        .created(&self.bucket)
+        .await
+    }
+
     /// The bucket's lifecycle rules; none for NoSuchLifecycleConfiguration.
     pub(crate) async fn lifecycle_rules(&self) -> Result<Vec<Rule>, StoreError> {
         let result = self

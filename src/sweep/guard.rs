@@ -33,9 +33,7 @@ impl Repeats {
     }
 }
 
-/// Truncated pages in a row that bring no upload before the listing is refused (seaweedfs#1407:
-/// an empty page marked truncated; a store that does it for ever would hold the target for ever).
-pub(super) const MAX_EMPTY_PAGES: u32 = 10;
+pub(super) use crate::store::MAX_EMPTY_PAGES;
 
 /// The markers a listing has followed, by hash (8 bytes a page): a marker that comes back at any
 /// earlier point of the listing is a cycle, not only one that repeats the previous page's (a

@@ -16,7 +16,7 @@ use crate::config::{RetryMode, Target};
 use crate::lifecycle;
 use crate::limit::Limiter;
 use crate::policy::{self, ClockSource, Decision, KeepReason, Now, Rules, RunState};
-use crate::report::{Outcome, TargetReport, UploadReport};
+use crate::report::{Exclusion, Outcome, TargetReport, UploadReport};
 use crate::store::{Marker, Operation, Parts, StoreError, Upload, UploadStore};
 use crate::verify::{self, SeenParts, Verification};
 
@@ -64,6 +64,9 @@ pub struct SweepOptions {
     /// Cancelled when the shutdown's grace has run out: calls still in flight are given up and
     /// their uploads reported `interrupted`, so that the report is still written.
     pub hard_stop: CancellationToken,
+    /// List the uploads kept as fresh, excluded or idle too (`plan --kept`), within `max_listed`;
+    /// otherwise they are only counted.
+    pub list_kept: bool,
 }
 
 /// What is told of each upload's outcome, as the sweep decides it, before the report's list is
@@ -84,6 +87,7 @@ impl Default for SweepOptions {
             reabort_backoff: Duration::from_millis(100),
             observer: None,
             hard_stop: CancellationToken::new(),
+            list_kept: false,
         }
     }
 }
@@ -109,6 +113,7 @@ impl<S> Ctx<S> {
             idle_for: s.idle_for.0,
             dry_run: s.dry_run,
             max_aborts_per_run: s.max_aborts_per_run,
+            not_before: None,
         }
     }
 }
@@ -217,6 +222,7 @@ pub async fn sweep<S: UploadStore>(
     report.prefix = target.prefix.clone();
     report.uploads_seen = listed.seen;
     report.listing_repeats = listed.repeats;
+    report.bucket_created = listed.bucket_created;
     report.stopped_by_shutdown = listed.interrupted || report.interrupted > 0;
     report.concurrency_peak = ctx.limiter.peak() as u64;
     report.throttle_backoffs = ctx.limiter.cuts();
@@ -275,6 +281,8 @@ struct Listed {
     clock: Option<Now>,
     /// Why no age could be trusted (then nothing was handed on).
     clock_error: Option<String>,
+    /// The bucket's creation date, when known and trusted.
+    bucket_created: Option<DateTime<Utc>>,
     /// A shutdown stopped the listing before its last page.
     interrupted: bool,
     /// The store named itself as one that cannot list (its `Server` header) and listed nothing.
@@ -287,6 +295,7 @@ struct Tally {
     report: TargetReport,
     max_listed: usize,
     listed_ok: usize,
+    list_kept: bool,
     /// Told of each upload first, with the target's name and whether it is a dry run.
     observer: Option<(Arc<dyn Observer>, String, bool)>,
 }
@@ -294,9 +303,20 @@ struct Tally {
 impl Tally {
     fn new(opts: &SweepOptions, target: &Target) -> Self {
         Tally {
-            report: TargetReport::default(),
+            report: TargetReport {
+                exclusions: target
+                    .exclude_prefixes
+                    .iter()
+                    .map(|p| Exclusion {
+                        prefix: p.clone(),
+                        uploads: 0,
+                    })
+                    .collect(),
+                ..TargetReport::default()
+            },
             max_listed: opts.max_listed,
             listed_ok: 0,
+            list_kept: opts.list_kept,
             observer: opts
                 .observer
                 .clone()
@@ -312,14 +332,25 @@ impl Tally {
         if let Some(e) = &p.error {
             report.count_error(e.operation, e.kind);
         }
-        if !report.record(&p.report) {
+        if p.report.reason == Some(KeepReason::Excluded)
+            && let Some(e) = report
+                .exclusions
+                .iter_mut()
+                .find(|e| p.report.key.starts_with(e.prefix.as_str()))
+        {
+            e.uploads += 1;
+        }
+        let listed = report.record(&p.report);
+        let kept_quietly = !listed && p.report.outcome == Outcome::Kept;
+        if !(listed || kept_quietly && self.list_kept) {
             return;
         }
-        // Problems are always listed; the rest up to the limit.
-        let problem = matches!(
-            p.report.outcome,
-            Outcome::Unverified | Outcome::Failed | Outcome::Kept
-        );
+        // Problems are always listed; the rest (and, asked for, the quietly kept) up to the limit.
+        let problem = listed
+            && matches!(
+                p.report.outcome,
+                Outcome::Unverified | Outcome::Failed | Outcome::Kept
+            );
         if problem || self.listed_ok < self.max_listed {
             self.listed_ok += usize::from(!problem);
             report.uploads.push(p.report);
@@ -341,8 +372,12 @@ impl Tally {
 /// shutdown.
 async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> Listed {
     let mut listed = Listed::default();
-    let rules = ctx.rules();
     let settings = &ctx.target.settings;
+    listed.bucket_created = bucket_created(ctx).await;
+    let rules = Rules {
+        not_before: listed.bucket_created.map(|t| t - settings.max_clock_skew.0),
+        ..ctx.rules()
+    };
     let started = Instant::now();
     let mut marker: Option<Marker> = None;
     let bucket = ctx.store.bucket().to_string();
@@ -438,12 +473,24 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
                         KeepReason::UnknownInitiated
                             | KeepReason::FutureInitiated
                             | KeepReason::AncientInitiated
+                            | KeepReason::InitiatedBeforeBucket
                     ) {
                         tracing::warn!(bucket = %bucket, key = %u.key, upload_id = %u.upload_id,
-                            initiated = ?u.initiated, reason = ?reason, "Keeping upload with untrustworthy initiation time");
+                            initiated = ?u.initiated, reason = ?reason, bucket_created = ?listed.bucket_created,
+                            "Keeping upload with untrustworthy initiation time: the store's Initiated cannot be true");
                     }
+                    let initiated = u.initiated;
                     let mut entry = UploadReport::new(u, now);
                     entry.keep(reason);
+                    if let (KeepReason::InitiatedBeforeBucket, Some(i), Some(c)) =
+                        (reason, initiated, listed.bucket_created)
+                    {
+                        entry.detail = Some(format!(
+                            "the store says this upload began at {}, before its bucket was created ({}): the store's Initiated cannot be true",
+                            i.to_rfc3339(),
+                            c.to_rfc3339()
+                        ));
+                    }
                     Item::Screened(entry)
                 }
             };
@@ -484,6 +531,25 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
         }
     }
     listed
+}
+
+/// The bucket's creation date where the store can give one that can be trusted; a failure (a key
+/// without s3:ListAllMyBuckets) only leaves the check out.
+async fn bucket_created<S: UploadStore>(ctx: &Ctx<S>) -> Option<DateTime<Utc>> {
+    let bucket = ctx.store.bucket();
+    let answer = tokio::select! {
+        biased;
+        () = ctx.opts.cancel.cancelled() => None,
+        answer = ctx.store.bucket_created() => answer,
+    };
+    match answer? {
+        Ok(created) => Some(created),
+        Err(e) => {
+            tracing::debug!(bucket = %bucket, error = %e,
+                "The bucket's creation date is unknown: initiation times are not checked against it");
+            None
+        }
+    }
 }
 
 /// Whether a store's `Server` header names one that answers ListMultipartUploads only for an

@@ -1,7 +1,9 @@
 //! Every listing ends, and what a real server merely does differently is served: truncated empty
 //! pages for ever, page markers that come back after other pages, `Initiated` with an offset, a
-//! page of more uploads than were asked for (the JuiceFS gateway ignores `max-uploads`). Scripted
-//! answers of the hostile endpoint on both request paths; each asserts the exact requests sent.
+//! page of more uploads than were asked for (the JuiceFS gateway ignores `max-uploads`); a Glacier
+//! vault's opaque markers that cycle, in its listing and its ListParts, and ListParts' bounds there
+//! (empty pages for ever, more than 10,000 parts). Scripted answers of the hostile endpoint, on both
+//! request paths where the path matters; each asserts the exact requests sent.
 
 use std::time::Duration;
 
@@ -263,4 +265,137 @@ async fn a_verification_that_hangs_past_the_grace_is_given_up_and_the_report_sti
     assert_eq!(outcome("u-a").as_deref(), Some("aborted"), "{t}");
     assert_eq!(outcome("u-b").as_deref(), Some("aborted"), "{t}");
     assert!(stderr.contains("grace ran out"), "{stderr}");
+}
+
+/// The vault `v` on `h`: stale after a day, a 2 s read timeout, 2 attempts a call.
+fn vault_on(h: &Hostile) -> mpu_janitor::config::Target {
+    let vault = mpu_janitor::config::Vault {
+        name: "v".into(),
+        account_id: "-".into(),
+    };
+    let mut t = on(h, mpu_janitor::config::RequestPathSetting::Auto);
+    t.bucket = vault.label();
+    t.settings.force_path_style = false;
+    t.kind = mpu_janitor::config::Kind::Vault(vault);
+    t
+}
+
+/// A Glacier ListMultipartUploads answer: `uploads` (description, id), all two days old.
+fn vault_page(uploads: &[(&str, &str)], marker: Option<&str>) -> Answer {
+    let list: Vec<serde_json::Value> = uploads
+        .iter()
+        .map(|(description, id)| {
+            serde_json::json!({"ArchiveDescription": description, "CreationDate": two_days_ago(),
+                "MultipartUploadId": id, "PartSizeInBytes": 1_048_576, "VaultARN": "arn:aws:glacier:us-east-1:012345678901:vaults/v"})
+        })
+        .collect();
+    ok(serde_json::json!({"Marker": marker, "UploadsList": list}).to_string())
+}
+
+/// A Glacier ListParts answer of `n` parts of 1 MiB from part `first`, and `marker`.
+fn vault_parts(first: u64, n: u64, marker: Option<&str>) -> Answer {
+    let parts: Vec<serde_json::Value> = (first..first + n)
+        .map(|i| {
+            serde_json::json!({"RangeInBytes": format!("{}-{}", i * 1_048_576, (i + 1) * 1_048_576 - 1),
+                "SHA256TreeHash": "00"})
+        })
+        .collect();
+    ok(serde_json::json!({"ArchiveDescription": "a", "CreationDate": two_days_ago(), "Marker": marker,
+        "MultipartUploadId": "up0", "PartSizeInBytes": 1_048_576, "Parts": parts,
+        "VaultARN": "arn:aws:glacier:us-east-1:012345678901:vaults/v"}).to_string())
+}
+
+fn is_vault_listing(s: &Seen) -> bool {
+    s.method == "GET" && s.uri.starts_with("/-/vaults/v/multipart-uploads?")
+}
+
+fn is_vault_list_parts(s: &Seen) -> bool {
+    s.method == "GET" && s.uri.starts_with("/-/vaults/v/multipart-uploads/")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vaults_markers_that_cycle_stop_its_listing_and_its_list_parts() {
+    // The vault's listing: markers A, B, A (opaque, so only a marker seen before can tell). The
+    // one upload's ListParts: empty pages with markers P, Q, P. Both end, each after 3 calls.
+    let h = Hostile::start(|req, earlier| {
+        if is_vault_listing(req) {
+            match earlier.iter().filter(|s| is_vault_listing(s)).count() {
+                0 => vault_page(&[("a", "up0")], Some("A")),
+                1 => vault_page(&[], Some("B")),
+                _ => vault_page(&[], Some("A")),
+            }
+        } else if is_vault_list_parts(req) {
+            let n = earlier.iter().filter(|s| is_vault_list_parts(s)).count();
+            vault_parts(0, 0, Some(if n % 2 == 0 { "P" } else { "Q" }))
+        } else {
+            Answer::Body(204, vec![], String::new())
+        }
+    })
+    .await;
+    let r = sweep_on(&vault_on(&h)).await;
+    let e = r.error.as_deref().unwrap_or_default();
+    assert!(e.contains("came back after other pages"), "{e}");
+    let up = r.uploads.iter().find(|u| u.upload_id == "up0").unwrap();
+    assert_eq!(up.outcome, mpu_janitor::report::Outcome::Failed, "{up:?}");
+    assert!(
+        up.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("\"P\" came back"),
+        "{:?}",
+        up.error
+    );
+    let seen = h.seen();
+    assert_eq!(seen.iter().filter(|s| is_vault_listing(s)).count(), 3);
+    assert_eq!(seen.iter().filter(|s| is_vault_list_parts(s)).count(), 3);
+    assert!(
+        !seen.iter().any(Seen::is_abort),
+        "nothing aborted: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vaults_list_parts_keeps_the_protocols_bounds() {
+    // Upload "empty": truncated empty pages for ever (new markers): 10 calls. Upload "endless":
+    // 1,000 parts a page for ever: refused past 10,000 parts, after 11 calls. Neither aborted.
+    let h = Hostile::start(|req, earlier| {
+        if is_vault_listing(req) {
+            vault_page(&[("empty", "e0"), ("endless", "f0")], None)
+        } else if is_vault_list_parts(req) {
+            let id = if req.uri.contains("/e0") {
+                "/e0"
+            } else {
+                "/f0"
+            };
+            let n = earlier
+                .iter()
+                .filter(|s| is_vault_list_parts(s) && s.uri.contains(id))
+                .count() as u64;
+            let marker = format!("m{n}");
+            if id == "/e0" {
+                vault_parts(0, 0, Some(&marker))
+            } else {
+                vault_parts(n * 1_000, 1_000, Some(&marker))
+            }
+        } else {
+            Answer::Body(204, vec![], String::new())
+        }
+    })
+    .await;
+    let r = sweep_on(&vault_on(&h)).await;
+    let error = |key: &str| {
+        let u = r.uploads.iter().find(|u| u.key == key).unwrap();
+        assert_eq!(u.outcome, mpu_janitor::report::Outcome::Failed, "{u:?}");
+        u.error.clone().unwrap_or_default()
+    };
+    assert!(error("empty").contains("10 truncated pages in a row with no part"));
+    assert!(error("endless").contains("more than 10000 parts"));
+    let seen = h.seen();
+    let calls = |id: &str| {
+        seen.iter()
+            .filter(|s| is_vault_list_parts(s) && s.uri.contains(id))
+            .count()
+    };
+    assert_eq!((calls("/e0"), calls("/f0")), (10, 11), "{seen:?}");
+    assert!(!seen.iter().any(Seen::is_abort));
 }

@@ -580,3 +580,14 @@ fn a_report_piped_into_head_ends_quietly_without_a_panic() {
         "{stderr}"
     );
 }
+
+#[test]
+fn demo_refuses_a_config_it_would_ignore() {
+    let (code, stdout, stderr) = demo(&["--config", "/etc/janitor.toml"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("--config /etc/janitor.toml would be ignored"),
+        "{stderr}"
+    );
+}

@@ -1,6 +1,6 @@
 //! Metrics out of the binary, against the embedded endpoint: the node-exporter textfile (atomic,
-//! counters continued across runs), a real Pushgateway (and one that is down), and a real
-//! Prometheus scraping `run`.
+//! counters continued across runs, one that can no longer be written counted on /metrics), a real
+//! Pushgateway (and one that is down), and a real Prometheus scraping `run`.
 
 use std::time::{Duration, Instant};
 
@@ -221,5 +221,73 @@ async fn stale_bytes_by_age_the_oldest_age_and_the_cost_estimate_are_reported() 
         stdout.contains("cost: the stale uploads hold 10.0 MiB, about $0.10 a month")
             && stdout.contains("the oldest is 100d"),
         "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_textfile_that_can_no_longer_be_written_is_counted_and_its_staleness_shows() {
+    // `run` writes the textfile each second; then its directory is replaced by a plain file (even
+    // root cannot write under that). Each failed write is counted on /metrics, /readyz stays 200
+    // (the process is fine), and the frozen textfile keeps its last-sweep timestamp, which an
+    // alert on mpu_janitor_last_success_timestamp_seconds ages.
+    let ep = endpoint().await;
+    seed_old(&ep, "frozen-bucket", "k/", 2, &[(1, 100)]);
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("janitor.prom");
+    let listen = free_addr();
+    let cfg = config_toml(
+        &ep,
+        &format!(
+            "[metrics]\nlisten = \"{listen}\"\ntextfile = \"{}\"",
+            path.display()
+        ),
+        &["frozen-bucket"],
+    );
+    let (child, _cfg_dir) = spawn_janitor(&cfg, &["run"], &[]);
+    common::wait_until("the first textfile", Duration::from_secs(20), || {
+        path.exists()
+    });
+    let moved = root.path().join("moved");
+    std::fs::rename(&dir, &moved).unwrap();
+    std::fs::write(&dir, "not a directory").unwrap();
+    let frozen = std::fs::read_to_string(moved.join("janitor.prom")).unwrap();
+    let stamp = sample(
+        &frozen,
+        "mpu_janitor_last_sweep_timestamp_seconds{bucket=\"frozen-bucket\"}",
+    )
+    .expect("the textfile holds the last-sweep timestamp");
+    let series = "mpu_janitor_export_errors_total{sink=\"textfile\"}";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        if let Some((200, m)) = get(&listen, "/metrics")
+            && sample(&m, series) >= Some(2.0)
+        {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no failed export counted");
+    };
+    let swept = sample(
+        &metrics,
+        "mpu_janitor_last_sweep_timestamp_seconds{bucket=\"frozen-bucket\"}",
+    )
+    .unwrap();
+    assert!(
+        swept > stamp,
+        "sweeps went on ({swept}) past the frozen file's {stamp}"
+    );
+    assert_eq!(get(&listen, "/readyz").map(|r| r.0), Some(200));
+    assert_eq!(
+        std::fs::read_to_string(moved.join("janitor.prom")).unwrap(),
+        frozen,
+        "the old file is left as it was"
+    );
+    sigterm(&child);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(20));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("textfile"),
+        "the failure is logged: {stderr}"
     );
 }

@@ -142,6 +142,85 @@ fn plan_and_dry_run_list_uploads_and_change_nothing() {
     }
 }
 
+#[test]
+fn plan_kept_lists_every_kept_upload_with_its_reason_and_what_each_exclusion_matched() {
+    // Two excluded uploads under keep/, one stale under tmp/, and an exclusion with a typo
+    // ("tmpp/") that matches nothing; after the wait, a fresh one. Nothing changes.
+    for g in servers() {
+        eprintln!("== on {}", g.name);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let client = g.client();
+        let b = rt.block_on(g.bucket("kept"));
+        for key in ["keep/a", "keep/b", "tmp/stale"] {
+            rt.block_on(seed(&client, &b, key, &[10]));
+        }
+        wait_older_than_1s();
+        rt.block_on(seed(&client, &b, "tmp/fresh", &[10]));
+        let before = rt.block_on(list_all(&client, &b));
+        let text = format!(
+            "[defaults]\n{}older_than = \"1s\"\n[[targets]]\nbucket = \"{b}\"\nexclude_prefixes = [\"keep/\", \"tmpp/\"]\n",
+            g.defaults_toml()
+        );
+        // Only a fresh upload remains younger than 1 s until the plan has listed: run at once.
+        let plan = g.janitor(&text, &["plan", "--kept", "--output", "json"]);
+        assert_eq!(plan.code, 0, "{}", plan.stderr);
+        let report: Value = serde_json::from_str(&plan.stdout).unwrap();
+        let t = &report["targets"][0];
+        let mut rows: Vec<(String, String)> = t["uploads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                let what = match u["reason"].as_str() {
+                    Some(r) => r.to_string(),
+                    None => u["outcome"].as_str().unwrap().to_string(),
+                };
+                (u["key"].as_str().unwrap().to_string(), what)
+            })
+            .collect();
+        rows.sort();
+        let fresh_or_stale = rows.iter().find(|r| r.0 == "tmp/fresh").unwrap().1.clone();
+        assert!(
+            ["fresh", "would_abort"].contains(&fresh_or_stale.as_str()),
+            "{rows:?}"
+        );
+        assert_eq!(
+            rows,
+            [
+                ("keep/a".to_string(), "excluded".to_string()),
+                ("keep/b".to_string(), "excluded".to_string()),
+                ("tmp/fresh".to_string(), fresh_or_stale),
+                ("tmp/stale".to_string(), "would_abort".to_string()),
+            ]
+        );
+        assert_eq!(
+            t["exclusions"],
+            serde_json::json!([{"prefix": "keep/", "uploads": 2}, {"prefix": "tmpp/", "uploads": 0}])
+        );
+        let table = g.janitor(&text, &["plan", "--kept"]);
+        assert!(
+            table
+                .stdout
+                .contains("exclusions: \"keep/\" kept 2, \"tmpp/\" kept none (a typo?)")
+                && table.stdout.contains("keep:excluded"),
+            "{}",
+            table.stdout
+        );
+        // Without --kept, only the stale are listed; the exclusions are still counted.
+        let plain = g.janitor(&text, &["plan", "--output", "json"]);
+        let report: Value = serde_json::from_str(&plain.stdout).unwrap();
+        let keys: Vec<&str> = report["targets"][0]["uploads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["key"].as_str().unwrap())
+            .collect();
+        assert!(!keys.contains(&"keep/a"), "{keys:?}");
+        assert_eq!(report["targets"][0]["exclusions"][0]["uploads"], 2);
+        assert_eq!(rt.block_on(list_all(&client, &b)), before);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_aborts_per_run_caps_the_blast_radius() {
     let g = garage();
@@ -381,4 +460,116 @@ async fn a_store_without_a_date_header_ages_nothing_unless_the_host_clock_is_tru
         (Some(ClockSource::Host), None)
     );
     assert_eq!(ep.upload_count("nodate"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_store_dates_before_its_bucket_is_never_aborted() {
+    // The store says these uploads began in 2010 and 30 days ago, but ListBuckets says their
+    // bucket was created yesterday: one of the two dates is a lie, and the janitor keeps them.
+    // An upload dated after the bucket's creation is aged as usual. On both request paths.
+    for path in crate::common::hostile::PATHS {
+        let ep = endpoint().await;
+        let bucket = "liar";
+        ep.create_bucket(bucket);
+        let moto = chrono::DateTime::parse_from_rfc3339("2010-11-10T20:48:33Z")
+            .unwrap()
+            .to_utc();
+        ep.seed_upload(bucket, "moto-dated", moto, &[(1, 10)]);
+        ep.seed_upload(
+            bucket,
+            "month-old",
+            Utc::now() - TimeDelta::days(30),
+            &[(1, 10)],
+        );
+        ep.set_bucket_created(bucket, Utc::now() - TimeDelta::days(1));
+        ep.seed_upload(
+            bucket,
+            "half-day-old",
+            Utc::now() - TimeDelta::hours(12),
+            &[(1, 10)],
+        );
+        let t = target(
+            bucket,
+            Settings {
+                older_than: HumanDuration::secs(3_600),
+                request_path: path,
+                ..settings(&ep)
+            },
+        );
+        let r = sweep(&t, &opts()).await;
+        assert_eq!((r.aborted, r.skipped_suspicious), (1, 2), "{path:?}");
+        let created = r
+            .bucket_created
+            .expect("the bucket's creation date is in the report");
+        assert!(Utc::now() - created > TimeDelta::hours(23), "{created}");
+        for key in ["moto-dated", "month-old"] {
+            let u = r.uploads.iter().find(|u| u.key == key).unwrap();
+            assert_eq!(u.outcome, Outcome::Kept, "{key}");
+            let json = serde_json::to_value(u).unwrap();
+            assert_eq!(json["reason"], "initiated_before_bucket", "{key}");
+            assert!(
+                u.detail
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("before its bucket was created"),
+                "{key}: {:?}",
+                u.detail
+            );
+        }
+        let mut left: Vec<String> = ep.uploads(bucket).into_iter().map(|u| u.key).collect();
+        left.sort();
+        assert_eq!(left, ["month-old", "moto-dated"], "{path:?}");
+        assert_eq!(ep.stats().list_buckets, 1, "one ListBuckets a sweep");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_s3s_fixed_initiated_date_is_not_believed() {
+    // moto's S3 server answers every upload with Initiated 2010-11-10T20:48:33Z: uploads made a
+    // second ago look 16 years old. ListBuckets dates the bucket now, so nothing is aborted.
+    let moto = crate::common::moto_s3::MotoS3::start();
+    moto.bucket("live-uploads").await;
+    let client = moto.client().await;
+    for key in ["a", "b"] {
+        client
+            .create_multipart_upload()
+            .bucket("live-uploads")
+            .key(key)
+            .send()
+            .await
+            .expect("CreateMultipartUpload on moto");
+    }
+    let listed = client
+        .list_multipart_uploads()
+        .bucket("live-uploads")
+        .send()
+        .await
+        .unwrap();
+    let said = listed.uploads()[0].initiated().unwrap().to_string();
+    assert!(said.starts_with("2010-11-10"), "moto's Initiated: {said}");
+    let t = target(
+        "live-uploads",
+        Settings {
+            older_than: HumanDuration::secs(86_400),
+            ..moto.settings()
+        },
+    );
+    let r = mpu_janitor::run::connect_and_sweep(&t, &connector_for_moto(), &opts()).await;
+    assert_eq!((r.aborted, r.skipped_suspicious), (0, 2), "{:?}", r.error);
+    assert!(r.uploads.iter().all(|u| u.outcome == Outcome::Kept));
+    let left = client
+        .list_multipart_uploads()
+        .bucket("live-uploads")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        left.uploads().len(),
+        2,
+        "moto's uploads are all still there"
+    );
+}
+
+fn connector_for_moto() -> mpu_janitor::store::Connector {
+    mpu_janitor::store::Connector::with_static_credentials("AKIAMOTOLEASE", "secret")
 }

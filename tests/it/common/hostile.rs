@@ -60,6 +60,9 @@ pub fn ok(xml: impl Into<String>) -> Answer {
     Answer::Body(200, vec![], xml.into())
 }
 
+/// ListBuckets: bucket `b`, created long before any upload the scripts date.
+const BUCKETS: &str = "<ListAllMyBucketsResult><Buckets><Bucket><Name>b</Name><CreationDate>2020-01-01T00:00:00.000Z</CreationDate></Bucket></Buckets></ListAllMyBucketsResult>";
+
 /// A running hostile server.
 pub struct Hostile {
     /// `http://127.0.0.1:PORT`.
@@ -95,8 +98,9 @@ impl Hostile {
                                 .map(|p| p.to_string())
                                 .unwrap_or_default(),
                         };
-                        // The lifecycle audit after each sweep is answered here, outside the
-                        // script and the record: these tests are about the sweep's own calls.
+                        // The lifecycle audit after each sweep, and the ListBuckets before it
+                        // that dates the bucket, are answered here, outside the script and the
+                        // record: these tests are about the sweep's own calls.
                         let answer = if request.method == "GET"
                             && request.uri.contains("?lifecycle")
                         {
@@ -105,6 +109,10 @@ impl Hostile {
                                 vec![],
                                 "<Error><Code>NoSuchLifecycleConfiguration</Code></Error>".into(),
                             )
+                        } else if request.method == "GET"
+                            && (request.uri == "/" || request.uri.starts_with("/?"))
+                        {
+                            ok(BUCKETS)
                         } else {
                             let mut all = seen.lock();
                             let answer = script(&request, &all);

@@ -254,6 +254,15 @@ impl Endpoint {
         }
     }
 
+    /// Sets the creation date ListBuckets gives for `bucket`, whatever its uploads say: a store
+    /// whose `Initiated` cannot be true (moto's fixed 2010 date) is played by seeding an old upload
+    /// and then dating the bucket after it. Does nothing if the bucket does not exist.
+    pub fn set_bucket_created(&self, bucket: &str, created: DateTime<Utc>) {
+        if let Some(rec) = self.shared.state.lock().buckets.get_mut(bucket) {
+            rec.created = clamp_time(created);
+        }
+    }
+
     /// Deletes `bucket` and all its uploads at once (as if another client had emptied and
     /// deleted it); later requests on it answer `NoSuchBucket`. Returns whether it existed.
     pub fn delete_bucket(&self, name: &str) -> bool {
@@ -311,6 +320,9 @@ impl Endpoint {
             .buckets
             .entry(bucket.to_owned())
             .or_insert_with(|| BucketRec::new(now, DEFAULT_REGION));
+        // A store cannot hold an upload older than its bucket: seeding one moves the bucket's
+        // creation back (see [`Endpoint::set_bucket_created`] to play a store that lies).
+        rec.created = rec.created.min(initiated);
         rec.uploads
             .insert((key.to_owned(), upload_id.clone()), upload);
         upload_id
