@@ -1,7 +1,8 @@
 //! The binary as a service, against the embedded endpoint: `run` on a one-second schedule (with a
 //! Unix datagram socket standing in for systemd's NOTIFY_SOCKET), what its log says of the next
-//! sweep (local time in the target's zone and UTC), no overlapping sweeps of a slow store, and
-//! `once` draining on SIGTERM with a consistent report. When the fires fall across daylight-saving changes is `next_fire`'s unit
+//! sweep (local time in the target's zone and UTC) and of the scheduler (nothing by default),
+//! `run --dry-run`, no overlapping sweeps of a slow store, and `once` draining on SIGTERM with a
+//! consistent report. When the fires fall across daylight-saving changes is `next_fire`'s unit
 //! tests (src/run/daemon.rs), on the real dates.
 
 use std::os::unix::net::UnixDatagram;
@@ -188,6 +189,69 @@ async fn run_says_when_each_target_sweeps_next_at_start_and_after_each_sweep_in_
         assert!(previous.is_none_or(|p| utc >= p), "{line}");
         previous = Some(utc);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedulers_info_lines_are_quiet_by_default_and_shown_when_asked_for() {
+    let ep = endpoint().await;
+    ep.create_bucket("chatter");
+    let listen = free_addr();
+    let cfg = config_toml(
+        &ep,
+        &format!("[metrics]\nlisten = \"{listen}\""),
+        &["chatter"],
+    );
+    let mut logs = Vec::new();
+    for args in [&["run"][..], &["--log-level", "info", "run"]] {
+        let (child, _dir) = spawn_janitor(&cfg, args, &[("RUST_LOG", "")]);
+        wait_for_sweeps(&listen, "chatter", 2.0);
+        logs.push(stop(child));
+    }
+    let chatter = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("tokio_cron_scheduler"))
+            .count()
+    };
+    assert!(logs[0].contains("Swept target"), "{}", logs[0]);
+    assert_eq!(chatter(&logs[0]), 0, "{}", logs[0]);
+    assert!(chatter(&logs[1]) > 0, "--log-level info: {}", logs[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_dry_run_aborts_nothing_and_says_what_it_would_abort() {
+    let ep = endpoint().await;
+    seed_old(&ep, "dry", "k/", 5, &[(1, 2_048)]);
+    let listen = free_addr();
+    let cfg = config_toml(&ep, &format!("[metrics]\nlisten = \"{listen}\""), &["dry"]);
+    let (child, _dir) = spawn_janitor(&cfg, &["run", "--dry-run"], &[("RUST_LOG", "")]);
+    let metrics = wait_for_sweeps(&listen, "dry", 2.0);
+    let stderr = stop(child);
+    assert_eq!(ep.upload_count("dry"), 5, "{stderr}");
+    assert_eq!(ep.stats().abort_multipart_upload, 0);
+    assert_eq!(
+        sample(&metrics, "mpu_janitor_stale_uploads{bucket=\"dry\"}"),
+        Some(5.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "mpu_janitor_uploads_aborted_total{bucket=\"dry\"}"
+        ),
+        Some(0.0)
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("Daemon started: DRY RUN") && l.contains("dry_run=true")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.contains("Swept target")
+            && l.contains("would_abort=5")
+            && l.contains("aborted=0")
+            && l.contains("dry_run=true")),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
