@@ -738,6 +738,52 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_chain_fires_rearms_and_stops_for_good_once_its_generation_is_retired() {
+        let d = Daemon::new(
+            &config("[[targets]]\nbucket = \"a\"\nschedule = \"0 0 * * * *\"\n"),
+            Exporter::in_memory(),
+            Shutdown::new(Duration::ZERO),
+            JobScheduler::new().await.unwrap(),
+        );
+        let skipped = |d: &Daemon| {
+            d.runner
+                .exporter
+                .metrics
+                .render()
+                .contains("mpu_janitor_sweeps_skipped_total{bucket=\"a\"} 1")
+        };
+        let old = d.current();
+        d.arm_all().await.unwrap();
+        let first = old[0].chain.lock().await.job;
+        assert!(first.is_some(), "armed at start");
+        // A tick (the target's sweep marked running, so the tick is skipped and counted instead of
+        // reaching a store) schedules the next one.
+        old[0].slot.running.store(true, Ordering::Release);
+        d.clone().fire(old[0].clone(), Utc::now()).await;
+        assert!(skipped(&d), "the tick happened");
+        let second = old[0].chain.lock().await.job;
+        assert!(
+            second.is_some() && second != first,
+            "and the next was scheduled"
+        );
+
+        let next = d.generation(&config("[[targets]]\nbucket = \"a\"\n"));
+        *d.targets.write() = next;
+        d.retire(&old).await;
+        assert_eq!(
+            old[0].chain.lock().await.job,
+            None,
+            "its pending job is withdrawn"
+        );
+        // A job of the old generation that the scheduler had already started does nothing.
+        d.clone().fire(old[0].clone(), Utc::now()).await;
+        assert!(skipped(&d), "no second tick (the count is still 1)");
+        assert_eq!(old[0].chain.lock().await.job, None, "nothing scheduled");
+        d.arm(&old[0], Utc::now()).await.unwrap();
+        assert_eq!(old[0].chain.lock().await.job, None, "nor later");
+    }
+
     #[test]
     fn a_reload_says_which_targets_it_adds_removes_and_changes() {
         let old = config("[[targets]]\nbucket = \"a\"\n[[targets]]\nbucket = \"b\"\n");
