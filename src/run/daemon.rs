@@ -68,7 +68,7 @@ struct Slot {
     last_sweep: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
-/// One target of one generation of the configuration, shared by its cron job, its sweeps and
+/// One target of one generation of the configuration, shared by its chain of jobs, its sweeps and
 /// `/readyz`. A sweep holds it to its end, so a reload never changes a sweep in progress.
 struct TargetState {
     target: Target,
