@@ -42,7 +42,11 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Daemon: sweep every target on its cron schedule, serve /metrics, /healthz, /readyz
-    Run,
+    Run {
+        /// Change nothing; each sweep logs and counts what it would abort
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// One sweep of every target, then exit (Kubernetes CronJob, systemd timer)
     Once {
         /// Change nothing; report what would be aborted
@@ -98,8 +102,11 @@ enum Output {
     Json,
 }
 
-/// Our own info lines; the SDK's only from warn up (it logs every credential lookup at info).
-const DEFAULT_LOG_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn";
+/// Our own info lines; the SDK's only from warn up (it logs every credential lookup at info), and
+/// tokio-cron-scheduler's too (it logs each job it is given at info, and `run` gives it one a tick).
+/// An explicit `--log-level info` (or `$RUST_LOG`) shows them all.
+const DEFAULT_LOG_FILTER: &str =
+    "info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn,tokio_cron_scheduler=warn";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -107,7 +114,7 @@ fn main() -> ExitCode {
     // panicking on the failed write (exit 101). Rust ignores SIGPIPE by default; sockets are
     // written with MSG_NOSIGNAL, so only a closed stdout or stderr pipe ends the process. The
     // daemon keeps ignoring it: a log reader that goes away must not stop the sweeps.
-    if !matches!(cli.command, Command::Run) {
+    if !matches!(cli.command, Command::Run { .. }) {
         // SAFETY: restoring a signal's default disposition at startup, before any thread runs.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -150,7 +157,9 @@ fn main() -> ExitCode {
     let cli_overrides = CliOverrides {
         dry_run: matches!(
             cli.command,
-            Command::Once { dry_run: true, .. } | Command::Plan { .. }
+            Command::Once { dry_run: true, .. }
+                | Command::Run { dry_run: true }
+                | Command::Plan { .. }
         ),
     };
     let path = config::config_path(cli.config.as_deref());
@@ -207,7 +216,7 @@ fn main() -> ExitCode {
             once.exit.into()
         }
         Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
-        Command::Run => {
+        Command::Run { .. } => {
             // SIGHUP: the same loader and validation as above, on the same path and flags.
             let reload: daemon::Reload = Box::new(move || Config::load(&path, &cli_overrides));
             run_daemon(&runtime, config, reload)

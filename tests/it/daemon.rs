@@ -1,9 +1,15 @@
 //! The binary as a service, against the embedded endpoint: `run` on a one-second schedule (with a
-//! Unix datagram socket standing in for systemd's NOTIFY_SOCKET), no overlapping sweeps of a slow
-//! store, and `once` draining on SIGTERM with a consistent report.
+//! Unix datagram socket standing in for systemd's NOTIFY_SOCKET), what its log says of the next
+//! sweep (local time in the target's zone and UTC) and of the scheduler (nothing by default),
+//! `run --dry-run`, no overlapping sweeps of a slow store, and `once` draining on SIGTERM with a
+//! consistent report. When the fires fall across daylight-saving changes is `next_fire`'s unit
+//! tests (src/run/daemon.rs), on the real dates.
 
 use std::os::unix::net::UnixDatagram;
+use std::process::Child;
 use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 use s3_mem::Faults;
 
@@ -104,6 +110,148 @@ async fn run_sweeps_on_schedule_serves_http_notifies_systemd_and_stops_cleanly()
     }
     assert!(messages.iter().any(|m| m == "STOPPING=1"), "{messages:?}");
     assert!(stderr.contains("Shut down cleanly"), "{stderr}");
+}
+
+/// Waits until `/metrics` on `listen` counts `sweeps` sweeps of `bucket`; returns the page.
+fn wait_for_sweeps(listen: &str, bucket: &str, sweeps: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let series = format!("mpu_janitor_sweep_duration_seconds_count{{bucket=\"{bucket}\"}}");
+    loop {
+        if let Some((200, m)) = get(listen, "/metrics")
+            && sample(&m, &series) >= Some(sweeps)
+        {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "not {sweeps} sweeps of {bucket}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGTERM, then the exit code (asserted 0) and stderr.
+fn stop(child: Child) -> String {
+    sigterm(&child);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(15));
+    assert_eq!(code, 0, "{stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_says_when_each_target_sweeps_next_at_start_and_after_each_sweep_in_its_zone_and_utc() {
+    let ep = endpoint().await;
+    seed_old(&ep, "zoned", "k/", 3, &[(1, 1_024)]);
+    let listen = free_addr();
+    let cfg = config_toml(
+        &ep,
+        &format!("timezone = \"Europe/Berlin\"\n[metrics]\nlisten = \"{listen}\""),
+        &["zoned"],
+    );
+    // RUST_LOG empty: the default filter, whatever this machine's environment says.
+    let (child, _dir) = spawn_janitor(&cfg, &["run"], &[("RUST_LOG", "")]);
+    wait_for_sweeps(&listen, "zoned", 2.0);
+    let stderr = stop(child);
+
+    let lines: Vec<&str> = stderr
+        .lines()
+        .take_while(|l| !l.contains("Shutting down"))
+        .collect();
+    let is_next = |l: &&str| l.contains("Next sweep of zoned at ");
+    let is_sweep = |l: &&str| l.contains("Swept target");
+    let first_sweep = lines.iter().position(is_sweep).expect("a sweep");
+    assert!(
+        lines[..first_sweep].iter().any(is_next),
+        "no next sweep said at start:\n{stderr}"
+    );
+    // After each sweep, the next one is said before any other sweep ends.
+    for (i, _) in lines.iter().enumerate().filter(|(_, l)| is_sweep(l)) {
+        let rest = &lines[i + 1..];
+        let next = rest.iter().position(is_next);
+        let other = rest.iter().position(is_sweep);
+        assert!(
+            next.is_some_and(|n| other.is_none_or(|o| n < o)) || other.is_none(),
+            "no next sweep said after line {i}:\n{stderr}"
+        );
+    }
+    let said: Vec<&str> = lines.iter().copied().filter(|l| is_next(l)).collect();
+    assert!(said.len() >= 3, "{stderr}");
+    let mut previous = None;
+    for line in said {
+        // `Next sweep of zoned at 2026-12-06 23:40:05 CET (Europe/Berlin), 2026-12-06T22:40:05Z`
+        let (_, rest) = line.split_once("Next sweep of zoned at ").unwrap();
+        let (local, rest) = rest.split_once(" (Europe/Berlin), ").expect(line);
+        let utc: DateTime<Utc> = rest[..20].parse().expect(line);
+        assert_eq!(
+            utc.with_timezone(&chrono_tz::Europe::Berlin)
+                .format("%Y-%m-%d %H:%M:%S %Z")
+                .to_string(),
+            local,
+            "{line}"
+        );
+        assert!(previous.is_none_or(|p| utc >= p), "{line}");
+        previous = Some(utc);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedulers_info_lines_are_quiet_by_default_and_shown_when_asked_for() {
+    let ep = endpoint().await;
+    ep.create_bucket("chatter");
+    let listen = free_addr();
+    let cfg = config_toml(
+        &ep,
+        &format!("[metrics]\nlisten = \"{listen}\""),
+        &["chatter"],
+    );
+    let mut logs = Vec::new();
+    for args in [&["run"][..], &["--log-level", "info", "run"]] {
+        let (child, _dir) = spawn_janitor(&cfg, args, &[("RUST_LOG", "")]);
+        wait_for_sweeps(&listen, "chatter", 2.0);
+        logs.push(stop(child));
+    }
+    let chatter = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("tokio_cron_scheduler"))
+            .count()
+    };
+    assert!(logs[0].contains("Swept target"), "{}", logs[0]);
+    assert_eq!(chatter(&logs[0]), 0, "{}", logs[0]);
+    assert!(chatter(&logs[1]) > 0, "--log-level info: {}", logs[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_dry_run_aborts_nothing_and_says_what_it_would_abort() {
+    let ep = endpoint().await;
+    seed_old(&ep, "dry", "k/", 5, &[(1, 2_048)]);
+    let listen = free_addr();
+    let cfg = config_toml(&ep, &format!("[metrics]\nlisten = \"{listen}\""), &["dry"]);
+    let (child, _dir) = spawn_janitor(&cfg, &["run", "--dry-run"], &[("RUST_LOG", "")]);
+    let metrics = wait_for_sweeps(&listen, "dry", 2.0);
+    let stderr = stop(child);
+    assert_eq!(ep.upload_count("dry"), 5, "{stderr}");
+    assert_eq!(ep.stats().abort_multipart_upload, 0);
+    assert_eq!(
+        sample(&metrics, "mpu_janitor_stale_uploads{bucket=\"dry\"}"),
+        Some(5.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "mpu_janitor_uploads_aborted_total{bucket=\"dry\"}"
+        ),
+        Some(0.0)
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("Daemon started: DRY RUN") && l.contains("dry_run=true")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.contains("Swept target")
+            && l.contains("would_abort=5")
+            && l.contains("aborted=0")
+            && l.contains("dry_run=true")),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
