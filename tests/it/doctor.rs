@@ -2,7 +2,8 @@
 //! JSON shape, the lease bucket only read), the embedded s3-mem endpoint for what Garage cannot
 //! produce (a bucket in another region, a denied lifecycle read, no `Date` header, a wrong key,
 //! discovery), the hostile endpoint for a MinIO `Server` header (blind) and a clock ten minutes
-//! ahead, and the embedded Glacier endpoint for a vault. Each asserts the exact check lines, the
+//! ahead, the embedded Glacier endpoint for a vault, and a real STS (moto) for an assumed role and
+//! its account. Each asserts the exact check lines, the
 //! exit code, and, from the server's own request log, that only reads were sent.
 
 use std::time::Duration;
@@ -390,4 +391,59 @@ async fn a_vault_gets_the_checks_that_apply_to_it() {
         "{requests:?}"
     );
     assert_eq!(requests.len(), 1, "one listing page: {requests:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_assumed_role_shows_its_temporary_key_and_sts_names_the_account() {
+    // A real STS (moto) at sts_endpoint_url: the role's temporary keys sign the S3 calls (the
+    // endpoint verifies them), and GetCallerIdentity, asked of that STS, names the role's account.
+    let moto = crate::common::sts::Moto::start();
+    let ep = endpoint().await;
+    ep.set_key_lookup(moto.key_lookup());
+    ep.create_bucket("roles");
+    ep.record_requests(true);
+    let role = "arn:aws:iam::111122223333:role/janitor";
+    let config = format!(
+        "[defaults]\nendpoint_url = \"{}\"\nforce_path_style = true\nrole_arn = \"{role}\"\nsts_endpoint_url = \"{}\"\n[[targets]]\nbucket = \"roles\"\n",
+        ep.url(),
+        moto.url()
+    );
+    let out = doctor((AK, SK), config, &[]).await;
+    println!("{}", out.stdout);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let got = lines(&out.stdout);
+    let session = moto.assumed_roles().pop().expect("the role was assumed");
+    let key = mpu_janitor::doctor::mask(&session.access_key_id);
+    assert!(
+        got[0].starts_with(&format!(
+            "  ok    credentials        from the role {role} (assumed): access key {key}, with a session token, expires 20"
+        )),
+        "{}",
+        got[0]
+    );
+    assert!(
+        got[1].starts_with("  ok    account            111122223333 (arn:aws:sts::111122223333:assumed-role/janitor/mpu-janitor"),
+        "{}",
+        got[1]
+    );
+    assert!(!out.stdout.contains(&session.secret_access_key));
+    assert!(!out.stdout.contains(&session.session_token));
+    assert!(!out.stdout.contains(&session.access_key_id));
+    let sent: Vec<(String, String)> = ep
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.access_key))
+        .collect();
+    assert_eq!(
+        sent.len(),
+        3,
+        "HeadBucket, a listing page, the lifecycle: {sent:?}"
+    );
+    for (method, signer) in &sent {
+        assert!(method == "GET" || method == "HEAD", "{sent:?}");
+        assert_eq!(
+            signer, &session.access_key_id,
+            "the role's key signs: {sent:?}"
+        );
+    }
 }
