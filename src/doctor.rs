@@ -246,9 +246,23 @@ async fn checks(
     let client = s.client();
     let found = connector.credentials(&client).await;
     if found.is_err() {
+        let rest: &[&'static str] = match t.kind {
+            Kind::Discovery(_) => &["account", "discovery", "lease"],
+            _ => &[
+                "account",
+                "region",
+                "listing",
+                "server",
+                "clock",
+                "blind",
+                "lifecycle",
+                "lease",
+                "conditional_writes",
+            ],
+        };
         let mut out = vec![credentials_check(s, &found, None)];
         out.extend(
-            ["account", "region", "listing"]
+            rest.iter()
                 .map(|c| Check::skip(c, "needs credentials (see credentials)")),
         );
         return out;
@@ -296,16 +310,11 @@ async fn checks(
             Err(e) => error_check("region", &e, t),
         },
     });
-    let store = match crate::run::connect(t, connector).await {
-        Ok(store) => store,
-        Err(e) => {
-            rest.push(error_check("listing", &e, t));
-            let mut out = vec![credentials_check(s, &found, refused.as_ref())];
-            out.extend(rest);
-            return out;
-        }
+    let store = crate::run::connect(t, connector).await;
+    let page = match &store {
+        Ok(store) => store.list_uploads(&t.prefix, None).await,
+        Err(e) => Err(clone_error(e)),
     };
-    let page = store.list_uploads(&t.prefix, None).await;
     let host = Utc::now();
     match &page {
         Ok(page) => {
@@ -325,7 +334,10 @@ async fn checks(
             );
         }
     }
-    rest.push(lifecycle_check(store.lifecycle_rules().await, &t.prefix));
+    rest.push(match &store {
+        Ok(store) => lifecycle_check(store.lifecycle_rules().await, &t.prefix),
+        Err(_) => Check::skip("lifecycle", "needs the store's client (see listing)"),
+    });
     rest.extend(lease_checks(t, leases).await);
     let mut out = vec![credentials_check(s, &found, refused.as_ref())];
     out.extend(rest);

@@ -447,3 +447,62 @@ async fn an_assumed_role_shows_its_temporary_key_and_sts_names_the_account() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_credentials_at_all_fail_first_and_nothing_is_asked_of_the_store() {
+    let (listener, url) = crate::common::tripwire();
+    let config = format!(
+        "[defaults]\nendpoint_url = \"{url}\"\nforce_path_style = true\n[[targets]]\nbucket = \"photos\"\n"
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config).unwrap();
+        let out = crate::common::janitor::command(None)
+            .arg("--config")
+            .arg(&path)
+            .arg("doctor")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        Output::from(out)
+    })
+    .await
+    .unwrap();
+    println!("{}", out.stdout);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let got = lines(&out.stdout);
+    assert!(
+        got[0].starts_with("  fail  credentials        no usable AWS credentials: "),
+        "{}",
+        got[0]
+    );
+    assert!(
+        got[0].ends_with(" -> give credentials to the default credential chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, web identity or instance role"),
+        "{}",
+        got[0]
+    );
+    let skipped: Vec<&str> = got[1..]
+        .iter()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "account",
+            "region",
+            "listing",
+            "server",
+            "clock",
+            "blind",
+            "lifecycle",
+            "lease",
+            "conditional_writes"
+        ]
+    );
+    assert!(
+        got[1..].iter().all(|l| l.starts_with("  skip  ")),
+        "{got:?}"
+    );
+    assert!(listener.accept().is_err(), "the store was contacted");
+}
