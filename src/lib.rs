@@ -32,6 +32,8 @@
 //! - [`run`]: the run layer, the one route of every command: targets -> discovery -> connect ->
 //!   sweep -> collect -> export; `once`, `plan`, the daemon ([`run::daemon`]), the replicas'
 //!   lease ([`run::lease`]), the audit trail, the progress display and the export.
+//! - [`doctor`]: the `doctor` command: each target contacted read-only (credentials, account,
+//!   region, listing, server, clock, blind listing, lifecycle, lease), one verdict a check.
 //! - `demo` (feature `demo`, on by default): the `demo` command, on the in-memory S3 endpoint of the
 //!   `s3-mem` crate (crates/s3-mem, also the tests' fault-injecting endpoint).
 //!
@@ -45,6 +47,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod discover;
+pub mod doctor;
 pub mod exit;
 pub mod host;
 pub mod http;

@@ -76,6 +76,12 @@ enum Command {
     },
     /// Validate the configuration and print the effective one, secrets redacted
     CheckConfig,
+    /// Contact each target read-only and check what a sweep needs; change nothing
+    Doctor {
+        /// Report format on stdout
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// A self-contained sweep against an embedded S3 endpoint on loopback; no account needed
     Demo {
         /// Report format on stdout
@@ -214,6 +220,20 @@ fn main() -> ExitCode {
                 (None, _) => {}
             }
             once.exit.into()
+        }
+        Command::Doctor { output } => {
+            let found = on_workers(&runtime, async move {
+                mpu_janitor::doctor::run(&config, &mpu_janitor::store::Connector::new()).await
+            });
+            match output {
+                Output::Text => print!("{}", mpu_janitor::doctor::render_text(&found)),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&found)
+                        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+                ),
+            }
+            found.exit().into()
         }
         Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
         Command::Run { .. } => {

@@ -38,7 +38,7 @@ pub use audit::AuditTrail;
 pub use coordinate::Coordinator;
 pub use export::Exporter;
 pub use progress::{Show, log_writer};
-pub use targets::{connect_and_sweep, sweep_targets};
+pub use targets::{connect, connect_and_sweep, sweep_targets};
 
 /// What every sweep of a process shares besides its targets.
 pub struct Runner {

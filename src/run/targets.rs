@@ -16,8 +16,8 @@ use crate::report::{LeaseReport, LeaseStatus, RunReport, TargetReport};
 use crate::store::{AnyStore, Connector, ErrorKind, StoreError};
 use crate::sweep::{SweepOptions, sweep};
 
-/// The store of a target (built or reused by `connector`).
-async fn connect(target: &Target, connector: &Connector) -> Result<AnyStore, StoreError> {
+/// The store of a target (built or reused by `connector`): a vault's, else a bucket's.
+pub async fn connect(target: &Target, connector: &Connector) -> Result<AnyStore, StoreError> {
     Ok(match &target.kind {
         Kind::Vault(v) => AnyStore::Glacier(
             connector

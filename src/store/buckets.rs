@@ -88,6 +88,24 @@ impl Buckets {
         }
     }
 
+    /// The bucket's region from GetBucketLocation (`doctor`, where HeadBucket did not say): an
+    /// empty `LocationConstraint` is us-east-1, `EU` is eu-west-1, as S3 writes them; `None` when
+    /// the call fails.
+    pub async fn location(&self, bucket: &str) -> Option<String> {
+        let out = self
+            .client
+            .get_bucket_location()
+            .bucket(bucket)
+            .send()
+            .await
+            .ok()?;
+        Some(match out.location_constraint().map(|c| c.as_str()) {
+            None | Some("") => "us-east-1".to_string(),
+            Some("EU") => "eu-west-1".to_string(),
+            Some(r) => r.to_string(),
+        })
+    }
+
     /// The bucket's region from HeadBucket's `x-amz-bucket-region`, which S3 sends on a redirect
     /// to another region and on a denied HeadBucket too; `None` when the store does not say.
     pub async fn region(&self, bucket: &str) -> Option<String> {

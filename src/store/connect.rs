@@ -19,13 +19,16 @@ use aws_sdk_s3::config::{
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use tokio::sync::Mutex;
 
-use super::StoreError;
+use aws_credential_types::provider::ProvideCredentials as _;
+
 use super::credentials::{Cached, assume_role};
+use super::error::{Service, chain, classify, credentials_error};
 use super::lean::{Route, Transport};
 use super::proxy::Proxies;
 use super::s3::{RequestPath, S3Store};
 use super::sdk::{SdkBucket, ThrottleCount};
 use super::tls::Trust;
+use super::{Operation, StoreError};
 use crate::address::{self, Address};
 use crate::config::{
     ClientSettings, HttpUrl, HumanDuration, RequestPathSetting, RetryMode, RoleArn, Secret,
@@ -96,6 +99,59 @@ impl Connector {
         Ok(super::buckets::Buckets {
             client: self.shared(s).await?.client,
         })
+    }
+
+    /// The credentials these settings sign with (the chain's, the profile's or the assumed
+    /// role's), fetched now through the cache every call uses: `doctor`'s first check.
+    pub async fn credentials(&self, s: &ClientSettings) -> Result<Credentials, StoreError> {
+        let shared = self.shared(s).await?;
+        let provider = shared.sdk.credentials_provider().ok_or_else(|| {
+            credentials_error(Operation::Connect, "no credentials provider was configured")
+        })?;
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| credentials_error(Operation::Connect, &chain(&e)))
+    }
+
+    /// STS GetCallerIdentity with these settings' credentials: the account and the ARN they
+    /// belong to (`doctor`). `None` when S3 is not AWS's here (`endpoint_url`, or
+    /// `AWS_ENDPOINT_URL[_S3]`) and no `sts_endpoint_url` names an STS: most S3-compatible
+    /// stores have none.
+    pub async fn caller_identity(
+        &self,
+        s: &ClientSettings,
+    ) -> Option<Result<(String, String), StoreError>> {
+        let shared = match self.shared(s).await {
+            Ok(shared) => shared,
+            Err(e) => return Some(Err(e)),
+        };
+        if shared.endpoint_url.is_some() && !s.sts_endpoint_url.is_set() {
+            return None;
+        }
+        let conf = if s.sts_endpoint_url.is_set() {
+            shared
+                .sdk
+                .to_builder()
+                .endpoint_url(s.sts_endpoint_url.as_str())
+                .build()
+        } else {
+            shared.sdk.clone()
+        };
+        let answer = aws_sdk_sts::Client::new(&conf)
+            .get_caller_identity()
+            .send()
+            .await;
+        Some(
+            answer
+                .map(|out| {
+                    (
+                        out.account().unwrap_or_default().to_string(),
+                        out.arn().unwrap_or_default().to_string(),
+                    )
+                })
+                .map_err(|e| classify(Operation::Connect, Service::S3, "", e)),
+        )
     }
 
     /// The store of a Glacier vault with these settings (`endpoint_url` is Glacier's).

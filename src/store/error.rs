@@ -178,6 +178,9 @@ pub(super) fn service_error(
             Operation::GetBucketTagging => {
                 format!(" (discovery by tags needs s3:GetBucketTagging on {bucket:?})")
             }
+            Operation::GetLifecycle => format!(
+                " (reading the lifecycle rules needs s3:GetLifecycleConfiguration on {bucket:?}: optional, the sweep is not affected)"
+            ),
             Operation::Lease => format!(
                 " (the lease needs s3:GetObject, s3:PutObject and s3:DeleteObject on its prefix in {bucket:?})"
             ),

@@ -553,8 +553,9 @@ async fn bucket_created<S: UploadStore>(ctx: &Ctx<S>) -> Option<DateTime<Utc>> {
 }
 
 /// Whether a store's `Server` header names one that answers ListMultipartUploads only for an
-/// exact key, by design (MinIO), so that an empty bucket-wide listing proves nothing.
-fn blind_store(server: &str) -> bool {
+/// exact key, by design (MinIO), so that an empty bucket-wide listing proves nothing (the sweep's
+/// verdict, and `doctor`'s).
+pub fn blind_store(server: &str) -> bool {
     server.to_ascii_lowercase().contains("minio")
 }
 

@@ -31,6 +31,8 @@
 //!   environment, `NO_PROXY`, a wrong proxy password never shown).
 //! - `lease`: the lease among replicas on moto's S3 (take, skip, take over on the store's clock,
 //!   renewal and loss, finish, a race), the probe on Garage (conditions ignored) and Ceph RGW.
+//! - `doctor`: the `doctor` command through the binary on Garage, s3-mem, the hostile endpoint,
+//!   the Glacier endpoint and a real STS (moto): the exact check lines, the exit code, only reads.
 //! - `cli`: the binary as a user runs it, against Garage, the embedded endpoint (`demo`) and a TLS
 //!   proxy with a private CA.
 //!
@@ -49,6 +51,7 @@ mod config;
 mod daemon;
 mod directory;
 mod discovery;
+mod doctor;
 mod glacier;
 mod hostile;
 mod lease;

@@ -187,8 +187,14 @@ fn respond(answer: Answer, sent: Arc<AtomicU64>) -> Response<BoxBody<Bytes, Infa
     };
     let mut response = Response::builder()
         .status(status)
-        .header("date", date)
         .header("content-type", "application/xml");
+    // A scripted `date` (a store's clock that disagrees with this host's) replaces the real one.
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("date"))
+    {
+        response = response.header("date", date);
+    }
     for (name, value) in headers {
         response = response.header(name, value);
     }
