@@ -486,10 +486,22 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
     listed
 }
 
-/// Whether a store's `Server` header names one that answers ListMultipartUploads only for an
-/// exact key, by design (MinIO), so that an empty bucket-wide listing proves nothing.
+/// Whether a store's `Server` header (as the store layer names it, [`crate::store::server_named`])
+/// names one that answers ListMultipartUploads only for an exact key, by design (MinIO), so that an
+/// empty bucket-wide listing proves nothing. The JuiceFS S3 gateway also sends `Server: MinIO` (it
+/// is MinIO's gateway code of February 2021) yet lists bucket-wide; it lacks the
+/// `X-Content-Type-Options` that MinIO has sent since July 2021, so a MinIO-named answer without
+/// it is taken as JuiceFS's, and said in the log: a MinIO older than July 2021 would look the same.
 fn blind_store(server: &str) -> bool {
-    server.to_ascii_lowercase().contains("minio")
+    if !server.to_ascii_lowercase().contains("minio") {
+        return false;
+    }
+    if server.contains(crate::store::MINIO_WITHOUT_NOSNIFF) {
+        tracing::info!(server = %server,
+            "The store names itself MinIO without MinIO's X-Content-Type-Options: taken as the JuiceFS S3 gateway, which lists uploads bucket-wide, so this empty listing is believed (a MinIO older than July 2021 would list only exact keys and look the same)");
+        return false;
+    }
+    true
 }
 
 /// One candidate: ListParts, the second look, then abort until empty.
