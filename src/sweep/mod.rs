@@ -503,10 +503,18 @@ async fn list_uploads<S: UploadStore>(ctx: &Ctx<S>, tx: mpsc::Sender<Item>) -> L
         }
         match page.next {
             None => {
-                if listed.seen == 0
-                    && let Some(name) = server.as_deref().filter(|s| blind_store(s))
-                {
-                    listed.blind = Some(name.to_string());
+                match server.as_deref() {
+                    Some(name) if listed.seen == 0 && blind_store(name) => {
+                        listed.blind = Some(name.to_string());
+                    }
+                    Some(name)
+                        if listed.seen == 0
+                            && name.contains(crate::store::MINIO_WITHOUT_NOSNIFF) =>
+                    {
+                        tracing::info!(bucket = %bucket, server = %name,
+                            "The store names itself MinIO without MinIO's X-Content-Type-Options: taken as the JuiceFS S3 gateway, which lists uploads bucket-wide, so this empty listing is believed (a MinIO older than July 2021 would list only exact keys and look the same)");
+                    }
+                    _ => {}
                 }
                 break;
             }
@@ -552,11 +560,16 @@ async fn bucket_created<S: UploadStore>(ctx: &Ctx<S>) -> Option<DateTime<Utc>> {
     }
 }
 
-/// Whether a store's `Server` header names one that answers ListMultipartUploads only for an
-/// exact key, by design (MinIO), so that an empty bucket-wide listing proves nothing (the sweep's
-/// verdict, and `doctor`'s).
+/// Whether a store's `Server` header (as the store layer names it, [`crate::store::server_named`])
+/// names one that answers ListMultipartUploads only for an exact key, by design (MinIO), so that an
+/// empty bucket-wide listing proves nothing (the sweep's verdict, and `doctor`'s). The JuiceFS S3
+/// gateway also sends `Server: MinIO` (it is MinIO's gateway code of February 2021) yet lists
+/// bucket-wide; it lacks the `X-Content-Type-Options` that MinIO has sent since July 2021, so a
+/// MinIO-named answer without it is taken as JuiceFS's: a MinIO older than July 2021 would look the
+/// same.
 pub fn blind_store(server: &str) -> bool {
     server.to_ascii_lowercase().contains("minio")
+        && !server.contains(crate::store::MINIO_WITHOUT_NOSNIFF)
 }
 
 /// One candidate: ListParts, the second look, then abort until empty.

@@ -1,5 +1,5 @@
 //! The binary as a user runs it: exit codes and messages for bad configuration, check-config,
-//! `once` on every real server (Garage and Ceph RGW) verifying every abort and exiting 0, `once`
+//! `once` on every real server (Garage, Ceph RGW, the JuiceFS gateway) verifying every abort and exiting 0, `once`
 //! against Garage with a missing bucket beside good ones, failing targets with one clear line,
 //! sharding, CA bundle errors, `demo` (its figures match the scene it seeded), and TLS with a
 //! private CA in front of the embedded endpoint.
@@ -19,7 +19,8 @@ use crate::common::{settings_at, target, tripwire};
 
 #[test]
 fn once_on_every_real_server_verifies_every_abort_reclaims_the_exact_bytes_and_exits_0() {
-    // On Garage and on Ceph RGW (whose ListParts answers 404 NoSuchKey once an upload is gone):
+    // On Garage, on Ceph RGW (whose ListParts answers 404 NoSuchKey once an upload is gone) and on
+    // the JuiceFS gateway:
     // 30 stale uploads of two parts (5 + 7 bytes) and 2 under an excluded prefix. `once` aborts and
     // verifies the 30, reclaims exactly 360 bytes, keeps the 2 and exits 0.
     let rt = tokio::runtime::Runtime::new().unwrap();

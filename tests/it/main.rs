@@ -2,9 +2,13 @@
 //! It drives the real library and the real binary (`CARGO_BIN_EXE_mpu-janitor`) against real
 //! components, never a mock of the SDK:
 //!
-//! - `listing`, `verify`, `safety`: the sweep on a real Garage 2.5.0 (started once for the whole
-//!   suite, see `common::garage`) and on the embedded s3-mem endpoint with fault injection; `safety`
-//!   also runs `plan` and `once --dry-run` through the binary against Garage.
+//! - `listing`, `verify`, `safety`: the sweep on every real server of `common::server::servers()`
+//!   (Garage 2.5.0, Ceph RGW 16 and the JuiceFS 1.4.2 S3 gateway, each started once for the whole
+//!   suite, see `common::garage`, `common::rgw`, `common::juicefs`; where one does something
+//!   differently, the scenario asserts that for it) and on the embedded s3-mem endpoint with fault
+//!   injection; `safety` also runs `plan` and `once --dry-run` through the binary against each.
+//! - `juicefs`: the JuiceFS gateway names itself MinIO yet lists bucket-wide: an empty bucket there
+//!   is `[ok]`, never `blind`.
 //! - `resilience`: the embedded endpoint injecting SlowDown, resets, clock skew and latency.
 //! - `daemon`: the binary's `run` and `once` against the embedded endpoint, with a Unix datagram
 //!   socket as systemd's NOTIFY_SOCKET and SIGTERM.
@@ -26,15 +30,15 @@
 //!   sign every S3 call, a short session is refreshed mid-sweep, a denied AssumeRole fails its
 //!   target only.
 //! - `lifecycle`: the lifecycle audit on Garage and RGW (a covering abort rule, another prefix's,
-//!   none; JSON, `plan`, the gauge).
+//!   none; JSON, `plan`, the gauge) and on JuiceFS, which has no lifecycle API ("unknown").
 //! - `proxy`: every request through a real tinyproxy (forward and CONNECT, `proxy` and the
 //!   environment, `NO_PROXY`, a wrong proxy password never shown).
 //! - `lease`: the lease among replicas on moto's S3 (take, skip, take over on the store's clock,
 //!   renewal and loss, finish, a race), the probe on Garage (conditions ignored) and Ceph RGW.
 //! - `doctor`: the `doctor` command through the binary on Garage, s3-mem, the hostile endpoint,
 //!   the Glacier endpoint and a real STS (moto): the exact check lines, the exit code, only reads.
-//! - `cli`: the binary as a user runs it, against Garage, the embedded endpoint (`demo`) and a TLS
-//!   proxy with a private CA.
+//! - `cli`: the binary as a user runs it, against every real server, the embedded endpoint (`demo`)
+//!   and a TLS proxy with a private CA.
 //!
 //! No test sets a process-wide environment variable: settings and credentials reach the library as
 //! arguments and the binary through its own `Command` (`common::janitor`).
@@ -54,6 +58,7 @@ mod discovery;
 mod doctor;
 mod glacier;
 mod hostile;
+mod juicefs;
 mod lease;
 mod lifecycle;
 mod listing;

@@ -1,5 +1,5 @@
 //! Safety: what the janitor must not touch or must not let spread. Fresh and idle uploads, dry run
-//! and plan (through the binary), the per-run cap and a missing bucket on Garage; untrustworthy
+//! and plan (through the binary) on every real server, the per-run cap and a missing bucket on Garage; untrustworthy
 //! initiation times, cancellation mid-sweep and one failing target among healthy ones on the
 //! embedded endpoint; a host clock days off the store's, and a store that sends no Date.
 

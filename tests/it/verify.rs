@@ -1,6 +1,7 @@
 //! Verification: an abort counts only once the upload is proven gone. Stragglers (parts landing
-//! after an abort) and never-empty uploads on the embedded endpoint; on Garage, a 1,100-part upload
-//! whose bytes (two ListParts pages) are counted exactly.
+//! after an abort) and never-empty uploads on the embedded endpoint; on every real server (Garage,
+//! Ceph RGW, the JuiceFS gateway), a 1,100-part upload whose bytes (two ListParts pages; one on
+//! JuiceFS, whose default page is 10,000 parts) are counted exactly.
 
 use mpu_janitor::config::Settings;
 use mpu_janitor::report::Outcome;
@@ -70,7 +71,8 @@ async fn never_empty_uploads_are_reported_unverified_after_max_abort_attempts() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_1100_part_upload_counts_every_byte() {
-    // 1,100 parts of distinct sizes: ListParts needs two pages and the byte count must be exact.
+    // 1,100 parts of distinct sizes: ListParts needs two pages (one on JuiceFS, whose default page
+    // is 10,000 parts) and the byte count must be exact.
     for g in servers() {
         eprintln!("== on {}", g.name);
         let client = g.client();
@@ -104,6 +106,7 @@ async fn a_1100_part_upload_counts_every_byte() {
         }))
         .await;
         let want: u64 = sizes.iter().map(|s| *s as u64).sum();
+        g.assert_part_paging(&bucket, "big", &id, 1_100).await;
 
         let r = g.sweep_at(&target(&bucket, g.settings()), 8).await;
         assert_eq!(r.error, None);

@@ -34,7 +34,7 @@ use super::error::{NETWORK_HINT, Service, chain, means_gone, redirect_hint, serv
 use super::xml;
 use super::{
     Aborted, ErrorKind, Marker, Operation, PartsPage, StoreError, UploadPage, read_parts_page,
-    read_uploads_page,
+    read_uploads_page, server_named,
 };
 use crate::address::Address;
 use crate::config::ClientSettings;
@@ -74,8 +74,9 @@ fn max_body(op: Operation, success: bool) -> usize {
 
 /// A response worth reading: a 2xx (its body and `Date` header), or NoSuchUpload.
 enum Reply {
-    /// The body, and the `Date` and `Server` headers.
-    Ok(Bytes, Option<HeaderValue>, Option<HeaderValue>),
+    /// The body, the `Date` header, and (for a listing) the store as its headers name it
+    /// ([`server_named`]).
+    Ok(Bytes, Option<HeaderValue>, Option<String>),
     NoSuchUpload,
 }
 
@@ -156,7 +157,7 @@ impl Route {
         read_uploads_page(
             &body,
             date.as_ref().and_then(|d| d.to_str().ok()),
-            server.as_ref().and_then(|d| d.to_str().ok()),
+            server.as_deref(),
         )
     }
 
@@ -249,7 +250,17 @@ impl Route {
         })?;
         let status = resp.status();
         let date = resp.headers().get(hyper::header::DATE).cloned();
-        let server = resp.headers().get(hyper::header::SERVER).cloned();
+        // Read for listings only, where it may say the store cannot list ([`server_named`]).
+        let server = if op == Operation::ListUploads {
+            server_named(
+                resp.headers()
+                    .get(hyper::header::SERVER)
+                    .and_then(|v| v.to_str().ok()),
+                resp.headers().contains_key("x-content-type-options"),
+            )
+        } else {
+            None
+        };
         let region = resp.headers().get("x-amz-bucket-region").cloned();
         let limit = max_body(op, status.is_success());
         let body = match Limited::new(resp.into_body(), limit).collect().await {

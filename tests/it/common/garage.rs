@@ -14,7 +14,7 @@ use chrono::Utc;
 use futures::StreamExt;
 
 use super::free_port;
-use super::server::S3Server;
+use super::server::{Quirks, S3Server};
 
 /// Access key imported into Garage for the tests.
 pub const ACCESS_KEY: &str = "GK0123456789abcdef01234567";
@@ -115,6 +115,7 @@ api_bind_addr = "127.0.0.1:{admin}"
                 region: REGION.into(),
                 access_key: ACCESS_KEY.into(),
                 secret_key: SECRET_KEY.into(),
+                quirks: Quirks::default(),
             },
             config,
             bin,

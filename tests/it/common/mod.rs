@@ -1,6 +1,6 @@
 //! The suite's shared fixtures, each written once: [`server`] (a real S3 server: [`garage`], the real
-//! Garage, and [`rgw`], a real Ceph RGW, each started once for the whole suite; seeding goes through
-//! the real aws-sdk-s3 client), [`endpoint`] (the embedded s3-mem
+//! Garage, [`rgw`], a real Ceph RGW, and [`juicefs`], the real JuiceFS S3 gateway, each started once
+//! for the whole suite; seeding goes through the real aws-sdk-s3 client), [`endpoint`] (the embedded s3-mem
 //! endpoint with its fault injection), [`janitor`] (running the binary with a hermetic AWS
 //! environment), [`http`] (plain GETs, Prometheus samples, the Prometheus servers), [`proxy`] (a
 //! real tinyproxy), [`tls`] (a private CA and a TLS proxy), [`sts`] (a real STS: moto's server
@@ -14,6 +14,7 @@ pub mod garage;
 pub mod hostile;
 pub mod http;
 pub mod janitor;
+pub mod juicefs;
 pub mod moto_s3;
 pub mod proxy;
 pub mod rgw;

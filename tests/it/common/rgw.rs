@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use super::server::S3Server;
+use super::server::{Quirks, S3Server};
 
 static RGW: OnceLock<S3Server> = OnceLock::new();
 
@@ -53,5 +53,6 @@ fn start() -> S3Server {
         region,
         access_key,
         secret_key,
+        quirks: Quirks::default(),
     }
 }

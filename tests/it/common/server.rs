@@ -1,5 +1,8 @@
-//! A real S3 server the suite runs against, whichever it is: Garage ([`super::garage`]) or Ceph
-//! RGW ([`super::rgw`]). Scenarios that must hold on every real server take one of [`servers`].
+//! A real S3 server the suite runs against, whichever it is: Garage ([`super::garage`]), Ceph RGW
+//! ([`super::rgw`]) or the JuiceFS S3 gateway ([`super::juicefs`]). Scenarios that must hold on
+//! every real server take one of [`servers`]; where a server does something differently, its
+//! [`Quirks`] say what, and the scenario asserts that difference for that server by name instead
+//! of skipping it.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Credentials, Region};
@@ -11,13 +14,14 @@ use mpu_janitor::store::Connector;
 use mpu_janitor::sweep::SweepOptions;
 
 use super::garage::garage;
+use super::juicefs::juicefs;
 use super::rgw::rgw;
 
 const DAY: u64 = 86_400;
 
 /// Where a running S3 server answers, and the test key it knows.
 pub struct S3Server {
-    /// `garage` or `rgw`, for messages.
+    /// `garage`, `rgw` or `juicefs`, for messages.
     pub name: &'static str,
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
@@ -27,11 +31,28 @@ pub struct S3Server {
     pub access_key: String,
     /// Its secret.
     pub secret_key: String,
+    /// What it does differently from the others.
+    pub quirks: Quirks,
+}
+
+/// What a real server does differently, each seen on it and asserted where a scenario meets it.
+/// Garage and RGW have none of these.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quirks {
+    /// Answers up to 10,000 uploads or parts a page when `max-uploads` / `max-parts` are not sent
+    /// (MinIO's default; S3's is 1,000), and the janitor sends neither: JuiceFS gives 2,150 uploads
+    /// and an upload's 1,100 parts in one page (it honours an explicit `max-uploads=1000`).
+    pub pages_of_10000: bool,
+    /// Answers the bucket lifecycle calls 501 NotImplemented (JuiceFS).
+    pub no_lifecycle: bool,
+    /// Refuses a key with a `.` or `..` path segment, 400 XMinioInvalidResourceName (JuiceFS: keys
+    /// are paths in its file system).
+    pub no_dot_segments: bool,
 }
 
 /// Every real S3 server of the suite, each started on first use.
-pub fn servers() -> [&'static S3Server; 2] {
-    [garage(), rgw()]
+pub fn servers() -> [&'static S3Server; 3] {
+    [garage(), rgw(), juicefs()]
 }
 
 impl S3Server {
@@ -68,6 +89,55 @@ impl S3Server {
             .await
             .unwrap_or_else(|e| panic!("{}: create bucket {name}: {e:?}", self.name));
         name
+    }
+
+    /// Asserts how this server pages a bucket's `total` uploads when asked as the janitor asks (no
+    /// `max-uploads`): a truncated first page of at most 1,000 (RGW may give fewer), or with
+    /// [`Quirks::pages_of_10000`] all of them in one page.
+    pub async fn assert_upload_paging(&self, bucket: &str, total: usize) {
+        let page = self
+            .client()
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: list uploads: {e:?}", self.name));
+        self.assert_paging("uploads", page.uploads().len(), page.is_truncated(), total);
+    }
+
+    /// As [`Self::assert_upload_paging`], for the `total` parts of one upload (no `max-parts`).
+    pub async fn assert_part_paging(&self, bucket: &str, key: &str, id: &str, total: usize) {
+        let page = self
+            .client()
+            .list_parts()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: list parts: {e:?}", self.name));
+        self.assert_paging("parts", page.parts().len(), page.is_truncated(), total);
+    }
+
+    fn assert_paging(&self, what: &str, got: usize, truncated: Option<bool>, total: usize) {
+        let truncated = truncated.unwrap_or(false);
+        let page = if self.quirks.pages_of_10000 {
+            10_000
+        } else {
+            1_000
+        };
+        assert!(
+            got <= page && got > 0 && truncated == (got < total),
+            "{}: a first page of {got} {what} of {total}, truncated {truncated}",
+            self.name
+        );
+        if self.quirks.pages_of_10000 && total <= page {
+            assert_eq!(got, total, "{}: all {what} in one page", self.name);
+        }
+        eprintln!(
+            "{}: first page {got} of {total} {what}, truncated {truncated}",
+            self.name
+        );
     }
 
     /// A config file's `[defaults]` lines pointing at this server.
