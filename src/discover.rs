@@ -208,7 +208,7 @@ async fn candidates(
                     prefix: rule.prefix.clone(),
                     exclude_prefixes: rule.exclude_prefixes.clone(),
                     settings,
-                    kind: Kind::Discovered(Arc::clone(d)),
+                    kind: Kind::Discovered(Arc::clone(d), l.created),
                 });
             }
         }

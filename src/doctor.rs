@@ -219,7 +219,7 @@ async fn target(
     let kind = match t.kind {
         Kind::Vault(_) => "vault",
         Kind::Discovery(_) => "discovery",
-        Kind::Bucket | Kind::Discovered(_) => "bucket",
+        Kind::Bucket | Kind::Discovered(..) => "bucket",
     };
     TargetChecks {
         target: t.bucket.clone(),

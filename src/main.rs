@@ -110,9 +110,10 @@ enum Output {
 
 /// Our own info lines; the SDK's only from warn up (it logs every credential lookup at info), and
 /// tokio-cron-scheduler's too (it logs each job it is given at info, and `run` gives it one a tick).
+/// The credential chain's own warnings are left out: each failed provider is a multi-line Debug
+/// dump, logged on every call, and the target's error already says, in one line, what was tried.
 /// An explicit `--log-level info` (or `$RUST_LOG`) shows them all.
-const DEFAULT_LOG_FILTER: &str =
-    "info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn,tokio_cron_scheduler=warn";
+const DEFAULT_LOG_FILTER: &str = "info,aws_config=warn,aws_config::meta::credentials::chain=error,aws_smithy_runtime=warn,aws_sdk_s3=warn,tokio_cron_scheduler=warn";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

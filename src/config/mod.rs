@@ -461,12 +461,8 @@ impl Config {
         cli: &CliOverrides,
         mut sources: Vec<String>,
     ) -> Result<Config, ConfigError> {
-        let file: FileConfig = fig.extract().map_err(|e| ConfigError {
-            problems: e
-                .into_iter()
-                .map(validate::describe_figment_error)
-                .collect(),
-        })?;
+        let file: FileConfig =
+            validate::extract_all(&fig).map_err(|problems| ConfigError { problems })?;
         let mut env_keys: Vec<String> = std::env::vars()
             .map(|(k, _)| k)
             .filter(|k| k.starts_with("MPU_JANITOR_") && k.contains("__"))

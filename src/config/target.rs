@@ -88,8 +88,9 @@ pub enum Kind {
     Bucket,
     /// Every bucket a rule matches (`bucket = "*"`): discovery expands it at each sweep.
     Discovery(Arc<Discovery>),
-    /// A bucket a discovery rule matched at this sweep; the rule.
-    Discovered(Arc<Discovery>),
+    /// A bucket a discovery rule matched at this sweep: the rule, and the bucket's creation date
+    /// as the listing gave it (the sweep checks initiation times against it without asking again).
+    Discovered(Arc<Discovery>, Option<chrono::DateTime<chrono::Utc>>),
     /// An S3 Glacier vault; the target's `bucket` is its [`Vault::label`].
     Vault(Vault),
 }
@@ -127,7 +128,7 @@ impl Target {
     /// The discovery rule of a discovery target, or the one that matched a discovered bucket.
     pub fn rule(&self) -> Option<&Arc<Discovery>> {
         match &self.kind {
-            Kind::Discovery(d) | Kind::Discovered(d) => Some(d),
+            Kind::Discovery(d) | Kind::Discovered(d, _) => Some(d),
             _ => None,
         }
     }

@@ -145,6 +145,44 @@ fn a_single_label_endpoint_host_without_path_style_is_warned_about() {
 }
 
 #[test]
+fn every_unreadable_key_is_said_in_one_run_not_only_the_first() {
+    // serde stops at the first bad value; check-config says them all, each once, with its key.
+    let e = load(
+        "[defaults]\nolder_than = \"7x\"\nconcurrency = \"lots\"\n[metrics]\nlisten = 5\n[[targets]]\nbucket = 7\n[[targets]]\nbucket = \"b\"\nolder_than = [1]\ncolour = \"blue\"\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = e
+        .problems
+        .iter()
+        .map(|p| p.split(':').next().unwrap())
+        .collect();
+    for key in [
+        "defaults.older_than",
+        "defaults.concurrency",
+        "metrics.listen",
+        "targets[0].bucket",
+        "targets[1].older_than",
+        "targets[1].colour",
+    ] {
+        assert_eq!(
+            keys.iter().filter(|k| **k == key).count(),
+            1,
+            "{key} once in {:?}",
+            e.problems
+        );
+    }
+    assert_eq!(e.problems.len(), 6, "{:?}", e.problems);
+    // Each still names the layer its key came from, not the copy it was found in.
+    assert!(
+        e.problems
+            .iter()
+            .all(|p| p.ends_with("(from TOML source string)")),
+        "{:?}",
+        e.problems
+    );
+}
+
+#[test]
 fn valid_settings_pass() {
     let c = load(
         "[[targets]]\nbucket=\"a\"\nschedule=\"*/5 * * * * *\"\ntimezone=\"Europe/Paris\"\nidle_for=\"90s\"",

@@ -603,6 +603,87 @@ fn check_writable(file: &Path) -> Result<(), String> {
 }
 
 /// Turns one figment error into a line naming the key, the bad value and where it came from.
+/// Extracts the layered configuration, or says every key that cannot be read: serde stops at the
+/// first bad value, so each one is taken out of a copy of the merged values and the extraction
+/// tried again (each later problem still names the layer its key came from), up to 64 problems.
+pub(super) fn extract_all(fig: &Figment) -> Result<super::FileConfig, Vec<String>> {
+    use figment::providers::Serialized;
+    let first = match fig.extract::<super::FileConfig>() {
+        Ok(file) => return Ok(file),
+        Err(e) => e,
+    };
+    let mut problems = Vec::new();
+    let Ok(mut tree) = fig.extract::<figment::value::Dict>() else {
+        return Err(first.into_iter().map(describe_figment_error).collect());
+    };
+    let mut taken_out: Vec<Vec<String>> = Vec::new();
+    let mut errors = first;
+    for round in 0..64 {
+        let mut progressed = false;
+        for mut e in errors {
+            // A required key taken out because its value was bad is not missing a second time.
+            let field = match &e.kind {
+                figment::error::Kind::MissingField(f) => Some(f.to_string()),
+                figment::error::Kind::UnknownField(f, _) => Some(f.clone()),
+                _ => None,
+            };
+            let leaf = match field {
+                Some(f) if e.path.last() != Some(&f) => [e.path.clone(), vec![f]].concat(),
+                _ => e.path.clone(),
+            };
+            if taken_out.contains(&leaf) {
+                continue;
+            }
+            // After the first round the errors come from the copy: name the original's layer.
+            if round > 0 {
+                e.metadata = (1..=leaf.len())
+                    .rev()
+                    .find_map(|n| fig.find_metadata(&leaf[..n].join(".")))
+                    .cloned();
+            }
+            problems.push(describe_figment_error(e));
+            if remove(&mut tree, &leaf) {
+                taken_out.push(leaf);
+                progressed = true;
+            }
+        }
+        if !progressed {
+            break;
+        }
+        match figment::Figment::from(Serialized::defaults(&tree)).extract::<super::FileConfig>() {
+            Ok(_) => break,
+            Err(e) => errors = e,
+        }
+    }
+    Err(problems)
+}
+
+/// Takes the value at `path` (dictionary keys, array indices) out of `tree`; false if not there.
+fn remove(tree: &mut figment::value::Dict, path: &[String]) -> bool {
+    use figment::value::Value;
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut here: Option<&mut Value> = None;
+    for (i, seg) in parents.iter().enumerate() {
+        let next = match (i, here) {
+            (0, _) => tree.get_mut(seg),
+            (_, Some(Value::Dict(_, d))) => d.get_mut(seg),
+            (_, Some(Value::Array(_, a))) => seg.parse::<usize>().ok().and_then(|n| a.get_mut(n)),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return false;
+        };
+        here = Some(next);
+    }
+    match here {
+        None => tree.remove(last).is_some(),
+        Some(Value::Dict(_, d)) => d.remove(last).is_some(),
+        _ => false,
+    }
+}
+
 pub(super) fn describe_figment_error(e: figment::Error) -> String {
     // `targets[0].schedule`, as the other problems name keys.
     let key = if e.path.is_empty() {

@@ -24,10 +24,16 @@ pub async fn connect(target: &Target, connector: &Connector) -> Result<AnyStore,
                 .vault(&target.bucket, v, &target.settings.client())
                 .await?,
         ),
-        Kind::Bucket | Kind::Discovered(_) | Kind::Discovery(_) => AnyStore::S3(Box::new(
+        Kind::Bucket | Kind::Discovery(_) => AnyStore::S3(Box::new(
             connector
                 .store(&target.bucket, &target.settings.client())
                 .await?,
+        )),
+        Kind::Discovered(_, created) => AnyStore::S3(Box::new(
+            connector
+                .store(&target.bucket, &target.settings.client())
+                .await?
+                .created(*created),
         )),
     })
 }
@@ -109,7 +115,7 @@ pub async fn connect_and_sweep(
             r
         }
     };
-    if let Kind::Discovered(d) = &target.kind {
+    if let Kind::Discovered(d, _) = &target.kind {
         r.discovered_by = Some(d.rule.clone());
         // Discovered, then deleted before its listing: nothing was left to sweep.
         if r.error.is_some()

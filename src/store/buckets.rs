@@ -21,6 +21,8 @@ pub struct Listed {
     pub name: String,
     /// Its region, when the listing says (AWS does; most S3-compatible stores do not).
     pub region: Option<String>,
+    /// When it was created, as the listing says.
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// The account-level calls of one set of credentials and connection settings.
@@ -44,6 +46,7 @@ impl Buckets {
                 Some(Listed {
                     name: b.name()?.to_string(),
                     region: b.bucket_region().map(str::to_string),
+                    created: b.creation_date().and_then(super::to_chrono),
                 })
             }));
         }

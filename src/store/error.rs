@@ -370,7 +370,8 @@ pub(super) fn credentials_error(operation: Operation, text: &str) -> StoreError 
             &text[at..]
         ),
         None => format!(
-            "no usable AWS credentials: {text} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role)"
+            "{} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role)",
+            credentials_tried(text)
         ),
     };
     StoreError {
@@ -378,6 +379,41 @@ pub(super) fn credentials_error(operation: Operation, text: &str) -> StoreError 
         kind: ErrorKind::Credentials,
         message,
     }
+}
+
+/// What the credential chain tried, in one line: aws-config lists each provider's refusal
+/// ("Attempted: Environment: the credential provider was not enabled: ...; Profile: ...") when all
+/// were off, but names only the last one (instance metadata) when that one was reached.
+fn credentials_tried(text: &str) -> String {
+    const OFF: &str = "the credential provider was not enabled";
+    if let Some((_, attempted)) = text.split_once("Attempted:") {
+        let tried: Vec<String> = attempted
+            .split(';')
+            .filter_map(|p| {
+                let (name, why) = p.trim().split_once(':')?;
+                let why = why
+                    .trim()
+                    .trim_start_matches(OFF)
+                    .trim_start_matches(':')
+                    .trim();
+                Some(if why.is_empty() {
+                    name.trim().to_string()
+                } else {
+                    format!("{} ({why})", name.trim())
+                })
+            })
+            .collect();
+        return format!("no AWS credentials found; tried {}", tried.join(", "));
+    }
+    let last = text
+        .trim_start_matches("an error occurred while loading credentials: ")
+        .trim();
+    if last.contains("IMDS") {
+        return format!(
+            "no AWS credentials found; tried the environment, the shared profile, web identity, the container endpoint and instance metadata, which answered: {last}"
+        );
+    }
+    format!("no usable AWS credentials: {last}")
 }
 
 /// An error and its sources on one line ("a: b: c"), without the Debug dumps the SDK's own
@@ -442,6 +478,22 @@ mod tests {
             "{}",
             plain.message
         );
+    }
+
+    #[test]
+    fn a_missing_credential_is_one_line_naming_what_was_tried() {
+        let off = "the credential provider was not enabled: no credentials found in chain. Attempted:;   Environment: the credential provider was not enabled: environment variable not set;   Profile: the credential provider was not enabled;   Ec2InstanceMetadata: the credential provider was not enabled: IMDS disabled by AWS_EC2_METADATA_DISABLED env var set to `true`";
+        assert_eq!(
+            credentials_tried(off),
+            "no AWS credentials found; tried Environment (environment variable not set), Profile, Ec2InstanceMetadata (IMDS disabled by AWS_EC2_METADATA_DISABLED env var set to `true`)"
+        );
+        let imds = "an error occurred while loading credentials: failed to load IMDS session token: service error: request forbidden";
+        let e = credentials_error(Operation::ListUploads, imds);
+        assert_eq!(
+            e.message,
+            "no AWS credentials found; tried the environment, the shared profile, web identity, the container endpoint and instance metadata, which answered: failed to load IMDS session token: service error: request forbidden (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role)"
+        );
+        assert!(!e.message.contains('\n'));
     }
 
     #[test]

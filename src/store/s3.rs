@@ -31,6 +31,8 @@ pub struct S3Store {
     /// The bucket's `CreationDate` in ListBuckets can be trusted and had: a general-purpose
     /// bucket on an S3-compatible store (AWS moves the date when a bucket's policy is edited).
     dated: bool,
+    /// The creation date a bucket listing already gave (discovery's), so none is asked for.
+    known_created: Option<DateTime<Utc>>,
     /// The virtual-hosted name requests go to (`bucket.host`) on a custom endpoint, to name it
     /// when it does not resolve.
     virtual_host: Option<String>,
@@ -51,8 +53,15 @@ impl S3Store {
             path,
             directory,
             dated,
+            known_created: None,
             virtual_host,
         }
+    }
+
+    /// The store, with the bucket's creation date as a listing of buckets already gave it.
+    pub fn created(mut self, created: Option<DateTime<Utc>>) -> Self {
+        self.known_created = created;
+        self
     }
 
     /// The request path of ListParts and AbortMultipartUpload: `"lean"` or `"sdk"`.
@@ -127,6 +136,9 @@ impl UploadStore for S3Store {
     async fn bucket_created(&self) -> Option<Result<DateTime<Utc>, StoreError>> {
         if !self.dated {
             return None;
+        }
+        if let Some(known) = self.known_created {
+            return Some(Ok(known));
         }
         self.sdk.bucket_created().await.transpose()
     }

@@ -38,10 +38,20 @@ async fn every_call_of_both_request_paths_goes_through_the_configured_proxy_with
         let stats = ep.stats();
         // Every request the endpoint received came through the proxy, in forward form.
         assert_eq!(seen.len() as u64, stats.requests, "{path}: {seen:?}");
+        // The bucket's calls, and the one ListBuckets that dates the bucket (§4 of the contract).
         let base = format!("http://{}/via", ep.addr());
+        let buckets = format!("GET http://{}/?", ep.addr());
         assert!(
-            seen.iter()
-                .all(|r| r.split_once(' ').unwrap().1.starts_with(&base)),
+            seen.iter().all(|r| r.starts_with(&buckets)
+                || r.split_once(' ').unwrap().1.starts_with(&base)),
+            "{path}: {seen:?}"
+        );
+        assert_eq!(
+            (
+                seen.iter().filter(|r| r.starts_with(&buckets)).count() as u64,
+                stats.list_buckets
+            ),
+            (1, 1),
             "{path}: {seen:?}"
         );
         let listings = seen
