@@ -461,8 +461,13 @@ impl Config {
         cli: &CliOverrides,
         mut sources: Vec<String>,
     ) -> Result<Config, ConfigError> {
-        let file: FileConfig =
-            validate::extract_all(&fig).map_err(|problems| ConfigError { problems })?;
+        // Keys that cannot be read are said first; the rest of the configuration, read without
+        // them, is still checked below, so that every problem is said in one run.
+        let (file, unreadable) = match validate::extract_all(&fig) {
+            Ok(file) => (file, Vec::new()),
+            Err((problems, Some(rest))) => (*rest, problems),
+            Err((problems, None)) => return Err(ConfigError { problems }),
+        };
         let mut env_keys: Vec<String> = std::env::vars()
             .map(|(k, _)| k)
             .filter(|k| k.starts_with("MPU_JANITOR_") && k.contains("__"))
@@ -513,8 +518,18 @@ impl Config {
             targets,
             sources,
         };
-        let mut problems = early;
-        problems.extend(config.problems(&fig));
+        // A key said unreadable is not said again by the checks of what was read without it.
+        let said: Vec<String> = unreadable
+            .iter()
+            .filter_map(|p| p.split_once(": ").map(|(k, _)| format!("{k}:")))
+            .collect();
+        let mut problems = unreadable;
+        problems.extend(
+            early
+                .into_iter()
+                .chain(config.problems(&fig))
+                .filter(|p| !said.iter().any(|k| p.starts_with(k.as_str()))),
+        );
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }

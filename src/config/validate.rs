@@ -605,8 +605,12 @@ fn check_writable(file: &Path) -> Result<(), String> {
 /// Turns one figment error into a line naming the key, the bad value and where it came from.
 /// Extracts the layered configuration, or says every key that cannot be read: serde stops at the
 /// first bad value, so each one is taken out of a copy of the merged values and the extraction
-/// tried again (each later problem still names the layer its key came from), up to 64 problems.
-pub(super) fn extract_all(fig: &Figment) -> Result<super::FileConfig, Vec<String>> {
+/// tried again (each later problem still names the layer its key came from), up to 64 rounds;
+/// with the configuration read without them, when it then reads, so its values can be checked too.
+#[allow(clippy::type_complexity)]
+pub(super) fn extract_all(
+    fig: &Figment,
+) -> Result<super::FileConfig, (Vec<String>, Option<Box<super::FileConfig>>)> {
     use figment::providers::Serialized;
     let first = match fig.extract::<super::FileConfig>() {
         Ok(file) => return Ok(file),
@@ -614,8 +618,12 @@ pub(super) fn extract_all(fig: &Figment) -> Result<super::FileConfig, Vec<String
     };
     let mut problems = Vec::new();
     let Ok(mut tree) = fig.extract::<figment::value::Dict>() else {
-        return Err(first.into_iter().map(describe_figment_error).collect());
+        return Err((
+            first.into_iter().map(describe_figment_error).collect(),
+            None,
+        ));
     };
+    let mut rest = None;
     let mut taken_out: Vec<Vec<String>> = Vec::new();
     let mut errors = first;
     for round in 0..64 {
@@ -632,6 +640,12 @@ pub(super) fn extract_all(fig: &Figment) -> Result<super::FileConfig, Vec<String
                 _ => e.path.clone(),
             };
             if taken_out.contains(&leaf) {
+                // A required key taken out: an empty string holds its place (its problem is said).
+                if let (Some(d), Some(last)) = (parent(&mut tree, &leaf), leaf.last())
+                    && d.insert(last.clone(), String::new().into()).is_none()
+                {
+                    progressed = true;
+                }
                 continue;
             }
             // After the first round the errors come from the copy: name the original's layer.
@@ -651,37 +665,46 @@ pub(super) fn extract_all(fig: &Figment) -> Result<super::FileConfig, Vec<String
             break;
         }
         match figment::Figment::from(Serialized::defaults(&tree)).extract::<super::FileConfig>() {
-            Ok(_) => break,
+            Ok(file) => {
+                rest = Some(Box::new(file));
+                break;
+            }
             Err(e) => errors = e,
         }
     }
-    Err(problems)
+    Err((problems, rest))
 }
 
-/// Takes the value at `path` (dictionary keys, array indices) out of `tree`; false if not there.
-fn remove(tree: &mut figment::value::Dict, path: &[String]) -> bool {
+/// The dictionary holding the last key of `path` (dictionary keys, array indices) in `tree`.
+fn parent<'a>(
+    tree: &'a mut figment::value::Dict,
+    path: &[String],
+) -> Option<&'a mut figment::value::Dict> {
     use figment::value::Value;
-    let Some((last, parents)) = path.split_last() else {
-        return false;
+    let (_, parents) = path.split_last()?;
+    let Some((first, rest)) = parents.split_first() else {
+        return Some(tree);
     };
-    let mut here: Option<&mut Value> = None;
-    for (i, seg) in parents.iter().enumerate() {
-        let next = match (i, here) {
-            (0, _) => tree.get_mut(seg),
-            (_, Some(Value::Dict(_, d))) => d.get_mut(seg),
-            (_, Some(Value::Array(_, a))) => seg.parse::<usize>().ok().and_then(|n| a.get_mut(n)),
-            _ => None,
+    let mut here = tree.get_mut(first)?;
+    for seg in rest {
+        here = match here {
+            Value::Dict(_, d) => d.get_mut(seg)?,
+            Value::Array(_, a) => a.get_mut(seg.parse::<usize>().ok()?)?,
+            _ => return None,
         };
-        let Some(next) = next else {
-            return false;
-        };
-        here = Some(next);
     }
     match here {
-        None => tree.remove(last).is_some(),
-        Some(Value::Dict(_, d)) => d.remove(last).is_some(),
-        _ => false,
+        Value::Dict(_, d) => Some(d),
+        _ => None,
     }
+}
+
+/// Takes the value at `path` out of `tree`; false if it was not there.
+fn remove(tree: &mut figment::value::Dict, path: &[String]) -> bool {
+    let (Some(d), Some(last)) = (parent(tree, path), path.last()) else {
+        return false;
+    };
+    d.remove(last).is_some()
 }
 
 pub(super) fn describe_figment_error(e: figment::Error) -> String {

@@ -230,6 +230,15 @@ fn region_mismatch(code: &str, text: &str) -> Option<String> {
             " (the store expects region {region:?}: set region = {region:?} for this target)"
         ));
     }
+    // Garage: "unexpected scope: '20261206/eu-west-1/s3/aws4_request', expected:
+    // '20261206/garage/s3/aws4_request'".
+    if let Some((_, rest)) = text.split_once("expected: '")
+        && let Some(region) = rest.split('/').nth(1).filter(|r| !r.is_empty())
+    {
+        return Some(format!(
+            " (the store expects region {region:?}: set region = {region:?} for this target)"
+        ));
+    }
     let lower = text.to_ascii_lowercase();
     let about_region = lower.contains("region") || lower.contains("scope");
     (code == "AuthorizationHeaderMalformed" || (about_region && code.contains("Signature"))
@@ -451,6 +460,21 @@ mod tests {
                 .ends_with("(the store expects region \"eu-west-1\": set region = \"eu-west-1\" for this target)"),
             "{}",
             aws.message
+        );
+        let garage = service_error(
+            Operation::ListUploads,
+            Service::S3,
+            "b",
+            400,
+            "AuthorizationHeaderMalformed",
+            "Authorization header malformed, unexpected scope: '20261206/eu-west-1/s3/aws4_request', expected: '20261206/garage/s3/aws4_request'",
+        );
+        assert!(
+            garage
+                .message
+                .ends_with("set region = \"garage\" for this target)"),
+            "{}",
+            garage.message
         );
         let other = service_error(
             Operation::ListUploads,

@@ -18,6 +18,33 @@ use crate::common::tls::tls_proxy;
 use crate::common::{settings_at, target, tripwire};
 
 #[test]
+fn a_wrong_region_on_a_real_server_says_which_setting_to_fix() {
+    // The first-hour mistake: the default us-east-1 against a store with its own region. Garage
+    // and Ceph RGW refuse the signature's scope; the error says the region is the thing to set.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for g in servers().into_iter().filter(|g| g.name == "garage") {
+        let b = rt.block_on(g.bucket("region"));
+        let text = format!(
+            "[defaults]\nendpoint_url = \"{}\"\nforce_path_style = true\nregion = \"eu-west-1\"\n[[targets]]\nbucket = \"{b}\"\n",
+            g.endpoint
+        );
+        let out = g.janitor(&text, &["once"]);
+        println!("{}: {}", g.name, out.stdout);
+        assert_eq!(out.code, 1, "{}: {}\n{}", g.name, out.stdout, out.stderr);
+        let error = out
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("error:"))
+            .unwrap_or_default();
+        assert!(
+            error.contains(&format!("set region = \"{}\"", g.region)),
+            "{}: {error}",
+            g.name
+        );
+    }
+}
+
+#[test]
 fn once_on_every_real_server_verifies_every_abort_reclaims_the_exact_bytes_and_exits_0() {
     // On Garage, on Ceph RGW (whose ListParts answers 404 NoSuchKey once an upload is gone) and on
     // the JuiceFS gateway:
