@@ -33,6 +33,21 @@ pub struct Buckets {
 impl Buckets {
     /// Every bucket the credentials can list, over all pages.
     pub async fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        self.scan(|_| false).await
+    }
+
+    /// When `bucket` was created, as the listing says; `None` when the listing does not hold it
+    /// (or gives no date). The listing stops at the page that holds it.
+    pub async fn created(&self, bucket: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let listed = self.scan(|b| b.name == bucket).await?;
+        Ok(listed
+            .into_iter()
+            .find(|b| b.name == bucket)
+            .and_then(|b| b.created))
+    }
+
+    /// The listing's pages, in order, until the end or the page holding a bucket `found` says.
+    async fn scan(&self, found: impl Fn(&Listed) -> bool) -> Result<Vec<Listed>, StoreError> {
         let mut pages = self
             .client
             .list_buckets()
@@ -42,6 +57,7 @@ impl Buckets {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify(Operation::ListBuckets, Service::S3, "", e))?;
+            let before = out.len();
             out.extend(page.buckets().iter().filter_map(|b| {
                 Some(Listed {
                     name: b.name()?.to_string(),
@@ -49,26 +65,11 @@ impl Buckets {
                     created: b.creation_date().and_then(super::to_chrono),
                 })
             }));
-        }
-        Ok(out)
-    }
-
-    /// When `bucket` was created, as the listing says; `None` when the listing does not hold it
-    /// (or gives no date).
-    pub async fn created(&self, bucket: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let mut pages = self
-            .client
-            .list_buckets()
-            .max_buckets(PAGE)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(Operation::ListBuckets, Service::S3, "", e))?;
-            if let Some(b) = page.buckets().iter().find(|b| b.name() == Some(bucket)) {
-                return Ok(b.creation_date().and_then(super::to_chrono));
+            if out[before..].iter().any(&found) {
+                break;
             }
         }
-        Ok(None)
+        Ok(out)
     }
 
     /// The bucket's tags (none when it has no tag set).
