@@ -296,6 +296,9 @@ async fn a_slow_store_never_gets_two_sweeps_of_one_target_at_once() {
         "{listings} listings in {:?}: sweeps overlapped",
         started.elapsed()
     );
+    // A store this slow makes every tick overdue: that is a metric and an alert, not readiness
+    // (a sidecar's failed readiness would take its pod out of service).
+    assert_eq!(get(&listen, "/readyz").map(|r| r.0), Some(200));
     sigterm(&child);
     let (code, _, stderr) = wait_exit(child, Duration::from_secs(25));
     assert_eq!(code, 0, "{stderr}");
