@@ -10,6 +10,8 @@
 //! - `juicefs`: the JuiceFS gateway names itself MinIO yet lists bucket-wide: an empty bucket there
 //!   is `[ok]`, never `blind`.
 //! - `resilience`: the embedded endpoint injecting SlowDown, resets, clock skew and latency.
+//! - `bounds`, `hostile`: scripted answers no real server gives on demand (endless, cycling,
+//!   oversized, malformed, blind), on both request paths, asserting the exact requests sent.
 //! - `daemon`: the binary's `run` and `once` against the embedded endpoint, with a Unix datagram
 //!   socket as systemd's NOTIFY_SOCKET and SIGTERM.
 //! - `signals`: SIGHUP (reload in `run`, drain in `once`), interrupted `once` runs and their exit
