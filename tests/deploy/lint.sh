@@ -128,14 +128,10 @@ SECTIONS = {
     "audit": {"path": str},
     "coordination": {"lease": str, "lease_ttl": "duration", "holder": str},
 }
-METRICS = {
-    "mpu_janitor_reclaimed_bytes_total", "mpu_janitor_uploads_aborted_total",
-    "mpu_janitor_abort_attempts_total", "mpu_janitor_uploads_unverified_total",
-    "mpu_janitor_errors_total", "mpu_janitor_stale_uploads", "mpu_janitor_stale_bytes",
-    "mpu_janitor_incomplete_uploads", "mpu_janitor_last_sweep_timestamp_seconds",
-    "mpu_janitor_last_success_timestamp_seconds", "mpu_janitor_build_info",
-    "mpu_janitor_sweeps_skipped_total",
-} | {"mpu_janitor_sweep_duration_seconds" + s for s in ("_bucket", "_sum", "_count")}
+# The metrics table of docs/contract.md (its rows start "| `mpu_janitor_..."), the one list.
+METRICS = set(re.findall(r"^\| `(mpu_janitor_[a-z_]+)`", open("docs/contract.md").read(), re.M))
+METRICS |= {m + s for m in METRICS if m.endswith("_seconds") for s in ("_bucket", "_sum", "_count")}
+assert "mpu_janitor_sweep_duration_seconds" in METRICS and "mpu_janitor_export_errors_total" in METRICS
 COMMANDS = {"run", "once", "plan", "check-config", "demo"}
 EMBEDDED = {  # manifest -> (ConfigMap name, config file it must embed verbatim)
     "deploy/kubernetes/configmap.yaml": ("mpu-janitor-config", "config/kubernetes.toml"),
