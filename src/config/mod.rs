@@ -392,10 +392,7 @@ pub fn figment(path: &Path) -> Figment {
 /// profile (`defaults.profile`, else `$AWS_PROFILE`, else `default`) in the shared config file;
 /// with where it came from. `None` leaves the built-in `us-east-1`.
 fn ambient_region(fig: &Figment, profile: &str) -> Option<(String, String)> {
-    let from_defaults = fig
-        .find_metadata("defaults.region")
-        .is_none_or(|m| m.name == std::any::type_name::<FileConfig>());
-    if !from_defaults {
+    if !region_is_unset(fig) {
         return None;
     }
     let env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
@@ -417,6 +414,12 @@ fn ambient_region(fig: &Figment, profile: &str) -> Option<(String, String)> {
         profile::region(&name, &config)
             .map(|r| (format!("profile {name:?} in {}", config.display()), r))
     })
+}
+
+/// Whether no layer of the configuration (file or variable) set `defaults.region`.
+fn region_is_unset(fig: &Figment) -> bool {
+    fig.find_metadata("defaults.region")
+        .is_none_or(|m| m.name == std::any::type_name::<FileConfig>())
 }
 
 /// `MPU_JANITOR_<SECTION>__<KEY>` variables. Variables without a `__` (such as `MPU_JANITOR_CONFIG`)

@@ -153,12 +153,26 @@ pub(super) fn resolve_targets(
         .find_metadata("targets")
         .and_then(|m| m.source.as_ref().map(|s| format!(" (from {s})")))
         .unwrap_or_default();
+    let region_is_ambient = super::region_is_unset(fig)
+        && ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .all(|v| std::env::var(v).map_or(true, |r| r.trim().is_empty()));
     let mut targets = Vec::with_capacity(files.len());
     for (i, mut t) in files.into_iter().enumerate() {
         // A role written on the target itself (not one inherited from [defaults], which each
         // account's role of a fan-out replaces).
         let own_role = t.role_arn.is_some();
+        // A profile written on the target, and no region: the profile's region, as aws-config
+        // would take it, unless a layer or the environment set one (they come first).
+        let own_profile_region = t.profile.is_some() && t.region.is_none();
         let mut settings = defaults.overlay(&mut t);
+        if own_profile_region
+            && region_is_ambient
+            && let Some(region) =
+                super::profile::region(&settings.profile, &super::profile::files().0)
+        {
+            settings.region = region;
+        }
         if cli.dry_run {
             settings.dry_run = true;
         }

@@ -996,6 +996,18 @@ fn the_region_comes_from_the_configuration_else_aws_region_else_the_profile_else
             c.sources
         );
         assert_eq!(load("ops.toml").targets[0].settings.region, "eu-north-1");
+        // A target's own profile gives that target its region; the others keep the default's.
+        jail.create_file(
+            "two.toml",
+            "[[targets]]\nbucket=\"a\"\nprofile=\"ops\"\n[[targets]]\nbucket=\"b\"\n[[targets]]\nbucket=\"c\"\nprofile=\"ops\"\nregion=\"sa-east-1\"\n",
+        )?;
+        let two = load("two.toml");
+        let regions: Vec<&str> = two
+            .targets
+            .iter()
+            .map(|t| t.settings.region.as_str())
+            .collect();
+        assert_eq!(regions, ["eu-north-1", "ca-central-1", "sa-east-1"]);
         jail.set_env("AWS_PROFILE", "bare");
         assert_eq!(
             load("c.toml").defaults.region,
@@ -1006,6 +1018,11 @@ fn the_region_comes_from_the_configuration_else_aws_region_else_the_profile_else
         assert_eq!(load("c.toml").defaults.region, "eu-north-1");
         jail.set_env("AWS_DEFAULT_REGION", "eu-west-1");
         assert_eq!(load("c.toml").targets[0].settings.region, "eu-west-1");
+        assert_eq!(
+            load("two.toml").targets[0].settings.region,
+            "eu-west-1",
+            "the environment first"
+        );
         jail.set_env("AWS_REGION", "eu-west-3");
         let c = load("c.toml");
         assert_eq!(c.targets[0].settings.region, "eu-west-3");
